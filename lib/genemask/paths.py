@@ -1,0 +1,60 @@
+"""Every filesystem location the package uses, in one place (after showyourwork's ``paths.py``).
+
+Nothing else in the package builds paths from ``__file__`` or the working directory: notebooks run
+from ``notebooks/`` under nbval, from the repository root under papermill, and from anywhere when
+installed, and all of them must agree on where data, runs and results live.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Repository root (``lib/genemask/paths.py`` → two levels up from ``lib``).
+ROOT: Path = Path(__file__).resolve().parents[2]
+NOTEBOOKS: Path = ROOT / "notebooks"
+PARAMS: Path = ROOT / "params"
+BOOK: Path = ROOT / "book"
+RESULTS: Path = ROOT / "results"
+RUNS: Path = ROOT / "runs"
+BENCHMARKS: Path = ROOT / "benchmarks"
+
+
+def data_dir() -> Path:
+    """Real data: ``$GENEMASK_DATA`` if set, else ``./data`` under the repository root (git-ignored)."""
+    env = os.environ.get("GENEMASK_DATA")
+    return Path(env).expanduser().resolve() if env else ROOT / "data"
+
+
+def cache_dir() -> Path:
+    """Derived, regenerable files (demo data, corpora, counts): ``$GENEMASK_CACHE`` or ``.cache/``."""
+    env = os.environ.get("GENEMASK_CACHE")
+    path = Path(env).expanduser().resolve() if env else ROOT / ".cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_dir() -> Path:
+    """Where the deterministic demo genome and demo tasks are generated."""
+    path = cache_dir() / "demo"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_genome_path() -> Path:
+    """The synthetic demo genome (generated on first use by :func:`genemask.genome.ensure_demo_genome`)."""
+    return demo_dir() / "demo_genome.fa.gz"
+
+
+def demo_tasks_dir() -> Path:
+    """Root of the demo downstream tasks, laid out like the real few-shot and GUE data."""
+    return demo_dir() / "tasks"
+
+
+def runs_dir(profile: str, stage: str) -> Path:
+    """Executed notebooks and outputs of one grid stage (git-ignored)."""
+    return RUNS / profile / stage
+
+
+def results_dir(profile: str) -> Path:
+    """Small tidy results of a profile that the book reads (committed for real-data profiles)."""
+    return RESULTS / profile
