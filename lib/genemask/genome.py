@@ -205,3 +205,183 @@ def encode_2bit(seq: bytes) -> np.ndarray:
     if codes.size and codes.max() == 255:
         raise ValueError("encode_2bit: sequence contains letters other than A/C/G/T")
     return codes
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic demo genome
+# ---------------------------------------------------------------------------------------------
+
+#: Promoter-like motif consensus sequences planted upstream of demo "TSS" sites (TATA box, CCAAT
+#: box, GC box, initiator, BRE). IUPAC letters are resolved per occurrence.
+PROMOTER_MOTIFS: dict[str, str] = {
+    "TATA": "TATAWAWR",
+    "CCAAT": "GGCCAATCT",
+    "GCbox": "GGGGCGGGGC",
+    "Inr": "YYANWYY",
+    "BRE": "SSRCGCC",
+}
+_IUPAC_CHOICES = {
+    "A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "GC", "W": "AT",
+    "K": "GT", "M": "AC", "N": "ACGT",
+}
+
+
+@dataclass(frozen=True)
+class DemoGenomeConfig:
+    """Parameters of the synthetic genome. Defaults give 3 Mbp in three records, generated in ~1 s."""
+
+    n_records: int = 3
+    record_length: int = 1_000_000
+    gc: float = 0.41  # human-like composition
+    cpg_depletion: float = 0.75  # share of background CpGs mutated away (human CpG suppression)
+    n_cpg_islands: int = 150
+    n_microsatellites: int = 900
+    n_tandem_repeats: int = 300
+    n_repeat_families: int = 6
+    n_repeat_copies: int = 1200
+    n_motif_families: int = 32
+    motif_copies: int = 150
+    n_promoters: int = 1500
+    n_gaps: int = 4
+    seed: int = 20230729
+
+
+def _random_dna(rng: np.random.Generator, n: int, gc: float) -> np.ndarray:
+    p = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
+    return np.frombuffer(b"ACGT", dtype=np.uint8)[rng.choice(4, size=n, p=p)]
+
+
+def _resolve(rng: np.random.Generator, consensus: str) -> bytes:
+    return "".join(rng.choice(list(_IUPAC_CHOICES[c])) for c in consensus).encode()
+
+
+def _mutate(rng: np.random.Generator, seq: np.ndarray, rate: float) -> np.ndarray:
+    out = seq.copy()
+    hit = rng.random(len(out)) < rate
+    out[hit] = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, hit.sum())]
+    return out
+
+
+def make_demo_genome(cfg: DemoGenomeConfig = DemoGenomeConfig()) -> tuple[dict[str, bytes], list[dict]]:
+    """Records (name → sequence with soft-masked repeats and N gaps) and the planted features.
+
+    Planted structure, so that n-gram statistics and masking have something to find: CpG-depleted
+    background, CpG islands, microsatellites such as (CA)n, tandem repeats, interspersed repeat
+    families (lowercase, as RepeatMasker soft-masks them), motif families with point mutations, and
+    promoters (TSS with TATA/CCAAT/GC-box/Inr/BRE motifs at their usual offsets).
+    """
+    rng = np.random.default_rng(cfg.seed)
+    records: dict[str, np.ndarray] = {}
+    features: list[dict] = []
+    motif_consensus = [_random_dna(rng, int(rng.integers(8, 13)), 0.5) for _ in range(cfg.n_motif_families)]
+    repeat_consensus = [_random_dna(rng, int(rng.integers(150, 320)), 0.52) for _ in range(cfg.n_repeat_families)]
+    micro_units = [b"CA", b"A", b"AT", b"GGAA", b"TTTC", b"AAAT", b"CAG", b"GT"]
+
+    per_record = lambda total: np.bincount(rng.integers(0, cfg.n_records, total), minlength=cfg.n_records)
+    for r in range(cfg.n_records):
+        name = f"demo{r + 1}"
+        n = cfg.record_length
+        seq = _random_dna(rng, n, cfg.gc)
+        cg = np.flatnonzero((seq[:-1] == ord("C")) & (seq[1:] == ord("G")))
+        drop = cg[rng.random(len(cg)) < cfg.cpg_depletion]
+        flip = rng.random(len(drop)) < 0.5  # CG → TG or CA, the deamination products
+        seq[drop[flip]] = ord("T")
+        seq[drop[~flip] + 1] = ord("A")
+        lower = np.zeros(n, dtype=bool)
+
+        def place(length: int) -> int:
+            return int(rng.integers(0, n - length))
+
+        counts = {k: per_record(v)[r] for k, v in {
+            "cpg": cfg.n_cpg_islands, "micro": cfg.n_microsatellites, "tandem": cfg.n_tandem_repeats,
+            "repeat": cfg.n_repeat_copies, "prom": cfg.n_promoters}.items()}
+        for _ in range(counts["cpg"]):
+            length = int(rng.integers(500, 2000))
+            s = place(length)
+            seq[s : s + length] = _random_dna(rng, length, 0.66)
+            features.append(dict(record=name, start=s, end=s + length, kind="cpg_island", family=""))
+        for _ in range(counts["repeat"]):
+            fam = int(rng.integers(cfg.n_repeat_families))
+            copy = _mutate(rng, repeat_consensus[fam], 0.12)
+            s = place(len(copy))
+            seq[s : s + len(copy)] = copy
+            lower[s : s + len(copy)] = True
+            features.append(dict(record=name, start=s, end=s + len(copy), kind="repeat", family=f"R{fam}"))
+        for _ in range(counts["tandem"]):
+            unit = _random_dna(rng, int(rng.integers(12, 60)), 0.45)
+            copies = int(rng.integers(3, 15))
+            block = _mutate(rng, np.tile(unit, copies), 0.03)
+            s = place(len(block))
+            seq[s : s + len(block)] = block
+            features.append(dict(record=name, start=s, end=s + len(block), kind="tandem_repeat", family=""))
+        for _ in range(counts["micro"]):
+            unit = micro_units[int(rng.integers(len(micro_units)))]
+            length = int(rng.integers(16, 60))
+            block = np.frombuffer((unit * (length // len(unit) + 1))[:length], dtype=np.uint8)
+            s = place(length)
+            seq[s : s + length] = block
+            lower[s : s + length] = True
+            features.append(dict(record=name, start=s, end=s + length, kind="microsatellite", family=unit.decode()))
+        for fam, consensus in enumerate(motif_consensus):
+            for _ in range(cfg.motif_copies // cfg.n_records):
+                s = place(len(consensus))
+                seq[s : s + len(consensus)] = _mutate(rng, consensus, 0.08)
+                features.append(dict(record=name, start=s, end=s + len(consensus), kind="motif", family=f"M{fam:02d}"))
+        for _ in range(counts["prom"]):
+            tss = int(rng.integers(300, n - 300))
+            strand_motifs = {"GCbox": -70, "CCAAT": -60, "BRE": -37, "TATA": -31, "Inr": -2}
+            for motif, offset in strand_motifs.items():
+                if motif in ("GCbox", "CCAAT") and rng.random() < 0.5:
+                    continue
+                site = np.frombuffer(_resolve(rng, PROMOTER_MOTIFS[motif]), dtype=np.uint8)
+                seq[tss + offset : tss + offset + len(site)] = site
+            lower[tss - 100 : tss + 50] = False
+            features.append(dict(record=name, start=tss, end=tss + 1, kind="tss", family="promoter"))
+        for _ in range(cfg.n_gaps // cfg.n_records + (r < cfg.n_gaps % cfg.n_records)):
+            length = int(rng.integers(200, 3000))
+            s = place(length)
+            seq[s : s + length] = ord("N")
+            features.append(dict(record=name, start=s, end=s + length, kind="gap", family=""))
+        seq = seq.copy()
+        seq[lower] |= 0x20  # soft-mask: lowercase (N stays 'n' only inside repeats, as in UCSC files)
+        records[name] = seq
+    return {k: v.tobytes() for k, v in records.items()}, features
+
+
+def write_fasta(records: dict[str, bytes], path: str | Path, width: int = 60) -> Path:
+    """Write records as FASTA (gzip if the name ends in .gz, with mtime 0 so bytes are reproducible),
+    atomically: a reader never sees a half-written file."""
+    from .io import atomic_path
+
+    path = Path(path)
+    lines = []
+    for name, seq in records.items():
+        lines.append(b">" + name.encode() + b"\n")
+        lines.extend(seq[i : i + width] + b"\n" for i in range(0, len(seq), width))
+    payload = b"".join(lines)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gz":
+            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+                gz.write(payload)
+        else:
+            tmp.write_bytes(payload)
+    return path
+
+
+def ensure_demo_genome() -> Path:
+    """The demo genome FASTA (``paths.demo_genome_path()``), generated once and reused; a features
+    table (``demo_genome_features.tsv``) records every planted element for the demo tasks."""
+    import pandas as pd
+
+    from . import paths
+
+    fasta = paths.demo_genome_path()
+    features_path = fasta.with_name("demo_genome_features.tsv")
+    if fasta.exists() and features_path.exists():
+        return fasta
+    from .io import write_with
+
+    records, features = make_demo_genome(DemoGenomeConfig())
+    write_with(features_path, lambda tmp: pd.DataFrame(features).to_csv(tmp, sep="\t", index=False))
+    write_fasta(records, fasta)
+    return fasta
