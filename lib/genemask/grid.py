@@ -273,7 +273,7 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False,
             done[stage.name] = cells
             continue
         cells = plan_stage(spec, stage, done)
-        echo(f"[{stage.name}] {len(cells)} cell(s), notebook {stage.notebook.relative_to(paths.ROOT)}")
+        echo(f"[{stage.name}] {len(cells)} cell(s), notebook {paths.display(stage.notebook)}")
         if dry_run:
             for c in cells:
                 c.status = "cached" if c.output.exists() else "planned"
@@ -286,10 +286,10 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False,
         done[stage.name] = cells
         every += cells
     if not dry_run:
-        report = paths.RUNS / spec.profile / "grid_report.json"
+        report = paths.runs_root() / spec.profile / "grid_report.json"
         write_json(report, [
             {**{k: v for k, v in asdict(c).items() if k not in ("notebook", "output", "out_dir")},
-             "notebook": str(c.notebook.relative_to(paths.ROOT)), "output": str(c.output),
+             "notebook": paths.display(c.notebook), "output": str(c.output),
              "out_dir": str(c.out_dir) if c.out_dir else None}
             for c in every
         ])

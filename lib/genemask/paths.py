@@ -50,9 +50,23 @@ def demo_tasks_dir() -> Path:
     return demo_dir() / "tasks"
 
 
+def runs_root() -> Path:
+    """Executed grid notebooks: ``$GENEMASK_RUNS`` or ``runs/`` (git-ignored)."""
+    env = os.environ.get("GENEMASK_RUNS")
+    return Path(env).expanduser().resolve() if env else RUNS
+
+
 def runs_dir(profile: str, stage: str) -> Path:
-    """Executed notebooks and outputs of one grid stage (git-ignored)."""
-    return RUNS / profile / stage
+    """Executed notebooks and outputs of one grid stage."""
+    return runs_root() / profile / stage
+
+
+def display(path: Path) -> str:
+    """A path relative to the repository when inside it (shorter messages), else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def results_dir(profile: str) -> Path:

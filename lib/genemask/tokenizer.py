@@ -90,31 +90,34 @@ def kmers_to_seq(text: str) -> str:
 
 
 def encode_ids(seq: str, k: int = 6, add_special_tokens: bool = True) -> np.ndarray:
-    """Token ids of one sequence, vectorised (no per-k-mer Python work).
+    """Token ids of one sequence (no truncation). A k-mer with any non-ACGT letter becomes [UNK],
+    exactly as the WordLevel tokenizer maps it."""
+    ids = encode_batch([seq], k, max_length=None)[0]
+    return ids if add_special_tokens else ids[1:-1]
 
-    A k-mer with any non-ACGT letter becomes [UNK], exactly as the WordLevel tokenizer would map it.
-    """
-    seq = _as_dna(seq, k)
-    digits = _DIGIT[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)].astype(np.int64)
-    n = len(digits) - k + 1
+
+def encode_batch(seqs: Sequence[str], k: int = 6, max_length: int | None = 512) -> list[np.ndarray]:
+    """Token ids (with [CLS]/[SEP]) for many sequences in one vectorised pass over their
+    concatenation; sequences longer than ``max_length`` tokens are truncated at the right, keeping
+    [SEP], as ``tokenizer(..., truncation=True)`` would."""
+    dna = [_as_dna(s, k) for s in seqs]
+    if not dna:
+        return []
+    lengths = np.fromiter((len(s) for s in dna), dtype=np.int64, count=len(dna))
+    digits = _DIGIT[np.frombuffer("".join(dna).encode("ascii", "replace"), dtype=np.uint8)].astype(np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(digits, k)
-    codes = windows @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
-    ids = codes + N_SPECIAL
-    bad = (windows == 4).any(axis=1)
-    ids[bad] = UNK_ID
-    if add_special_tokens:
-        out = np.empty(n + 2, dtype=np.int64)
-        out[0], out[1:-1], out[-1] = CLS_ID, ids, SEP_ID
-        return out
-    return ids
-
-
-def encode_batch(seqs: Iterable[str], k: int = 6, max_length: int | None = 512) -> list[np.ndarray]:
-    """Token ids for many sequences; sequences longer than ``max_length`` tokens (with [CLS]/[SEP])
-    are truncated at the right, as ``tokenizer(..., truncation=True)`` would."""
-    out = [encode_ids(s, k) for s in seqs]
+    codes = windows @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64)) + N_SPECIAL
+    codes[(windows == 4).any(axis=1)] = UNK_ID
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    n_tokens = lengths - k + 1
     if max_length is not None:
-        out = [np.append(ids[: max_length - 1], SEP_ID) if len(ids) > max_length else ids for ids in out]
+        n_tokens = np.minimum(n_tokens, max_length - 2)
+    out = []
+    for start, n in zip(starts.tolist(), n_tokens.tolist()):
+        ids = np.empty(n + 2, dtype=np.int64)
+        ids[0], ids[-1] = CLS_ID, SEP_ID
+        ids[1:-1] = codes[start : start + n]
+        out.append(ids)
     return out
 
 

@@ -1,0 +1,90 @@
+"""The grid runner on tiny generated notebooks: caching, failures, references, parameter checks."""
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from genemask import grid
+
+
+def _notebook(path, params_src: str, body: str):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_src)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
+              "import pathlib\nassert x != 3, 'x must not be 3'\n"
+              "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "pathlib.Path(out_dir, 'value.txt').write_text(str(x * 10))")
+    _notebook(tmp_path / "use.ipynb", "source = ''\nout_dir = None",
+              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "pathlib.Path(out_dir, 'got.txt').write_text(pathlib.Path(source).read_text())")
+    return tmp_path
+
+
+def _params(tmp_path, stages, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"profile": "t", "stages": stages}))
+    return path
+
+
+def test_runs_caches_reports_failures_and_chains_stages(workspace):
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2, 3]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.txt"}},
+    ])
+    cells = grid.run_grid(spec, jobs=2, echo=lambda *_: None)
+    make = [c for c in cells if c.stage == "make"]
+    assert sorted(c.status for c in make) == ["done", "done", "failed"]
+    failed = next(c for c in make if c.status == "failed")
+    assert "x must not be 3" in failed.error and not failed.output.exists()
+    assert failed.output.with_name(f"{failed.key}.failed.ipynb").exists()
+    use = [c for c in cells if c.stage == "use"]
+    assert sorted((c.out_dir / "got.txt").read_text() for c in use) == ["10", "20"]
+    report = json.loads((workspace / "runs" / "t" / "grid_report.json").read_text())
+    assert len(report) == 5
+
+    again = grid.run_grid(spec, jobs=2, echo=lambda *_: None)
+    assert sorted(c.status for c in again) == ["cached"] * 4 + ["failed"]  # a failure is never cached
+
+
+def test_unknown_parameter_is_rejected_before_running(workspace):
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"sorce": "x"}},
+    ])
+    with pytest.raises(grid.GridError, match=r"unknown parameter\(s\) \['sorce'\] for use.ipynb; it declares \['out_dir', 'source'\]"):
+        grid.run_grid(spec, echo=lambda *_: None)
+    assert not (workspace / "runs").exists()
+
+
+def test_mistyped_value_is_rejected(workspace):
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": ["one"]}}])
+    with pytest.raises(grid.GridError, match=r"parameter 'x' of make.ipynb expects int"):
+        grid.run_grid(spec, echo=lambda *_: None)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([{"name": "a", "notebook": "nope.ipynb"}], "does not exist"),
+    ([{"name": "a"}], "missing 'notebook'"),
+    ([{"name": "a", "notebook": "x", "gird": {}}], "unknown key"),
+])
+def test_bad_params_file(workspace, stages, message):
+    with pytest.raises(grid.GridError, match=message):
+        grid.load_spec(_params(workspace, stages))
+
+
+def test_dry_run_lists_cells(workspace):
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}}])
+    lines = []
+    cells = grid.run_grid(spec, dry_run=True, echo=lines.append)
+    assert [c.status for c in cells] == ["planned", "planned"] and not (workspace / "runs").exists()
