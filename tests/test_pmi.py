@@ -97,6 +97,16 @@ def test_counts_match_brute_force_across_chunk_borders():
                 assert np.array_equal(got.of(n), _dense(expected[n - 1], n)), (trial, workers, n)
 
 
+def test_reader_errors_propagate_and_workers_stop():
+    def broken():
+        for _ in range(5):
+            yield b"ACGT" * 50, False
+        raise ValueError("bad.fa:12: not nucleotide FASTA")
+
+    with pytest.raises(ValueError, match="bad.fa:12"):
+        pmi.count_segments(broken(), 6, workers=1, batch_bases=64)
+
+
 def test_count_ngrams_in_sequences_and_totals():
     counts = pmi.count_ngrams_in_sequences(["ACGTNacgt", "AAAA"], max_n=3)
     assert counts.count("ACG") == 2 and counts.count("AAA") == 2 and counts.count("GTA") == 0

@@ -189,8 +189,10 @@ def decode_ngrams(codes: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(letters).view(f"S{n}").ravel().astype(str)
 
 
-# Bases per batch handed to one counting step; codes are computed in cache-sized sub-chunks.
-BATCH_BASES = 1 << 23
+# Bases per batch handed to one counting step; windows are counted in blocks of _COUNT_BLOCK
+# (one bincount each) whose codes are built in cache-sized sub-chunks.
+BATCH_BASES = 1 << 22
+_COUNT_BLOCK = 1 << 22
 _SUB_CHUNK = 1 << 20
 
 
@@ -235,6 +237,9 @@ class _Tally:
         # Last cell collects the windows that leave their piece (voided below).
         self.windows = np.zeros(4**max_n + 1, dtype=np.int64)
         self.run_ends = [np.zeros(4**n, dtype=np.int64) for n in range(1, max_n)]
+        # One bincount per block; for large max_n make blocks at least as long as the table.
+        self._block = max(_COUNT_BLOCK, 4**max_n)
+        self._codes = np.empty(self._block, dtype=np.intp)
 
     def add(self, buf: bytes, ends: np.ndarray, ends_run: np.ndarray) -> None:
         """Count one batch: ``buf`` holds pieces of A/C/G/T runs back to back, piece i ending at
@@ -245,28 +250,33 @@ class _Tally:
             return
         digits = encode_2bit(buf)
         size = len(digits)
-        padded = np.concatenate([digits, np.zeros(keep, dtype=np.uint8)])
         ends = np.asarray(ends, dtype=np.int64)
-        lengths = np.diff(ends, prepend=0)
-        tails = np.minimum(lengths, keep)
+        tails = np.minimum(np.diff(ends, prepend=0), keep)
 
-        # Windows starting in the last `tails` positions of a piece leave it: send them to the void cell.
+        # Windows starting in the last `tails` positions of a piece leave it: they go to the void
+        # cell. Windows running past the buffer's end leave the last piece, so they are not built.
         voided = np.repeat(ends - tails, tails) + (
             np.arange(tails.sum(), dtype=np.int64) - np.repeat(np.cumsum(tails) - tails, tails)
         )
-        codes = np.empty(size, dtype=np.uint32)
-        for start in range(0, size, _SUB_CHUNK):
-            stop = min(start + _SUB_CHUNK, size)
-            codes[start:stop] = _window_codes(padded[start : stop + keep], n)
-        codes[voided] = 4**n
-        self.windows += np.bincount(codes, minlength=4**n + 1)
+        n_windows = size - n + 1
+        for block_start in range(0, max(n_windows, 0), self._block):
+            block_stop = min(block_start + self._block, n_windows)
+            # bincount wants intp: filling a reused intp buffer beats letting it cast a fresh copy.
+            codes = self._codes[: block_stop - block_start]
+            for start in range(block_start, block_stop, _SUB_CHUNK):
+                stop = min(start + _SUB_CHUNK, block_stop)
+                codes[start - block_start : stop - block_start] = _window_codes(digits[start : stop + keep], n)
+            lo, hi = np.searchsorted(voided, [block_start, block_stop])
+            codes[voided[lo:hi] - block_start] = 4**n
+            self.windows += np.bincount(codes, minlength=4**n + 1)
 
         # Run ends: the last min(length, max_n - 1) bases of each finished run.
         finished = np.asarray(ends_run, dtype=bool) & (tails > 0)
         if keep and finished.any():
             t = tails[finished]
             first = ends[finished] - t
-            window = padded[first[:, None] + np.arange(keep)].astype(np.int64)
+            # Positions past the buffer are clipped; their digits are shifted out below.
+            window = digits[np.minimum(first[:, None] + np.arange(keep), size - 1)].astype(np.int64)
             tail_codes = (window << (2 * np.arange(keep - 1, -1, -1))).sum(axis=1) >> (2 * (keep - t))
             for m in range(1, keep + 1):
                 has_m = t >= m
@@ -352,7 +362,7 @@ def count_segments(
     if not 1 <= max_n <= MAX_N_LIMIT:
         raise ValueError(f"max_n must be in 1..{MAX_N_LIMIT}, got {max_n}")
     workers = default_workers() if workers is None else workers
-    batch_bases = batch_bases or max(BATCH_BASES, 4**max_n)
+    batch_bases = batch_bases or BATCH_BASES
     batches = _batches(segments, max_n, batch_bases)
     tally = _Tally(max_n)
     head = list(itertools.islice(batches, 2))
@@ -630,6 +640,8 @@ def kmer_ranking(
         kmer_counts = counts.of(k)[_vocab_codes(k)]
     else:
         kmer_counts = rows["count"].reindex(kmers).fillna(0).to_numpy()
+        if pd.api.types.is_integer_dtype(table["count"].dtype):
+            kmer_counts = kmer_counts.astype(np.int64)
     ranked = np.isfinite(npmi) & (kmer_counts >= min_count)
     npmi = np.where(ranked, npmi, np.nan)
     frame["count"] = kmer_counts
