@@ -24,7 +24,6 @@ vocabulary uses DNABERT's **ATCG** order; the conversion happens in exactly one 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import multiprocessing as mp
 import os
@@ -239,7 +238,7 @@ class _Tally:
         self.run_ends = [np.zeros(4**n, dtype=np.int64) for n in range(1, max_n)]
         # One bincount per block; for large max_n make blocks at least as long as the table.
         self._block = max(_COUNT_BLOCK, 4**max_n)
-        self._codes = np.empty(self._block, dtype=np.intp)
+        self._codes: np.ndarray | None = None  # allocated on first use (not in a feeding parent)
 
     def add(self, buf: bytes, ends: np.ndarray, ends_run: np.ndarray) -> None:
         """Count one batch: ``buf`` holds pieces of A/C/G/T runs back to back, piece i ending at
@@ -259,6 +258,8 @@ class _Tally:
             np.arange(tails.sum(), dtype=np.int64) - np.repeat(np.cumsum(tails) - tails, tails)
         )
         n_windows = size - n + 1
+        if self._codes is None:
+            self._codes = np.empty(self._block, dtype=np.intp)
         for block_start in range(0, max(n_windows, 0), self._block):
             block_stop = min(block_start + self._block, n_windows)
             # bincount wants intp: filling a reused intp buffer beats letting it cast a fresh copy.
@@ -459,6 +460,8 @@ def _count_in_workers(batches: Iterator[_Batch], tally: _Tally, workers: int) ->
             tally.merge(windows, run_ends)
         finished = True
     finally:
+        if not finished:  # do not let queued batches block interpreter exit
+            inbox.cancel_join_thread()
         for proc in procs:
             if not finished:
                 proc.terminate()
@@ -476,7 +479,7 @@ def log_probabilities(counts: NgramCounts, normalizer: str = "per_length") -> li
 
     ``per_length``: p = c / Z_n with Z_n the number of valid n-windows (a proper distribution per
     length). ``released``: p = c / (2·N1) for every length, the normaliser implied by GeneMask's
-    released numbers (papers.md §1.3); it adds ``(pieces - 1)·ln 2`` to every PMI.
+    released numbers (papers.md §1.3); as Z_n ≈ N1, it adds about ``(pieces - 1)·ln 2`` to a PMI.
     """
     if normalizer not in NORMALIZERS:
         raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
@@ -494,14 +497,15 @@ def _outer_sum(prefix: np.ndarray, suffix: np.ndarray) -> np.ndarray:
     return (prefix[:, None] + suffix[None, :]).ravel()
 
 
-def _undefined_unigrams(logp: list[np.ndarray]) -> list[np.ndarray]:
+def _undefined_unigrams() -> list[np.ndarray]:
+    """Entry 0 of every PMI list: a single base has no PMI."""
     return [np.full(4, np.nan)]
 
 
 def pmi_naive(logp: list[np.ndarray]) -> list[np.ndarray]:
     """``ln p(w) - sum_i ln p(w_i)``: every base its own piece. Entry n-1 covers all n-grams
     (NaN for n = 1, where PMI is undefined)."""
-    out = _undefined_unigrams(logp)
+    out = _undefined_unigrams()
     independent = logp[0]
     with np.errstate(invalid="ignore"):
         for n in range(2, len(logp) + 1):
@@ -515,12 +519,13 @@ def pmi_segmentation(logp: list[np.ndarray]) -> list[np.ndarray]:
     contiguous pieces of ln p(w) - sum ln p(piece)``.
 
     Dynamic programme over split points: ``best[j]`` = max over segmentations of a j-prefix (one
-    piece allowed) of the summed log-probabilities; the n-gram's value uses the last split. Each
-    step is an outer sum over all prefixes x suffixes, so no Python loop runs per n-gram. Pieces
+    piece allowed) of the summed log-probabilities, and an n-gram's best >= 2-piece split is
+    ``max over i of best[i](prefix) + ln p(last n - i bases)``. Each step is an outer sum over all
+    prefixes x suffixes, so no Python loop runs per n-gram. Pieces
     never have zero count when the n-gram itself occurs (a piece occurs wherever the n-gram does);
     zero-count n-grams come out NaN or -inf and are dropped by the ``min_count`` filter.
     """
-    out = _undefined_unigrams(logp)
+    out = _undefined_unigrams()
     best = [logp[0]]  # best[j-1]: over all segmentations of j-grams, single piece included
     with np.errstate(invalid="ignore"):
         for n in range(2, len(logp) + 1):
@@ -536,7 +541,7 @@ def pmi_released_true(logp: list[np.ndarray]) -> list[np.ndarray]:
     """GeneMask's released ``true.pmi``: min over *binary* splits after characters 1..n-2 (the
     split after n-1 is never tried: an off-by-one in the released code). For n = 2 the only
     split (after character 1) is used."""
-    out = _undefined_unigrams(logp)
+    out = _undefined_unigrams()
     with np.errstate(invalid="ignore"):
         for n in range(2, len(logp) + 1):
             split = np.full(4**n, -np.inf)
@@ -549,7 +554,7 @@ def pmi_released_true(logp: list[np.ndarray]) -> list[np.ndarray]:
 def pmi_released_dp(logp: list[np.ndarray]) -> list[np.ndarray]:
     """GeneMask's released ``dp.true.pmi``: min over segmentations into >= 2 pieces of length
     <= 2 (every composition of n into 1s and 2s), by a DP over prefixes."""
-    out = _undefined_unigrams(logp)
+    out = _undefined_unigrams()
     if len(logp) < 2:
         return out
     best = [logp[0]]  # best[j-1]: over compositions of j-grams into 1s and 2s
