@@ -165,6 +165,21 @@ def _check_params(stage: Stage, params: dict[str, Any], declared: dict[str, dict
             )
 
 
+def _expand_env(value: Any, where: str) -> Any:
+    """Expand ``${VAR}`` in string values (e.g. ``${GENEMASK_DATA}/genome/x.fa``) when a cell runs;
+    the key hashes the unexpanded text, so results keep their keys across machines."""
+    if isinstance(value, list):
+        return [_expand_env(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v, where) for k, v in value.items()}
+    if isinstance(value, str) and "$" in value:
+        expanded = os.path.expandvars(value)
+        if "$" in expanded:
+            raise GridError(f"{where}: {value!r} uses an environment variable that is not set")
+        return expanded
+    return value
+
+
 def _cell_key(notebook: Path, params: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
@@ -207,6 +222,7 @@ def plan_stage(spec: GridSpec, stage: Stage, done: dict[str, list[Cell]]) -> lis
                     params = {**params, "out_dir": str(out_dir)}
                 elif "out_dir" in params:
                     out_dir = Path(params["out_dir"])
+                _expand_env(params, f"stage {stage.name!r}")  # fail before running, not in the cell
                 cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb", out_dir))
     return cells
 
@@ -219,7 +235,7 @@ def _run_cell(cell: Cell, timeout: int | None) -> Cell:
     partial = cell.output.with_name(f".{cell.key}.running.ipynb")
     failed = cell.output.with_name(f"{cell.key}.failed.ipynb")
     params_file = cell.output.with_name(f"{cell.key}.params.yaml")
-    write_text(params_file, yaml.safe_dump(cell.params, sort_keys=True))
+    write_text(params_file, yaml.safe_dump(_expand_env(cell.params, cell.stage), sort_keys=True))
     cmd = [sys.executable, "-m", "papermill", str(cell.notebook), str(partial), "-f", str(params_file),
            "--cwd", str(cell.notebook.parent), "--log-level", "WARNING", "--no-progress-bar", "-k", "python3"]
     if timeout:
@@ -293,7 +309,40 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False,
              "out_dir": str(c.out_dir) if c.out_dir else None}
             for c in every
         ])
+        collect_results(spec.profile, every)
         failed = [c for c in every if c.status == "failed"]
         echo(f"grid {spec.profile}: {sum(c.status == 'done' for c in every)} run, "
              f"{sum(c.status == 'cached' for c in every)} cached, {len(failed)} failed (report: {report})")
     return every
+
+
+#: Result files small enough to commit: what the book reads (checkpoints and big tables stay in runs/).
+RESULT_SUFFIXES = (".csv", ".json", ".txt")
+RESULT_MAX_BYTES = 1 << 20
+
+
+def collect_results(profile: str, cells: list[Cell]) -> Path:
+    """Copy each finished cell's small tidy result files to ``results/<profile>/<stage>/<key>/`` and
+    write ``results/<profile>/<stage>/cells.csv`` (key + parameters), the book's only input."""
+    import pandas as pd
+
+    root = paths.results_dir(profile)
+    by_stage: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_stage.setdefault(cell.stage, []).append(cell)
+    for stage, stage_cells in by_stage.items():
+        rows = []
+        for cell in stage_cells:
+            if cell.status not in ("done", "cached") or cell.out_dir is None or not cell.out_dir.is_dir():
+                continue
+            for file in sorted(cell.out_dir.iterdir()):
+                if file.suffix in RESULT_SUFFIXES and file.stat().st_size <= RESULT_MAX_BYTES:
+                    write_text(root / stage / cell.key / file.name, file.read_text())
+            rows.append({"key": cell.key, **{k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                                           for k, v in cell.params.items() if k != "out_dir"}})
+        if rows:
+            from .io import write_with
+
+            frame = pd.DataFrame(rows)
+            write_with(root / stage / "cells.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    return root

@@ -94,3 +94,35 @@ def compare_rankings(ours, theirs):
         "top100_overlap": len(top(merged, "rank_ours") & top(merged, "rank_authors")),
     }
     return merged, summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The book: which results a chapter shows
+# ---------------------------------------------------------------------------------------------
+
+
+def book_profile() -> str:
+    """The profile whose results the book shows: ``$GENEMASK_PROFILE`` (set by ``make reproduce``),
+    else ``cpu`` when its committed results exist, else ``demo``."""
+    from . import paths
+
+    env = os.environ.get("GENEMASK_PROFILE")
+    if env:
+        return env
+    return "cpu" if (paths.results_dir("cpu")).is_dir() else "demo"
+
+
+def stage_results(stage: str, profile: str | None = None):
+    """(profile, cells frame with a ``dir`` column) for one stage's collected results, or
+    (profile, None) when that profile has not run the stage."""
+    import pandas as pd
+
+    from . import paths
+
+    profile = profile or book_profile()
+    index = paths.results_dir(profile) / stage / "cells.csv"
+    if not index.exists():
+        return profile, None
+    cells = pd.read_csv(index)
+    cells["dir"] = [paths.results_dir(profile) / stage / key for key in cells["key"]]
+    return profile, cells
