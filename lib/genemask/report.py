@@ -126,3 +126,87 @@ def stage_results(stage: str, profile: str | None = None):
     cells = pd.read_csv(index)
     cells["dir"] = [paths.results_dir(profile) / stage / key for key in cells["key"]]
     return profile, cells
+
+
+# ---------------------------------------------------------------------------------------------
+# 02_masking: what each strategy masks
+# ---------------------------------------------------------------------------------------------
+
+#: Named masking configurations compared in the notebooks and the book: strategy + options.
+MASKING_VARIANTS: dict[str, dict] = {
+    "random": {"strategy": "random"},
+    "genemask": {"strategy": "genemask"},  # paper's intent: token lookup, sorted top half (v3)
+    "genemask-position-v1": {"strategy": "genemask", "rank_lookup": "position", "selection": "v1",
+                             "special_rank_zero": True, "random_replacement": "vocab"},
+    "genemask-position-v3": {"strategy": "genemask", "rank_lookup": "position", "selection": "v3",
+                             "special_rank_zero": True, "random_replacement": "vocab"},
+    "global": {"strategy": "global"},
+    "global-position": {"strategy": "global", "rank_lookup": "position", "random_replacement": "vocab"},
+    "cmstep": {"strategy": "cmstep", "total_steps": 100},
+}
+
+
+def masking_variant(name: str) -> dict:
+    """Options of a named variant, with a clear error listing the known names."""
+    if name not in MASKING_VARIANTS:
+        raise ValueError(f"unknown masking variant {name!r}; known: {', '.join(MASKING_VARIANTS)}")
+    return dict(MASKING_VARIANTS[name])
+
+
+def sample_windows(fasta, n: int, length: int, seed: int = 0) -> list[str]:
+    """``n`` random A/C/G/T windows of ``length`` nt from a FASTA (uniform over runs long enough)."""
+    import numpy as np
+
+    from .genome import iter_record_segments
+
+    runs, buffer = [], b""
+    for _, seg in iter_record_segments(fasta):
+        buffer += seg.seq
+        if not seg.continues:
+            if len(buffer) >= length:
+                runs.append(buffer)
+            buffer = b""
+    if not runs:
+        raise ValueError(f"{fasta}: no A/C/G/T run of {length} nt or more")
+    rng = np.random.default_rng(seed)
+    weights = np.array([len(r) - length + 1 for r in runs], dtype=float)
+    picks = rng.choice(len(runs), size=n, p=weights / weights.sum())
+    return [runs[i][s : s + length].decode() for i, s in
+            ((i, int(rng.integers(0, len(runs[i]) - length + 1))) for i in picks)]
+
+
+def masking_statistics(name: str, ids, attention, labels, info, token_ranks, k: int = 6):
+    """Per-sequence and per-span statistics of one masked batch (tidy frames):
+    masked fraction, span lengths, NPMI rank of masked vs unmasked k-mers, and the share of
+    masked k-mers that no unmasked overlapping k-mer reveals (all tokens within k-1 masked)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    masked = labels != -100
+    real = attention.bool() & (ids > 4)
+    fraction = (masked & real).sum(1).double() / real.sum(1).double()
+    padded = torch.nn.functional.pad(masked.int(), (k - 1, k - 1))
+    window = padded.unfold(1, 2 * k - 1, 1).sum(-1)  # masked tokens within +-(k-1)
+    # A token is revealed by an unmasked real neighbour; count only real neighbours.
+    real_pad = torch.nn.functional.pad(real.int(), (k - 1, k - 1)).unfold(1, 2 * k - 1, 1).sum(-1)
+    hidden = masked & (window == real_pad)
+    ranks = token_ranks[ids]
+    spans = []
+    m = masked.numpy()
+    for row in m:  # analysis only (not the collator): run lengths per sequence
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], row.astype(np.int8), [0]))))
+        spans.extend((edges[1::2] - edges[0::2]).tolist())
+    per_sequence = pd.DataFrame({"variant": name, "masked_fraction": fraction.numpy()})
+    summary = {
+        "variant": name,
+        "masked_fraction_mean": float(fraction.mean()),
+        "masked_fraction_sd": float(fraction.std()),
+        "mean_rank_masked": float(ranks[masked & real].double().mean()),
+        "mean_rank_unmasked": float(ranks[~masked & real].double().mean()),
+        "fully_hidden_share": float(hidden.sum() / max(int(masked.sum()), 1)),
+        "mean_span_length": float(np.mean(spans)) if spans else 0.0,
+        "anchors_per_sequence": float(info["anchors"].sum(1).double().mean()),
+    }
+    span_frame = pd.DataFrame({"variant": name, "span_length": spans})
+    return summary, per_sequence, span_frame
