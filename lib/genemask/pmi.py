@@ -195,32 +195,38 @@ _COUNT_BLOCK = 1 << 22
 _SUB_CHUNK = 1 << 20
 
 
-def _window_codes(x: np.ndarray, n: int) -> np.ndarray:
-    """uint32 codes of all n-windows of 2-bit digits ``x`` (len(x) - n + 1 of them).
+def _code_dtype(width: int) -> type[np.unsignedinteger]:
+    """Smallest unsigned dtype holding the 2-bit codes of ``width`` bases."""
+    return np.uint8 if width <= 4 else np.uint16 if width <= 8 else np.uint32 if width <= 16 else np.uint64
 
-    Built by doubling (codes of 2-, 4-, 8-windows, then combined by n's binary digits), which is
-    about log2(n) array passes instead of n.
+
+def _window_codes(x: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Write the codes of the first ``len(out)`` n-windows of 2-bit digits ``x`` into ``out``.
+
+    Built by doubling: codes of 2-, 4-, 8-windows, each the previous one shifted and OR-ed with
+    itself, then combined by n's binary digits. That is about log2(n) array passes instead of n,
+    and the intermediate codes live in the smallest dtype (uint8 up to 4 bases), which is what
+    makes it fast: memory traffic, not arithmetic, is the cost.
     """
-    by_width = {1: x.astype(np.uint32)}
+    by_width = {1: x}
     width = 1
     while 2 * width <= n:
         prev = by_width[width]
-        nxt = np.left_shift(prev[: len(prev) - width], 2 * width)
+        nxt = prev[: len(prev) - width].astype(_code_dtype(2 * width))
+        nxt <<= 2 * width
         nxt |= prev[width:]
         by_width[2 * width] = nxt
         width *= 2
-    codes, have = None, 0
+    m, have = len(out), 0
     for width in sorted(by_width, reverse=True):
         if have + width > n:
             continue
-        if codes is None:
-            codes, have = by_width[width], width
-            continue
-        count = len(x) - (have + width) + 1
-        combined = np.left_shift(codes[:count], 2 * width)
-        combined |= by_width[width][have : have + count]
-        codes, have = combined, have + width
-    return codes
+        if have == 0:
+            out[:] = by_width[width][:m]
+        else:
+            out <<= 2 * width
+            out |= by_width[width][have : have + m]
+        have += width
 
 
 class _Tally:
@@ -266,7 +272,7 @@ class _Tally:
             codes = self._codes[: block_stop - block_start]
             for start in range(block_start, block_stop, _SUB_CHUNK):
                 stop = min(start + _SUB_CHUNK, block_stop)
-                codes[start - block_start : stop - block_start] = _window_codes(digits[start : stop + keep], n)
+                _window_codes(digits[start : stop + keep], n, codes[start - block_start : stop - block_start])
             lo, hi = np.searchsorted(voided, [block_start, block_stop])
             codes[voided[lo:hi] - block_start] = 4**n
             self.windows += np.bincount(codes, minlength=4**n + 1)
