@@ -15,7 +15,7 @@ PIP_QUIET := 2>&1 | grep -v -E "^WARNING: Location|ignored: it is neither" || tr
 reproduce: venv $(MATHJAX)  ## run params/$(PROFILE).yaml (demo: the whole grid) and build the book
 	@if [ "$(PROFILE)" = "demo" ]; then $(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS); \
 	else echo "profile $(PROFILE): building the book from committed results/$(PROFILE) (no retraining)"; fi
-	@$(MAKE) --no-print-directory book
+	@GENEMASK_PROFILE=$(PROFILE) $(MAKE) --no-print-directory book
 	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
 
 test: venv tools $(MATHJAX)  ## unit tests and nbval on notebooks/
