@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ for _i, _b in enumerate(b"ACGT"):
     _2BIT[_b] = _i
     _2BIT[ord(chr(_b).lower())] = _i
 
-_HEADER = re.compile(rb"^>([^\n]*)(?:\n|$)", re.MULTILINE)
+_UPPER = bytes.maketrans(b"acgturykmswbdhvn", b"ACGTURYKMSWBDHVN")
 BLOCK_BYTES = 1 << 22  # 4 MiB of file text per read
 MAX_SEGMENT = 8_000_000  # longest bytes object yielded at once
 
@@ -117,7 +116,7 @@ def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
         if text.translate(None, IUPAC + b"\r\n \t"):
             raise _bad_line(path, text, state["line"])
         state["line"] += text.count(b"\n")
-        return text.translate(None, b"\r\n \t").upper()
+        return text.translate(_UPPER, b"\r\n \t")
 
     def pieces() -> Iterator[bytes | tuple[str]]:
         # Flattens the file into sequence blocks and ("header",) markers; headers are rare, so a
@@ -126,13 +125,20 @@ def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
             if block.strip():
                 state["seen_any"] = True
             pos = 0
-            for header in _HEADER.finditer(block):
-                if header.start() > pos:
-                    yield sequence_text(block[pos : header.start()])
+            if b">" not in block:
+                yield sequence_text(block)
+                continue
+            while (start := block.find(b">", pos)) >= 0:  # memchr-fast; a regex scan costs ~5 ms/MB
+                if start > 0 and block[start - 1] != 0x0A:  # '>' inside a line: not FASTA
+                    raise _bad_line(path, block[pos:], state["line"])
+                if start > pos:
+                    yield sequence_text(block[pos:start])
+                stop = block.find(b"\n", start)
+                stop = len(block) if stop < 0 else stop + 1
                 state["seen_header"] = True
                 state["line"] += 1
-                yield ((header.group(1).split() or [b""])[0].decode("utf-8", "replace"),)
-                pos = header.end()
+                yield ((block[start + 1 : stop].split() or [b""])[0].decode("utf-8", "replace"),)
+                pos = stop
             if pos < len(block):
                 yield sequence_text(block[pos:])
 
