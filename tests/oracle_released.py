@@ -6,10 +6,10 @@ versions (v1 fa0604f, v2 5120456, v3 c761446) and curriculum-GeneMask's
 CM-GEMS_pretraining_code}.py`` (60fea76). The loops, the Python ``set``s, the strict ``<`` of the
 anchor search, the slice-before-sort of v1/v2 and the stale ``center`` of v1 are kept as released;
 only the I/O changes: ranks come from a dict instead of a pickle, the tokenizer's ``decode`` is a
-vocabulary lookup, and random draws take an explicit ``torch.Generator`` (the released code uses
-the global one) so that a seeded run can be compared draw for draw with the vectorised collator.
-``centres`` may be injected in place of the Bernoulli draw, and the CM-STEP coin (a numpy draw in
-the released code) is passed in as ``use_global``.
+vocabulary lookup, and random draws take an optional ``torch.Generator`` (the released code uses
+the global one). ``centres`` may be injected in place of the Bernoulli draw — that is how the
+tests compare it with the vectorised collator, whose random stream differs — and the CM-STEP
+coin (a numpy draw in the released code) is passed in as ``use_global``.
 
 This file is test-only on purpose: the library has one implementation of each strategy.
 """
@@ -64,7 +64,7 @@ class ReleasedRanks:
             pmi_rank = self.worst
         return pmi_rank
 
-    def at(self, row: torch.Tensor, index: int) -> int:
+    def at(self, row: list[int], index: int) -> int:
         """Rank used for sequence position ``index`` of ``row``."""
         return self.kmer_id_to_pmi_rank(index if self.lookup == "position" else int(row[index]))
 
@@ -98,11 +98,12 @@ def genemask_code_b(inputs, masked_indices, probability_matrix, ranks: ReleasedR
         end = torch.where(probability_matrix[i] != 0)[0].tolist()[-1]
         mask_centers = set(torch.where(masked_index == 1)[0].tolist())
         new_centers = deepcopy(mask_centers)
+        row = inputs[i].tolist()  # only read by the token-lookup variant
 
         highest_pmi_id_per_mask_center = []
 
         for center in mask_centers:
-            min_pmi_rank = ranks.at(inputs[i], center)
+            min_pmi_rank = ranks.at(row, center)
             min_pmi_index = center
 
             for mask_number in mask_list:
@@ -110,7 +111,7 @@ def genemask_code_b(inputs, masked_indices, probability_matrix, ranks: ReleasedR
                 if current_index <= end and current_index >= 1:
                     new_centers.add(current_index)
 
-                    current_pmi_rank = ranks.at(inputs[i], current_index)
+                    current_pmi_rank = ranks.at(row, current_index)
                     if current_pmi_rank < min_pmi_rank:
                         min_pmi_rank = current_pmi_rank
                         min_pmi_index = current_index
@@ -158,9 +159,10 @@ def global_pmi(inputs, masked_indices, probability_matrix, ranks: ReleasedRanks)
         count_of_mask_centers = len(mask_centers)
         new_centers = set()
 
+        row = inputs[i].tolist()  # only read by the token-lookup variant
         tok_index_pmi_dict = defaultdict(int)
         for token_index in range(1, end + 1):
-            tok_index_pmi_dict[token_index] = ranks.at(inputs[i], token_index)
+            tok_index_pmi_dict[token_index] = ranks.at(row, token_index)
         sorted_tok_index_pmi_list = sorted(tok_index_pmi_dict.items(), key=lambda kv: (kv[1], kv[0]))
         top_mask_centers_tuples = sorted_tok_index_pmi_list[0:count_of_mask_centers]
 

@@ -14,12 +14,13 @@ cmgems      genemask until validation perplexity plateaus, then global, one way
 cmstep      per batch: global with probability floor(t / floor(T/100)) / 100, else random
 ==========  ================================================================================
 
-All of it is whole-batch tensor work (gathers, shifted ORs for span dilation, topk, sorts);
-there is no Python loop over tokens, centres or sequences.
+All of it is whole-batch tensor work: centres drawn as a Bernoulli process (geometric gaps, so
+~L p uniforms per row instead of L), spans written by one scatter, anchors by gathers, the top
+half by a sort, Global by ``topk``; there is no Python loop over tokens, centres or sequences.
 
 Compatibility options reproduce the released code (``reference/papers.md`` §1.4, §2.2) exactly;
 ``tests/oracle_released.py`` is a per-position Python transcription of it and the tests check
-that both give identical outputs for the same random stream:
+that both mask the same positions given the same centres (``mask_batch(..., centres=)``):
 
 * ``rank_lookup="position"`` — Bug 1: the rank used at position p is ``rank_table[p]``, the rank
   of the vocabulary entry whose id equals the position, so masking ignores sequence content.
@@ -45,10 +46,11 @@ CPython exactly, vectorised: per table size, every element takes the first free 
 sequence given the elements inserted before it, found by a fixed-point iteration over the whole
 batch (converges in the depth of the collision chains, typically 2-4 rounds).
 
-**80/10/10** is decided per masked position, exactly as Hugging Face's
-``DataCollatorForLanguageModeling`` and the released code do (Bernoulli(0.8) → [MASK]; of the
-rest Bernoulli(0.5) → random token; else unchanged), with the same draw order, so a span can mix
-[MASK], random and original tokens.
+**80/10/10** is decided per masked position, as in Hugging Face's
+``DataCollatorForLanguageModeling`` and the released code (so a span can mix [MASK], random and
+original tokens), from one uniform per masked position: < 0.8 → [MASK], < 0.9 → a random token,
+else unchanged. That is the same distribution as their Bernoulli(0.8)-then-Bernoulli(0.5) over
+the whole batch, with ~7x fewer draws; the random *stream* therefore differs from theirs.
 
 **Curricula** keep their state on the collator (``set_step``, ``observe_validation_perplexity``,
 ``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``.
@@ -131,19 +133,22 @@ def as_rank_table(rank_table: Any, k: int, vocab_size: int) -> torch.Tensor:
 # Span dilation
 
 
-def dilate(marks: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    """Spread each True of a [B, L] bool tensor to the span ``p - before .. p + after``.
+def _spans(rows: torch.Tensor, cols: torch.Tensor, before: int, after: int, shape: tuple[int, int]) -> torch.Tensor:
+    """[B, L] bool marks of the spans ``col - before .. col + after`` around each (row, col),
+    clipped to the batch (callers clip them to maskable tokens): one scatter for all spans."""
+    B, L = shape
+    width = L + before + after
+    padded = torch.zeros((B, width), dtype=torch.bool)
+    if rows.numel():
+        flat = (rows * width + cols).unsqueeze(1) + torch.arange(before + after + 1)
+        padded.view(-1).index_fill_(0, flat.view(-1), True)
+    return padded[:, before : before + L].contiguous()
 
-    One shifted OR per offset (6 or 11 whole-batch ops on bool tensors); cheaper here than
-    ``max_pool1d``, which needs a float round trip.
-    """
-    B, L = marks.shape
-    padded = marks.new_zeros((B, L + before + after))
-    padded[:, after : after + L] = marks  # padded[j] = marks[j - after]
-    # out[p] = any(marks[p - after .. p + before]) = any(padded[p .. p + after + before])
-    out = padded[:, :L].clone()
-    for shift in range(1, before + after + 1):
-        out |= padded[:, shift : shift + L]
+
+def _marks(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """[B, L] bool, True at the given (row, col) pairs."""
+    out = torch.zeros(shape, dtype=torch.bool)
+    out.view(-1).index_fill_(0, rows * shape[1] + cols, True)
     return out
 
 
@@ -155,18 +160,23 @@ _PERTURB_SHIFT = 5
 
 
 @lru_cache(maxsize=None)
-def _probe_ranks(table_size: int, n_values: int) -> torch.Tensor:
-    """``[n_values, table_size]``: at which step the probe sequence of hash v first visits slot s.
+def _probe_steps(table_size: int, n_values: int) -> torch.Tensor:
+    """``[n_values + 1, table_size + 1]`` int32: at which step the probe sequence of hash v first
+    visits slot s. Column ``table_size`` is a sentinel "no slot" (never chosen) and row
+    ``n_values`` a sentinel element that only ever takes it (padding).
 
     CPython's ``set_add_entry`` checks slot i, and when ``i + 9 <= mask`` the 9 slots after it,
     then jumps to ``(5 i + 1 + perturb) & mask`` with ``perturb >>= 5``. Vectorised over v; the
     loop runs over probe rounds until every slot has been seen (a one-time, cached table).
     """
     mask = table_size - 1
+    never = 4 * table_size
     values = np.arange(n_values, dtype=np.int64)
     slot = values & mask
     perturb = values.copy()
-    first_visit = np.full((n_values, table_size), -1, dtype=np.int64)
+    first_visit = np.full((n_values + 1, table_size + 1), never, dtype=np.int64)
+    first_visit[n_values, :table_size] = 1 << 30  # worse than any pile of "taken" penalties
+    first_visit[n_values, table_size] = 0
     steps = np.zeros(n_values, dtype=np.int64)
     rows = np.arange(n_values)
     while (steps < table_size).any():
@@ -174,7 +184,7 @@ def _probe_ranks(table_size: int, n_values: int) -> torch.Tensor:
         for d in range(_LINEAR_PROBES + 1):
             use = linear if d else np.ones(n_values, dtype=bool)
             r, s = rows[use], slot[use] + d
-            new = first_visit[r, s] < 0
+            new = first_visit[r, s] == never
             r, s = r[new], s[new]
             first_visit[r, s] = steps[r]
             steps[r] += 1
@@ -195,30 +205,35 @@ def _table_stages():
         size = new_size
 
 
-def _greedy_slots(values: torch.Tensor, valid: torch.Tensor, table_size: int) -> torch.Tensor:
+def _greedy_slots(values: np.ndarray, valid: np.ndarray, table_size: int) -> np.ndarray:
     """Slots that sequential insertion (in column order) gives each value: the first free slot of
     its probe sequence. Found as the fixed point of "take the first probe slot not held by an
     earlier element" — exact, since element j is right once elements < j are — in a handful of
-    whole-batch rounds (the depth of the collision chains)."""
+    whole-batch rounds (the depth of the collision chains). The working set shrinks to the rows
+    still moving once they are at most half of it."""
     r, m = values.shape
     n_values = max(512, 1 << int(values.max()).bit_length())  # few cached tables
-    probe_step = _probe_ranks(table_size, n_values)[values]  # [r, m, T] int32
-    taken_penalty = torch.tensor(table_size, dtype=torch.int32)
-    slots = torch.where(valid, values & (table_size - 1), table_size)
-    pending = torch.arange(r)  # rows not yet at their fixed point
+    probe_step = _probe_steps(table_size, n_values)[torch.from_numpy(np.where(valid, values, n_values))]
+    taken = 8 * table_size  # > any probe step: a held slot is never the first free one
+    slots = torch.from_numpy(np.where(valid, values & (table_size - 1), table_size))
+    rows = torch.arange(r)  # the working set
+    current, steps = slots, probe_step
+    held = torch.zeros((r, m, table_size + 1), dtype=torch.int32)
     for _ in range(m + 1):
-        current = slots[pending]
-        held = torch.zeros((len(pending), m, table_size + 1), dtype=torch.int32)
-        held.scatter_(2, current.unsqueeze(2), 1)
-        held_before = (held.cumsum(1, dtype=torch.int32) - held)[..., :table_size].clamp_(max=1)
-        new = (probe_step[pending] + held_before * taken_penalty).argmin(2)
-        new = torch.where(valid[pending], new, table_size)
-        moved = (new != current).any(1)
-        slots[pending] = new
-        pending = pending[moved]
-        if pending.numel() == 0:
+        held.scatter_(2, current.unsqueeze(2), taken)
+        new = held.cumsum(1, dtype=torch.int32).sub_(held).add_(steps).argmin(2)
+        held.scatter_(2, current.unsqueeze(2), 0)  # reset for the next round (cheaper than zeros)
+        moving = (new != current).any(1)
+        current = new
+        n_moving = int(moving.sum())
+        if n_moving == 0:
             break
-    return slots
+        if 2 * n_moving <= len(rows):
+            slots[rows] = current
+            rows, current, steps = rows[moving], current[moving], steps[moving]
+            held = held[: len(rows)]
+    slots[rows] = current
+    return slots.numpy()
 
 
 def python_set_iteration_rank(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -227,36 +242,56 @@ def python_set_iteration_rank(values: torch.Tensor, counts: torch.Tensor) -> tor
     ``values`` is ``[R, M]``, ascending within a row, the first ``counts[r]`` entries valid (the
     released code builds its sets from ``torch.where`` output, i.e. in increasing order). Returns
     ``[R, M]`` ranks (-1 for padding). Emulates CPython >= 3.7 sets below 50,000 elements.
+    Works on these small arrays in numpy, whose per-call overhead is a few times torch's.
     """
+    values = values.numpy().clip(min=0)
+    counts = counts.numpy()
     R, M = values.shape
-    out = torch.full((R, M), -1, dtype=torch.long)
+    out = np.full((R, M), -1, dtype=np.int64)
     if R == 0 or M == 0:
-        return out
-    values = values.clamp(min=0)
-    priority = torch.arange(M).expand(R, M).clone()  # insertion order, as indices into values
-    active = torch.arange(R)
+        return torch.from_numpy(out)
+    priority = np.broadcast_to(np.arange(M), (R, M)).copy()  # insertion order, as indices into values
+    active = np.arange(R)
     for size, resize_at in _table_stages():
-        if active.numel() == 0:
+        if len(active) == 0:
             break
         m = min(M, resize_at)
         n = counts[active]
         order_in = priority[active, :m]
-        inserted = torch.arange(m) < n.clamp(max=resize_at).unsqueeze(1)
-        slots = _greedy_slots(values[active].gather(1, order_in), inserted, size)
-        by_slot = slots.argsort(dim=1, stable=True)
-        iteration_rank = torch.empty_like(by_slot).scatter_(1, by_slot, torch.arange(m).expand_as(by_slot))
+        inserted = np.arange(m) < np.minimum(n, resize_at)[:, None]
+        slots = _greedy_slots(np.take_along_axis(values[active], order_in, 1), inserted, size)
+        by_slot = slots.argsort(1, kind="stable")
+        iteration_rank = np.empty_like(by_slot)
+        np.put_along_axis(iteration_rank, by_slot, np.arange(m)[None, :], 1)
         final = n < resize_at
         if final.any():
-            ranks = torch.where(inserted, iteration_rank, -1)[final]
-            rows = torch.full((int(final.sum()), M), -1, dtype=torch.long)
-            out[active[final]] = rows.scatter_(1, order_in[final], ranks)
+            done = np.full((int(final.sum()), M), -1, dtype=np.int64)
+            np.put_along_axis(done, order_in[final], np.where(inserted, iteration_rank, -1)[final], 1)
+            out[active[final]] = done
         # The resize re-inserts the table in slot order, then later elements follow in value order.
         grow = ~final
-        carried = order_in[grow].gather(1, by_slot[grow])
-        rest = torch.arange(m, M).expand(int(grow.sum()), M - m)
-        priority[active[grow]] = torch.cat([carried, rest], 1)
+        carried = np.take_along_axis(order_in[grow], by_slot[grow], 1)
+        rest = np.broadcast_to(np.arange(m, M), (int(grow.sum()), M - m))
+        priority[active[grow]] = np.concatenate([carried, rest], 1)
         active = active[grow]
-    return out
+    return torch.from_numpy(out)
+
+
+def _set_order(rows, cols, slot, counts, width, need) -> torch.Tensor:
+    """Per centre (rows, cols; ``slot`` = its index in its row), its place in
+    ``list(set(centres of its row))``, for rows where ``need`` (-1 elsewhere)."""
+    picked = need[rows]
+    order = torch.full_like(rows, -1)
+    if not picked.any():
+        return order
+    need_rows = torch.nonzero(need).squeeze(1)
+    compact_row = torch.full((len(need),), -1, dtype=torch.long)
+    compact_row[need_rows] = torch.arange(len(need_rows))
+    values = torch.zeros((len(need_rows), max(width, 1)), dtype=torch.long)
+    values[compact_row[rows[picked]], slot[picked]] = cols[picked]
+    ranks = python_set_iteration_rank(values, counts[need_rows])
+    order[picked] = ranks[compact_row[rows[picked]], slot[picked]]
+    return order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,6 +363,7 @@ class DataCollatorForSpanMasking:
         self._is_kmer = torch.ones(self.vocab_size, dtype=torch.bool)
         self._is_kmer[self._special_ids] = False
         self._first_kmer_id = int(torch.nonzero(self._is_kmer)[0, 0])
+        self._specials_first = special_ids == list(range(len(special_ids)))  # then `ids >= first k-mer` suffices
         # Span offsets: the k-mers covering one nucleotide (DNABERT's MASK_LIST plus the centre),
         # and the k-mers overlapping a whole k-mer.
         self.nucleotide_span = ((self.k - 1) // 2, self.k // 2)  # (before, after): -2..+3 for k=6
@@ -480,47 +516,57 @@ class DataCollatorForSpanMasking:
         """Mask a padded batch: returns ``(corrupted input_ids, labels, info)``.
 
         ``centres`` (a [B, L] bool tensor) replaces the Bernoulli centre draw and ``use_global``
-        the cmstep coin, so tests and figures can fix them. ``info`` holds ``phase``,
-        ``centres``, ``anchors`` (positions that got a whole-k-mer span: genemask's high anchors,
-        v1's stale centre, global's top-k), ``masked``, ``masked_fraction`` and, for genemask
-        v2/v3, per-centre ``anchor_position`` / ``anchor_rank`` / ``high`` ([B, L], -1/False off
-        centres). The input tensor is not modified.
+        the cmstep coin, so tests and figures can fix them. ``info`` holds ``phase``; [B, L] bool
+        maps ``centres``, ``anchors`` (positions that got a whole-k-mer span: genemask's high
+        anchors, v1's stale centre, global's top-k) and ``masked``; ``masked_fraction``; the
+        centres as ``centre_rows`` / ``centre_cols`` (row-major) and, for genemask v2/v3, per
+        centre in that order ``anchor_position``, ``anchor_rank`` and ``high``. The input tensor
+        is not modified.
         """
         self._seed_worker()
         ids = torch.as_tensor(input_ids)
         if ids.ndim != 2:
             raise ValueError(f"input_ids: expected a [batch, length] tensor, got shape {tuple(ids.shape)}")
         ids = ids.long()
-        if ids.numel() and (int(ids.max()) >= self.vocab_size or int(ids.min()) < 0):
+        B, L = ids.shape
+        low, high = torch.aminmax(ids) if ids.numel() else (0, 0)
+        if int(low) < 0 or int(high) >= self.vocab_size:
             raise ValueError(f"input_ids: ids must lie in [0, {self.vocab_size}) for this tokenizer")
-        maskable = self._is_kmer[ids]
+        if self._specials_first:
+            maskable = ids >= self._first_kmer_id
+        else:
+            maskable = self._is_kmer.index_select(0, ids.view(-1)).view(B, L)
         if attention_mask is not None:
             maskable &= torch.as_tensor(attention_mask).bool()
 
         phase = self._choose_phase(use_global)
         if centres is None:
-            probability = torch.full(ids.shape, self._centre_probability(phase))
-            probability.masked_fill_(~maskable, 0.0)
-            centres = torch.bernoulli(probability, generator=self.generator).bool()
+            rows, cols = self._sample_centres(maskable, self._centre_probability(phase))
         else:
             centres = torch.as_tensor(centres).bool()
             if centres.shape != ids.shape:
                 raise ValueError(f"centres: shape {tuple(centres.shape)} differs from input_ids {tuple(ids.shape)}")
-            centres = centres & maskable
+            rows, cols = (centres & maskable).nonzero(as_tuple=True)
+        counts = torch.bincount(rows, minlength=B)
+        centre_marks = _marks(rows, cols, (B, L))
 
-        info: dict[str, Any] = {"phase": phase, "centres": centres}
+        info: dict[str, Any] = {"phase": phase, "centres": centre_marks, "centre_rows": rows, "centre_cols": cols}
         if phase == "random":
-            masked = dilate(centres, *self.nucleotide_span)
-            info["anchors"] = torch.zeros_like(centres)
+            masked = _spans(rows, cols, *self.nucleotide_span, (B, L))
+            info["anchors"] = torch.zeros_like(centre_marks)
         elif phase == "genemask":
-            masked = self._genemask(ids, maskable, centres, info)
+            masked = self._genemask(ids, maskable, rows, cols, counts, info)
         else:
-            masked = self._global(ids, maskable, centres, info)
+            masked = self._global(ids, maskable, counts, info)
         masked &= maskable
 
-        labels = ids.masked_fill(~masked, -100)
-        corrupted = self._corrupt(ids, masked)
-        n_masked, n_maskable = int(masked.sum()), int(maskable.sum())
+        where = masked.view(-1).nonzero().squeeze(1)
+        original = ids.view(-1).index_select(0, where)
+        labels = torch.full_like(ids, -100)
+        labels.view(-1).index_copy_(0, where, original)
+        corrupted = ids.clone()
+        corrupted.view(-1).index_copy_(0, where, self._corrupt(original))
+        n_masked, n_maskable = where.numel(), int(maskable.sum())
         fraction = n_masked / n_maskable if n_maskable else 0.0
         info.update(masked=masked, masked_fraction=fraction)
         self.last_stats = {
@@ -529,9 +575,42 @@ class DataCollatorForSpanMasking:
             "masked_fraction": fraction,
             "masked_tokens": n_masked,
             "maskable_tokens": n_maskable,
-            "centres_per_sequence": float(centres.sum()) / max(1, ids.shape[0]),
+            "centres_per_sequence": rows.numel() / max(1, B),
         }
         return corrupted, labels, info
+
+    def _sample_centres(self, maskable: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bernoulli(p) centres on the maskable positions, as (rows, cols) in row-major order.
+
+        Drawn as a Bernoulli process over each row: gaps between successes are Geometric(p),
+        ``floor(ln U / ln(1-p)) + 1``, so only ~(L p + 6 sd) uniforms per row are needed instead
+        of L; successes on non-maskable positions are dropped, which leaves exactly i.i.d.
+        Bernoulli(p) on the maskable ones. Rows not yet past their end after the first block
+        (a < 1e-9 event per row) get further blocks.
+        """
+        B, L = maskable.shape
+        empty = torch.empty(0, dtype=torch.long)
+        if probability == 0 or B == 0 or L == 0:
+            return empty, empty
+        if probability == 1:
+            return maskable.nonzero(as_tuple=True)
+        expected = L * probability
+        block = min(L, int(expected + 6 * math.sqrt(expected * (1 - probability)) + 8))
+        scale = 1.0 / math.log1p(-probability)
+        ends = torch.zeros((B, 1), dtype=torch.float64)  # 1-based position of the last success
+        blocks = []
+        while True:
+            uniforms = torch.rand((B, block), dtype=torch.float64, generator=self.generator)
+            steps = torch.log1p(-uniforms).mul_(scale).floor_().add_(1)  # Geometric(p) on 1, 2, ...
+            blocks.append(steps.cumsum_(1).add_(ends))
+            ends = blocks[-1][:, -1:]
+            if bool((ends > L).all()):
+                break
+        positions = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)).clamp_(max=L + 1).long()
+        first = torch.arange(B).unsqueeze(1) * L - 1  # flat index of position 1-based p is row * L + p - 1
+        keep = (positions <= L) & maskable.view(-1).take(first + positions.clamp(max=L))
+        rows, column = keep.nonzero(as_tuple=True)
+        return rows, positions[rows, column] - 1
 
     def _choose_phase(self, use_global: bool | None) -> str:
         if self.strategy == "cmgems":
@@ -547,46 +626,42 @@ class DataCollatorForSpanMasking:
     def _centre_probability(self, phase: str) -> float:
         return getattr(self, f"{phase}_probability")
 
-    def _ranks_at(self, ids: torch.Tensor) -> torch.Tensor:
-        """NPMI rank used at every position: of the token there, or (Bug 1) of the vocabulary
-        entry whose id equals the position (positions past the vocabulary rank as specials)."""
-        if self.rank_lookup == "token":
-            return self._ranks[ids]
-        B, L = ids.shape
-        by_position = torch.full((L,), int(self._ranks[self._special_ids[0]]), dtype=torch.long)
-        n = min(L, self.vocab_size)
+    def _ranks_by_position(self, length: int) -> torch.Tensor:
+        """Bug 1: the rank at position p is that of vocabulary id p (past the vocabulary: as a
+        special token)."""
+        by_position = torch.full((length,), int(self._ranks[self._special_ids[0]]), dtype=torch.long)
+        n = min(length, self.vocab_size)
         by_position[:n] = self._ranks[:n]
-        return by_position.expand(B, L)
+        return by_position
 
-    def _genemask(self, ids: torch.Tensor, maskable: torch.Tensor, centres: torch.Tensor, info: dict) -> torch.Tensor:
+    def _genemask(self, ids, maskable, rows, cols, counts, info) -> torch.Tensor:
         B, L = ids.shape
-        masked = dilate(centres, *self.nucleotide_span)
-        counts = centres.sum(1)
-        rows, cols = centres.nonzero(as_tuple=True)  # row-major: ascending positions per row
+        masked = _spans(rows, cols, *self.nucleotide_span, (B, L))
         n_total = rows.numel()
         width = int(counts.max()) if n_total else 0
         slot = torch.arange(n_total) - (counts.cumsum(0) - counts)[rows]  # index of a centre in its row
-        anchors = torch.zeros_like(centres)
 
         if self.selection == "v1":
             # Every "high" entry re-adds the 11-span around `center`, the loop variable left over
             # from the anchor loop: the last centre in set order. One 11-span per sequence.
-            order = self._set_order(rows, cols, slot, counts, width, counts > 0)
+            order = _set_order(rows, cols, slot, counts, width, counts > 0)
             last = order == (counts[rows] - 1)
-            anchors[rows[last], cols[last]] = True
-            info["anchors"] = anchors
-            return masked | dilate(anchors, *self.kmer_span)
+            info["anchors"] = _marks(rows[last], cols[last], (B, L))
+            return masked | _spans(rows[last], cols[last], *self.kmer_span, (B, L))
 
         # Anchor of each centre: best rank among the centre's 1-nt span; ties keep the first
         # candidate in the released order (centre, -2, -1, +1, +2, +3), as its strict `<` does.
-        ranks = self._ranks_at(ids)
+        n_candidates = len(self._anchor_offsets)
         candidates = cols.unsqueeze(1) + self._anchor_offsets
         inside = (candidates >= 0) & (candidates < L)
         candidates_c = candidates.clamp(0, L - 1)
-        row_c = rows.unsqueeze(1).expand_as(candidates_c)
-        usable = inside & maskable[row_c, candidates_c]
-        candidate_ranks = ranks[row_c, candidates_c]
-        key = torch.where(usable, candidate_ranks * len(self._anchor_offsets) + torch.arange(len(self._anchor_offsets)), _NO_RANK)
+        flat = rows.unsqueeze(1) * L + candidates_c
+        usable = inside & maskable.view(-1)[flat]
+        if self.rank_lookup == "token":
+            candidate_ranks = self._ranks[ids.view(-1)[flat]]
+        else:
+            candidate_ranks = self._ranks_by_position(L)[candidates_c]
+        key = torch.where(usable, candidate_ranks * n_candidates + torch.arange(n_candidates), _NO_RANK)
         best = key.argmin(1, keepdim=True)
         anchor_position = candidates.gather(1, best).squeeze(1)
         anchor_rank = candidate_ranks.gather(1, best).squeeze(1)
@@ -595,81 +670,66 @@ class DataCollatorForSpanMasking:
         all_high = segments < MIN_SEGMENTS_FOR_HALF
         if self.selection == "v2":
             # The half is sliced before the sort: the first ceil(n/2) centres in set order.
-            needs_order = ~all_high
-            order = self._set_order(rows, cols, slot, counts, width, needs_order)
+            order = _set_order(rows, cols, slot, counts, width, ~all_high)
             high = all_high[rows] | (order < segments[rows])
         else:
             # v3: stable sort by anchor rank (ties in set order), keep the first ceil(n/2).
-            tie_at_cut = torch.zeros_like(all_high)
+            tiebreak = slot
             if (~all_high).any():  # some row has >= 9 centres, so width >= 9 > segments
                 padded_rank = torch.full((B, width), _NO_RANK, dtype=torch.long)
                 padded_rank[rows, slot] = anchor_rank
                 sorted_rank = padded_rank.sort(1).values
                 cut = segments.clamp(1, width - 1).unsqueeze(1)
-                equal = (sorted_rank.gather(1, cut - 1) == sorted_rank.gather(1, cut)).squeeze(1)
-                tie_at_cut = ~all_high & equal
-            # Only where equal ranks straddle the cut does the tie-break change the high set.
-            tiebreak = slot.clone()
-            if tie_at_cut.any():
-                order = self._set_order(rows, cols, slot, counts, width, tie_at_cut)
-                tiebreak = torch.where(tie_at_cut[rows], order, slot)
+                cut_rank = sorted_rank.gather(1, cut - 1).squeeze(1)
+                tie_at_cut = ~all_high & (cut_rank == sorted_rank.gather(1, cut).squeeze(1))
+                # The tie-break changes the high anchors only where equal ranks straddle the cut
+                # *and* belong to different anchor positions (adjacent centres often share one).
+                if tie_at_cut.any():
+                    group = tie_at_cut[rows] & (anchor_rank == cut_rank[rows])
+                    at, where_ = rows[group], anchor_position[group]
+                    lowest = torch.full((B,), L).scatter_reduce(0, at, where_, "amin")
+                    highest = torch.full((B,), -1).scatter_reduce(0, at, where_, "amax")
+                    tie_at_cut &= lowest != highest
+                if tie_at_cut.any():
+                    order = _set_order(rows, cols, slot, counts, width, tie_at_cut)
+                    tiebreak = torch.where(tie_at_cut[rows], order, slot)
             padded_key = torch.full((B, max(width, 1)), _NO_RANK, dtype=torch.long)
             padded_key[rows, slot] = anchor_rank * (width + 1) + tiebreak
             by_key = padded_key.argsort(1)
             place = torch.empty_like(by_key).scatter_(1, by_key, torch.arange(by_key.shape[1]).expand_as(by_key))
             high = all_high[rows] | (place[rows, slot] < segments[rows])
 
-        anchors[rows[high], anchor_position[high]] = True
-        info["anchors"] = anchors
-        info["anchor_position"] = torch.full((B, L), -1, dtype=torch.long).index_put_((rows, cols), anchor_position)
-        info["anchor_rank"] = torch.full((B, L), -1, dtype=torch.long).index_put_((rows, cols), anchor_rank)
-        info["high"] = torch.zeros_like(centres).index_put_((rows, cols), high)
-        return masked | dilate(anchors, *self.kmer_span)
+        info.update(anchors=_marks(rows[high], anchor_position[high], (B, L)), anchor_position=anchor_position, anchor_rank=anchor_rank, high=high)
+        return masked | _spans(rows[high], anchor_position[high], *self.kmer_span, (B, L))
 
-    @staticmethod
-    def _set_order(rows, cols, slot, counts, width, need) -> torch.Tensor:
-        """Per centre, its place in ``list(set(centres of its row))`` (rows where ``need``; -1 elsewhere)."""
-        picked = need[rows]
-        order = torch.full_like(rows, -1)
-        if not picked.any():
-            return order
-        need_rows = torch.nonzero(need).squeeze(1)
-        compact_row = torch.full((len(need),), -1, dtype=torch.long)
-        compact_row[need_rows] = torch.arange(len(need_rows))
-        values = torch.zeros((len(need_rows), max(width, 1)), dtype=torch.long)
-        values[compact_row[rows[picked]], slot[picked]] = cols[picked]
-        ranks = python_set_iteration_rank(values, counts[need_rows])
-        order[picked] = ranks[compact_row[rows[picked]], slot[picked]]
-        return order
-
-    def _global(self, ids: torch.Tensor, maskable: torch.Tensor, centres: torch.Tensor, info: dict) -> torch.Tensor:
+    def _global(self, ids, maskable, counts, info) -> torch.Tensor:
         """k = number of centres (their positions are dropped); 11-spans at the k best-ranked
         maskable positions, ties by position (the released ``sorted(key=(rank, index))``)."""
         B, L = ids.shape
-        counts = centres.sum(1)
-        anchors = torch.zeros_like(centres)
         k_max = int(counts.max()) if B else 0
-        if k_max:
-            key = self._ranks_at(ids) * L + torch.arange(L)
-            key = key.masked_fill(~maskable, _NO_RANK)
-            best = key.topk(k_max, dim=1, largest=False, sorted=True).indices
-            take = torch.arange(k_max) < counts.unsqueeze(1)
-            anchors.scatter_(1, best, take)
-        info["anchors"] = anchors
-        return dilate(anchors, *self.kmer_span)
+        if not k_max:
+            info["anchors"] = torch.zeros((B, L), dtype=torch.bool)
+            return torch.zeros((B, L), dtype=torch.bool)
+        if self.rank_lookup == "token":
+            key = self._ranks.index_select(0, ids.view(-1)).view(B, L) * L + torch.arange(L)
+        else:
+            key = (self._ranks_by_position(L) * L + torch.arange(L)).expand(B, L)
+        key = key.masked_fill(~maskable, _NO_RANK)
+        best = key.topk(k_max, dim=1, largest=False, sorted=True).indices
+        take = torch.arange(k_max) < counts.unsqueeze(1)
+        rows = torch.arange(B).unsqueeze(1).expand_as(best)[take]
+        cols = best[take]
+        info["anchors"] = _marks(rows, cols, (B, L))
+        return _spans(rows, cols, *self.kmer_span, (B, L))
 
-    def _corrupt(self, ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        """80/10/10 per masked position, in Hugging Face's (and the released code's) draw order."""
-        g = self.generator
-        replaced = torch.bernoulli(torch.full(ids.shape, self.mask_replace_prob), generator=g).bool() & masked
-        out = ids.masked_fill(replaced, self.mask_token_id)
-        if self.mask_replace_prob == 1 or self.random_replace_prob == 0:
-            return out
-        scaled = self.random_replace_prob / (1 - self.mask_replace_prob)
-        randomized = torch.bernoulli(torch.full(ids.shape, scaled), generator=g).bool() & masked & ~replaced
+    def _corrupt(self, original: torch.Tensor) -> torch.Tensor:
+        """80/10/10 for the masked tokens ``original``, one uniform each: below 0.8 → [MASK], below
+        0.9 → a random token, else unchanged (Hugging Face's distribution, ~7x fewer draws)."""
+        uniforms = torch.rand(original.shape, generator=self.generator)
         low = 0 if self.random_replacement == "vocab" else self._first_kmer_id
-        words = torch.randint(low, self.vocab_size, ids.shape, generator=g)
-        return torch.where(randomized, words, out)
+        random_tokens = torch.randint(low, self.vocab_size, original.shape, generator=self.generator)
+        keep_or_random = torch.where(uniforms < self.mask_replace_prob + self.random_replace_prob, random_tokens, original)
+        return torch.where(uniforms < self.mask_replace_prob, self.mask_token_id, keep_or_random)
 
     def _seed_worker(self) -> None:
         """In a DataLoader worker, reseed with seed + worker id (as Hugging Face does), once."""
