@@ -496,3 +496,30 @@ def short_kmer_frame():
 
 def test_dataclass_is_the_public_type(tokenizer):
     assert isinstance(make_collator("random", tokenizer), DataCollatorForSpanMasking)
+
+
+def test_non_contiguous_and_int32_inputs(tokenizer, rank_table):
+    ids, att = mixed_batch(18)
+    wide = torch.cat([ids, ids], 1)[:, : ids.shape[1]]  # a non-contiguous view
+    collator = make_collator("genemask", tokenizer, rank_table, seed=0)
+    a = collator.mask_batch(wide.int(), att.bool())
+    collator.generator.manual_seed(0)
+    b = collator.mask_batch(ids, att)
+    assert torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("probability", [0.0176, 0.3])
+def test_centres_are_bernoulli_on_maskable_positions(tokenizer, probability):
+    """The geometric-gap sampler gives i.i.d. Bernoulli(p) centres, only on k-mer tokens."""
+    ids, att = batch_from(["ACGT" * 30] * 8 + ["ACGTTGCA" * 10] * 8)  # two lengths, padding
+    collator = make_collator("random", tokenizer, seed=0, mlm_probability=probability)
+    hits = torch.zeros(ids.shape)
+    draws = 400
+    for _ in range(draws):
+        hits += collator.mask_batch(ids, att)[2]["centres"]
+    maskable = ids.ge(5)
+    assert hits[~maskable].sum() == 0
+    rate = hits[maskable] / draws
+    assert abs(rate.mean().item() - probability) < 0.1 * probability
+    first, last = hits[:, 1][maskable[:, 1]] / draws, hits[:, 110][maskable[:, 110]] / draws
+    assert abs(first.mean() - last.mean()) < 0.35 * probability + 0.01  # no drift along the row
