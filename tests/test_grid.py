@@ -21,6 +21,7 @@ def _notebook(path, params_src: str, body: str):
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
     _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
               "import pathlib\nassert x != 3, 'x must not be 3'\n"
               "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
@@ -52,6 +53,7 @@ def test_runs_caches_reports_failures_and_chains_stages(workspace):
     assert sorted((c.out_dir / "got.txt").read_text() for c in use) == ["10", "20"]
     report = json.loads((workspace / "runs" / "t" / "grid_report.json").read_text())
     assert len(report) == 5
+    assert sorted(p.name for p in (workspace / "results" / "t" / "make").iterdir())[-1] == "cells.csv"
 
     again = grid.run_grid(spec, jobs=2, echo=lambda *_: None)
     assert sorted(c.status for c in again) == ["cached"] * 4 + ["failed"]  # a failure is never cached

@@ -70,5 +70,7 @@ def display(path: Path) -> str:
 
 
 def results_dir(profile: str) -> Path:
-    """Small tidy results of a profile that the book reads (committed for real-data profiles)."""
-    return RESULTS / profile
+    """Small tidy results of a profile that the book reads (committed for real-data profiles);
+    ``$GENEMASK_RESULTS`` relocates them (tests do, to keep the repository clean)."""
+    env = os.environ.get("GENEMASK_RESULTS")
+    return (Path(env).expanduser().resolve() if env else RESULTS) / profile
