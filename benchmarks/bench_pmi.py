@@ -26,15 +26,7 @@ import pandas as pd
 
 from genemask import genome, paths, pmi
 
-HUMAN_SLICES = [
-    "genome/chr2_1-2333275.fa.gz",
-    "genome/chr22_part.fa.gz",
-    "genome/ucsc.hg19.chr20.unittest.fasta.gz",
-    "genome/z.fa",
-    "genome/hg38_chr21_22000000_23000000.fasta",
-    "genome/chr20.250k.fa.gz",
-    "genome/human_g1k_v37_chr1_59kb.fasta",
-]
+HUMAN_SLICES = paths.HUMAN_FASTA
 LONG_GAP = re.compile(rb"[Nn]{101,}")
 
 

@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from genemask import pmi
+from genemask import paths, pmi
 from helpers import real_data
 
-HUMAN_FASTA = [
-    "genome/chr2_1-2333275.fa.gz",
-    "genome/chr22_part.fa.gz",
-    "genome/ucsc.hg19.chr20.unittest.fasta.gz",
-    "genome/z.fa",
-    "genome/hg38_chr21_22000000_23000000.fasta",
-    "genome/chr20.250k.fa.gz",
-    "genome/human_g1k_v37_chr1_59kb.fasta",
-]
+HUMAN_FASTA = paths.HUMAN_FASTA
 
 
 @pytest.fixture(scope="module")

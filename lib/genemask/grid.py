@@ -203,27 +203,29 @@ def _expand_refs(params: dict[str, Any], done: dict[str, list[Cell]], stage: str
     return [dict(choice) for choice in itertools.product(*options)]
 
 
+def _combinations(stage: Stage) -> list[dict[str, Any]]:
+    """The stage's parameter sets before ``@`` references: params, crossed grid, explicit cells."""
+    combos = [dict(zip(stage.grid, values)) for values in itertools.product(*stage.grid.values())] or [{}]
+    return [{**stage.params, **combo, **explicit} for explicit in stage.cells for combo in combos]
+
+
 def plan_stage(spec: GridSpec, stage: Stage, done: dict[str, list[Cell]]) -> list[Cell]:
     """All cells of a stage, with keys and output locations, checked against the notebook's parameters."""
     declared = notebook_parameters(stage.notebook)
-    names = list(stage.grid)
-    combos = [dict(zip(names, values)) for values in itertools.product(*stage.grid.values())] or [{}]
     stage_dir = paths.runs_dir(spec.profile, stage.name)
     cells: list[Cell] = []
-    for explicit in stage.cells:
-        for combo in combos:
-            base = {**stage.params, **combo, **explicit}
-            _check_params(stage, base, declared)
-            for params in _expand_refs(base, done, stage.name):
-                key = _cell_key(stage.notebook, params)
-                out_dir = None
-                if "out_dir" in declared and "out_dir" not in params:
-                    out_dir = stage_dir / key
-                    params = {**params, "out_dir": str(out_dir)}
-                elif "out_dir" in params:
-                    out_dir = Path(params["out_dir"])
-                _expand_env(params, f"stage {stage.name!r}")  # fail before running, not in the cell
-                cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb", out_dir))
+    for base in _combinations(stage):
+        _check_params(stage, base, declared)
+        for params in _expand_refs(base, done, stage.name):
+            key = _cell_key(stage.notebook, params)
+            out_dir = None
+            if "out_dir" in declared and "out_dir" not in params:
+                out_dir = stage_dir / key
+                params = {**params, "out_dir": str(out_dir)}
+            elif "out_dir" in params:
+                out_dir = Path(params["out_dir"])
+            _expand_env(params, f"stage {stage.name!r}")  # fail before running, not in the cell
+            cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb", out_dir))
     return cells
 
 
@@ -274,10 +276,8 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False,
             raise GridError(f"{spec.source}: no stage(s) {missing}; stages are {[s.name for s in spec.stages]}")
     for stage in selected:  # fail fast on unknown or mistyped parameters in any stage, before running anything
         declared = notebook_parameters(stage.notebook)
-        combos = [dict(zip(stage.grid, v)) for v in itertools.product(*stage.grid.values())] or [{}]
-        for explicit in stage.cells:
-            for combo in combos:
-                _check_params(stage, {**stage.params, **combo, **explicit}, declared)
+        for base in _combinations(stage):
+            _check_params(stage, base, declared)
     done: dict[str, list[Cell]] = {}
     every: list[Cell] = []
     for stage in spec.stages:

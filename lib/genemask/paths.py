@@ -25,6 +25,19 @@ def data_dir() -> Path:
     return Path(env).expanduser().resolve() if env else ROOT / "data"
 
 
+#: The valid human FASTA slices of the shared data (relative to :func:`data_dir`); the headerless
+#: ``genome/chr17_brca1_ext.txt`` is left out. 11.37 Mbp of A/C/G/T in all.
+HUMAN_FASTA: tuple[str, ...] = (
+    "genome/chr2_1-2333275.fa.gz",
+    "genome/chr22_part.fa.gz",
+    "genome/ucsc.hg19.chr20.unittest.fasta.gz",
+    "genome/z.fa",
+    "genome/hg38_chr21_22000000_23000000.fasta",
+    "genome/chr20.250k.fa.gz",
+    "genome/human_g1k_v37_chr1_59kb.fasta",
+)
+
+
 def cache_dir() -> Path:
     """Derived, regenerable files (demo data, corpora, counts): ``$GENEMASK_CACHE`` or ``.cache/``."""
     env = os.environ.get("GENEMASK_CACHE")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -157,9 +157,3 @@ def tokenizer_k(tokenizer) -> int:
         if size == vocab_size(k):
             return k
     raise ValueError(f"tokenizer has {size} tokens, not 4**k + 5 for any k in {SUPPORTED_K}")
-
-
-def decode_kmers(ids: Sequence[int], k: int = 6) -> list[str]:
-    """Token strings for ids (specials by name); cheap inverse used by figures and tests."""
-    table = list(SPECIAL_TOKENS) + vocab_kmers(k)
-    return [table[i] for i in ids]
