@@ -1,0 +1,74 @@
+"""Named model configurations: `dnabert`, `logo` and `tiny`, all BERT encoders over the k-mer vocabulary.
+
+GeneMask and CM-GEMS pretrain DNABERT's BERT-base and, with the same code, a 2-layer model of LOGO's
+size (papers.md §1.6); `tiny` exists so that tests and the demo profile train in seconds on a CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+from genemask import tokenizer
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The architectural numbers that distinguish the named configurations."""
+
+    num_hidden_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_dropout_prob: float
+    attention_probs_dropout_prob: float
+    max_position_embeddings: int = 512
+
+
+MODEL_SIZES: dict[str, ModelSize] = {
+    # DNABERT-6 (BERT-base), the model GeneMask pretrains for 10K steps.
+    "dnabert": ModelSize(12, 768, 12, 3072, 0.1, 0.1),
+    # LOGO's size run through DNABERT's code, as in the GeneMask README (about 5M parameters).
+    "logo": ModelSize(2, 256, 8, 3072, 0.0, 0.0),
+    # Tests and the demo profile only: one step takes milliseconds on a CPU.
+    "tiny": ModelSize(2, 64, 4, 128, 0.0, 0.0),
+}
+
+
+def model_config(name: str, k: int = 6, **overrides) -> BertConfig:
+    """The `BertConfig` of a named size over the k-mer vocabulary (4101 entries for k = 6)."""
+    if name not in MODEL_SIZES:
+        raise ValueError(f"model={name!r}: unknown model; choose one of {sorted(MODEL_SIZES)}")
+    size = asdict(MODEL_SIZES[name])
+    unknown = set(overrides) - set(BertConfig().to_dict()) - {"num_labels"}
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown config override(s) {sorted(unknown)}")
+    config = BertConfig(vocab_size=tokenizer.vocab_size(k), type_vocab_size=2,
+                        pad_token_id=tokenizer.PAD_ID, **{**size, **overrides})
+    config.kmer = k  # read back by checkpoints' users to refuse a tokenizer of another k
+    return config
+
+
+def masked_lm(name: str, k: int = 6, seed: int | None = None, **overrides) -> BertForMaskedLM:
+    """A freshly initialized masked-language model (seeded when `seed` is given)."""
+    return _seeded(BertForMaskedLM, model_config(name, k, **overrides), seed)
+
+
+def sequence_classifier(name: str, num_labels: int, k: int = 6, seed: int | None = None,
+                        **overrides) -> BertForSequenceClassification:
+    """A randomly initialized classifier: the papers' no-pretraining baseline."""
+    return _seeded(BertForSequenceClassification, model_config(name, k, num_labels=num_labels, **overrides), seed)
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _seeded(cls, config: BertConfig, seed: int | None):
+    import torch
+
+    if seed is None:
+        return cls(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(config)
