@@ -91,3 +91,18 @@ def test_dry_run_lists_cells(workspace):
     lines = []
     cells = grid.run_grid(spec, dry_run=True, echo=lines.append)
     assert [c.status for c in cells] == ["planned", "planned"] and not (workspace / "runs").exists()
+
+
+def test_reference_selects_upstream_cells_by_parameter(workspace):
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make[x=2]/value.txt"}},
+    ])
+    cells = grid.run_grid(spec, jobs=1, echo=lambda *_: None)
+    assert [(c.out_dir / "got.txt").read_text() for c in cells if c.stage == "use"] == ["20"]
+    bad = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make[x=7]/value.txt"}},
+    ], name="bad.yaml")
+    with pytest.raises(grid.GridError, match=r"no cell of stage 'make' has x=7"):
+        grid.run_grid(bad, jobs=1, echo=lambda *_: None)

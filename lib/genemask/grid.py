@@ -30,6 +30,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -188,15 +189,29 @@ def _cell_key(notebook: Path, params: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+_REF = re.compile(r"@(?P<stage>[\w-]+)(?:\[(?P<selector>[^\]]+=[^\]]*)\])?(?:/(?P<file>.+))?")
+
+
 def _expand_refs(params: dict[str, Any], done: dict[str, list[Cell]], stage: str) -> list[dict[str, Any]]:
-    """Replace ``@stage[/file]`` values by each finished upstream cell's out_dir (cartesian over refs)."""
+    """Replace ``@stage[/file]`` values by each finished upstream cell's out_dir (cartesian over refs).
+
+    ``@stage[name=value,...]/file`` keeps only the upstream cells run with those parameters, e.g.
+    ``@pmi[pmi=segmentation]/kmer_ranking.csv`` for one ranking out of several.
+    """
     options: list[list[tuple[str, Any]]] = []
     for name, value in params.items():
         if isinstance(value, str) and value.startswith("@"):
-            ref, _, sub = value[1:].partition("/")
+            match = _REF.fullmatch(value)
+            if match is None:
+                raise GridError(f"stage {stage!r}: parameter {name!r}: cannot parse reference {value!r} (@stage[name=value]/file)")
+            ref, selector, sub = match.group("stage"), match.group("selector"), match.group("file") or ""
             if ref not in done:
                 raise GridError(f"stage {stage!r}: parameter {name!r} refers to {value!r}, not an earlier stage")
-            ok = [c for c in done[ref] if c.status in ("done", "cached") and c.out_dir is not None]
+            wanted = dict(item.split("=", 1) for item in selector.split(",")) if selector else {}
+            ok = [c for c in done[ref] if c.status in ("done", "cached") and c.out_dir is not None
+                  and all(str(c.params.get(k)) == v for k, v in wanted.items())]
+            if wanted and not any(all(str(c.params.get(k)) == v for k, v in wanted.items()) for c in done[ref]):
+                raise GridError(f"stage {stage!r}: parameter {name!r}: no cell of stage {ref!r} has {selector}")
             options.append([(name, str(c.out_dir / sub) if sub else str(c.out_dir)) for c in ok])
         else:
             options.append([(name, value)])
