@@ -391,3 +391,21 @@ def ensure_demo_genome() -> Path:
     write_with(features_path, lambda tmp: pd.DataFrame(features).to_csv(tmp, sep="\t", index=False))
     write_fasta(records, fasta)
     return fasta
+
+
+def sample_windows(fasta, n: int, length: int, seed: int = 0) -> list[str]:
+    """``n`` random A/C/G/T windows of ``length`` nt from a FASTA (uniform over runs long enough)."""
+    runs, buffer = [], b""
+    for _, seg in iter_record_segments(fasta):
+        buffer += seg.seq
+        if not seg.continues:
+            if len(buffer) >= length:
+                runs.append(buffer)
+            buffer = b""
+    if not runs:
+        raise ValueError(f"{fasta}: no A/C/G/T run of {length} nt or more")
+    rng = np.random.default_rng(seed)
+    weights = np.array([len(r) - length + 1 for r in runs], dtype=float)
+    picks = rng.choice(len(runs), size=n, p=weights / weights.sum())
+    return [runs[i][s : s + length].decode() for i, s in
+            ((i, int(rng.integers(0, len(runs[i]) - length + 1))) for i in picks)]

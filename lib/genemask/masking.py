@@ -839,3 +839,25 @@ class MaskingCurriculumCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics and "eval_loss" in metrics:
             self.collator.observe_validation_perplexity(math.exp(min(metrics["eval_loss"], 700.0)))
+
+
+#: Named configurations compared in the notebooks, the grids and the book: strategy + options.
+#: The ``-position`` ones reproduce the released code (Bug 1 and its companions).
+MASKING_VARIANTS: dict[str, dict] = {
+    "random": {"strategy": "random"},
+    "genemask": {"strategy": "genemask"},  # paper's intent: token lookup, sorted top half (v3)
+    "genemask-position-v1": {"strategy": "genemask", "rank_lookup": "position", "selection": "v1",
+                             "special_rank_zero": True, "random_replacement": "vocab"},
+    "genemask-position-v3": {"strategy": "genemask", "rank_lookup": "position", "selection": "v3",
+                             "special_rank_zero": True, "random_replacement": "vocab"},
+    "global": {"strategy": "global"},
+    "global-position": {"strategy": "global", "rank_lookup": "position", "random_replacement": "vocab"},
+    "cmstep": {"strategy": "cmstep", "total_steps": 100},
+}
+
+
+def variant_options(name: str) -> dict:
+    """``make_collator`` keyword arguments (strategy included) of a named variant."""
+    if name not in MASKING_VARIANTS:
+        raise ValueError(f"unknown masking variant {name!r}; known: {', '.join(MASKING_VARIANTS)}")
+    return dict(MASKING_VARIANTS[name])

@@ -1,0 +1,74 @@
+"""Tables and figures the notebooks and the book show, and the notebook environment they share.
+
+One submodule per stage (``report.pmi``, ``report.masking``, ...) holds that stage's analyses;
+this module holds what every notebook and chapter needs.
+
+Notebooks call :func:`setup_notebook` first, so that every executed notebook has the same quiet,
+deterministic output (nbval compares it), the same figure style, and no progress bars.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def setup_notebook(seed: int = 0) -> None:
+    """Quiet libraries, fix seeds and the figure style; call once at the top of a notebook."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    import matplotlib
+    import numpy as np
+    import seaborn as sns
+
+    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "figure.figsize": (7, 3.6)})
+    sns.set_theme(style="whitegrid", context="notebook")
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def book_profile() -> str:
+    """The profile whose results the book shows: ``$GENEMASK_PROFILE`` (set by ``make reproduce``),
+    else ``cpu`` when its committed results exist, else ``demo``."""
+    from .. import paths
+
+    env = os.environ.get("GENEMASK_PROFILE")
+    if env:
+        return env
+    return "cpu" if (paths.results_dir("cpu")).is_dir() else "demo"
+
+
+def stage_results(stage: str, profile: str | None = None):
+    """(profile, cells frame with a ``dir`` column) for one stage's collected results, or
+    (profile, None) when that profile has not run the stage."""
+    import pandas as pd
+
+    from .. import paths
+
+    profile = profile or book_profile()
+    index = paths.results_dir(profile) / stage / "cells.csv"
+    if not index.exists():
+        return profile, None
+    cells = pd.read_csv(index)
+    cells["dir"] = [paths.results_dir(profile) / stage / key for key in cells["key"]]
+    return profile, cells
+
+
+# The stage analyses the 01/02 notebooks call as report.<name>.
+from .pmi import compare_rankings, npmi_summary, occurrence_share_by_decile, variant_ranks  # noqa: E402,F401
+from .masking import masking_statistics  # noqa: E402,F401
