@@ -71,4 +71,4 @@ def stage_results(stage: str, profile: str | None = None):
 
 # The stage analyses the 01/02 notebooks call as report.<name>.
 from .pmi import compare_rankings, npmi_summary, occurrence_share_by_decile, variant_ranks  # noqa: E402,F401
-from .masking import masking_statistics  # noqa: E402,F401
+from .masking import masking_statistics, plot_method_figure  # noqa: E402,F401

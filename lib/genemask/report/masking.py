@@ -37,3 +37,27 @@ def masking_statistics(name: str, ids, attention, labels, info, token_ranks, k: 
     }
     span_frame = pd.DataFrame({"variant": name, "span_length": spans})
     return summary, per_sequence, span_frame
+
+
+def plot_method_figure(method, ax=None):
+    """GeneMask's Figure 1 as a strip per strategy: kept, masked and anchor tokens along one
+    sequence, over a track of the tokens' NPMI rank (darker = better ranked)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    variants = list(dict.fromkeys(method["variant"]))
+    grid = np.stack([method.loc[method["variant"] == v, "state"].to_numpy() for v in variants])
+    ranks = method.loc[method["variant"] == variants[0], "npmi_rank"].to_numpy(dtype=float)
+    if ax is None:
+        _, (top, ax) = plt.subplots(2, 1, figsize=(12, 0.45 * len(variants) + 1.2), sharex=True,
+                                    gridspec_kw={"height_ratios": [1, len(variants)]})
+        top.imshow(-np.log(ranks)[None, :], aspect="auto", cmap="Greys", interpolation="nearest")
+        top.set_yticks([0], ["NPMI rank"])
+        top.grid(False)
+    ax.imshow(grid, aspect="auto", interpolation="nearest", vmin=0, vmax=2,
+              cmap=ListedColormap(["#f2f2f2", "#f4a259", "#bc4b51"]))
+    ax.set_yticks(range(len(variants)), variants)
+    ax.set_xlabel("token position (6-mers)")
+    ax.grid(False)
+    return ax
