@@ -182,9 +182,15 @@ def _expand_env(value: Any, where: str) -> Any:
 
 
 def _cell_key(notebook: Path, params: dict[str, Any]) -> str:
+    """Hash of what decides a cell's result: the notebook's code (not its stored outputs, which
+    change whenever it is re-executed), the parameters with upstream paths made portable, and
+    the package version."""
+    import nbformat
+
     digest = hashlib.sha256()
-    digest.update(notebook.read_bytes())
-    digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    code = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    digest.update(json.dumps(code).encode())
+    digest.update(json.dumps({k: _portable(v) for k, v in params.items()}, sort_keys=True, default=str).encode())
     digest.update(__version__.encode())
     return digest.hexdigest()[:16]
 
@@ -336,6 +342,16 @@ RESULT_SUFFIXES = (".csv", ".json", ".txt")
 RESULT_MAX_BYTES = 1 << 20
 
 
+def _portable(value: Any) -> Any:
+    """An upstream cell's output path as ``@stage/key/file`` (machine-independent, and the key
+    names the upstream cell in its own ``cells.csv``); anything else unchanged."""
+    runs = str(paths.runs_root()) + os.sep
+    if isinstance(value, str) and value.startswith(runs):
+        parts = value[len(runs):].split(os.sep)  # profile, stage, key, file...
+        return "@" + "/".join(parts[1:])
+    return value
+
+
 def collect_results(profile: str, cells: list[Cell]) -> Path:
     """Copy each finished cell's small tidy result files to ``results/<profile>/<stage>/<key>/`` and
     write ``results/<profile>/<stage>/cells.csv`` (key + parameters), the book's only input."""
@@ -353,7 +369,7 @@ def collect_results(profile: str, cells: list[Cell]) -> Path:
             for file in sorted(cell.out_dir.iterdir()):
                 if file.suffix in RESULT_SUFFIXES and file.stat().st_size <= RESULT_MAX_BYTES:
                     write_text(root / stage / cell.key / file.name, file.read_text())
-            rows.append({"key": cell.key, **{k: json.dumps(v) if isinstance(v, (list, dict)) else v
+            rows.append({"key": cell.key, **{k: json.dumps(v) if isinstance(v, (list, dict)) else _portable(v)
                                            for k, v in cell.params.items() if k != "out_dir"}})
         if rows:
             from .io import write_with
