@@ -409,3 +409,209 @@ def sample_windows(fasta, n: int, length: int, seed: int = 0) -> list[str]:
     picks = rng.choice(len(runs), size=n, p=weights / weights.sum())
     return [runs[i][s : s + length].decode() for i, s in
             ((i, int(rng.integers(0, len(runs[i]) - length + 1))) for i in picks)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretraining corpus
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """The released chunking rule (GeneMask Code-A, ``reference/papers.md`` §1.5), made deterministic.
+
+    Per unit (an A/C/G/T run, or a whole record with other letters deleted when ``join_gaps``):
+    start at a random offset in [0, min(max_start, len)], then walk non-overlapping chunks, each
+    ``full_length`` nt with probability ``full_probability``, else uniform in
+    [min_length, full_length - 1] nt (the released 511 or 6..510 nt). Exact duplicates are dropped
+    (first occurrence kept); a chunk goes to validation when a keyed hash of its sequence falls
+    below ``valid_fraction``, so the split does not depend on order or ``PYTHONHASHSEED``.
+    """
+
+    k: int = 6
+    max_start: int = 1000
+    full_length: int = 511
+    full_probability: float = 0.5
+    min_length: int = 6
+    valid_fraction: float = 0.1
+    join_gaps: bool = False  # the released script deletes N and joins sequence across gaps
+    seed: int = 12345  # the released script's seed
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.min_length <= self.full_length:
+            raise ValueError(f"CorpusConfig: need 1 <= k <= min_length <= full_length, got k={self.k}, "
+                             f"min_length={self.min_length}, full_length={self.full_length}")
+        for name in ("full_probability", "valid_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"CorpusConfig: {name}={getattr(self, name)!r} must lie in [0, 1]")
+
+
+def _corpus_units(fasta_paths: list[Path], join_gaps: bool) -> Iterator[bytes]:
+    """Units the chunker walks: maximal A/C/G/T runs, or whole records with other letters removed."""
+    for path in fasta_paths:
+        if join_gaps:
+            for _, blocks in iter_records_raw(path):
+                seq = b"".join(blocks)
+                kept = seq.translate(None, bytes(b for b in range(256) if not _ACGT_LUT[b]))
+                if kept:
+                    yield kept
+            continue
+        parts: list[bytes] = []
+        for _, seg in iter_record_segments(path):
+            parts.append(seg.seq)
+            if not seg.continues:
+                yield b"".join(parts)
+                parts = []
+
+
+def iter_corpus_chunks(fasta: str | Path | list, cfg: CorpusConfig = CorpusConfig()) -> Iterator[bytes]:
+    """Every chunk of the released rule, in genome order, duplicates included (a deterministic
+    function of the files and ``cfg``). Chunks shorter than ``min_length`` (run ends) are dropped."""
+    rng = np.random.default_rng(cfg.seed)
+    for unit in _corpus_units(_fasta_list(fasta), cfg.join_gaps):
+        n = len(unit)
+        if n < cfg.min_length:
+            continue
+        start = int(rng.integers(0, min(cfg.max_start, n) + 1))
+        while start < n:
+            if rng.random() < cfg.full_probability:
+                length = cfg.full_length
+            else:
+                length = int(rng.integers(cfg.min_length, cfg.full_length))
+            chunk = unit[start : start + length]
+            start += length
+            if len(chunk) >= cfg.min_length:
+                yield chunk
+
+
+def _fasta_list(fasta: str | Path | list) -> list[Path]:
+    items = fasta if isinstance(fasta, (list, tuple)) else [fasta]
+    if not items:
+        raise ValueError("fasta: no FASTA file given")
+    return [Path(p) for p in items]
+
+
+def _is_validation(chunk: bytes, cfg: CorpusConfig) -> bool:
+    import hashlib
+
+    digest = hashlib.blake2b(chunk, digest_size=8, key=str(cfg.seed).encode()).digest()
+    return int.from_bytes(digest, "little") < cfg.valid_fraction * 2**64
+
+
+@dataclass
+class TokenChunks:
+    """Token ids of many chunks (no [CLS]/[SEP]) as one flat uint16 array plus offsets, so a
+    genome-sized split memory-maps instead of living as millions of Python objects."""
+
+    ids: np.ndarray
+    offsets: np.ndarray  # len(self) + 1 entries
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+@dataclass
+class Corpus:
+    """A tokenized pretraining corpus: ``train`` and ``valid`` splits and where it is cached."""
+
+    train: TokenChunks
+    valid: TokenChunks
+    directory: Path
+    params: dict
+
+
+def corpus_key(fasta: str | Path | list, cfg: CorpusConfig) -> str:
+    """Cache key: the files (resolved path, size, modification time) and every parameter."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from . import __version__
+
+    files = []
+    for path in _fasta_list(fasta):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise FastaError(f"{path}: no such FASTA file") from None
+        files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    payload = json.dumps({"files": files, "config": asdict(cfg), "version": __version__}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_corpus(fasta: str | Path | list, cfg: CorpusConfig = CorpusConfig(), cache_root: Path | None = None) -> Corpus:
+    """The tokenized corpus of ``fasta`` under ``cfg``, built once into ``<cache>/corpus/<key>/``
+    and memory-mapped afterwards. The folder appears by one rename, so a crash or a concurrent
+    builder never leaves a partial corpus that a later run would trust."""
+    import hashlib
+    import json
+    import os
+    import shutil
+    import tempfile
+    from dataclasses import asdict
+
+    from . import paths
+    from .tokenizer import encode_batch
+
+    root = (cache_root or paths.cache_dir()) / "corpus"
+    directory = root / corpus_key(fasta, cfg)
+    if not (directory / "params.json").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
+        try:
+            seen: set[bytes] = set()
+            splits: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], [0]), "valid": ([], [0])}
+            n_chunks = n_duplicates = 0
+            batch: list[bytes] = []
+
+            def flush() -> None:
+                ids = encode_batch([c.decode("ascii") for c in batch], cfg.k, max_length=None)
+                for chunk, row in zip(batch, ids):
+                    parts, offsets = splits["valid" if _is_validation(chunk, cfg) else "train"]
+                    parts.append(row[1:-1].astype(np.uint16))
+                    offsets.append(offsets[-1] + len(row) - 2)
+                batch.clear()
+
+            for chunk in iter_corpus_chunks(fasta, cfg):
+                n_chunks += 1
+                digest = hashlib.blake2b(chunk, digest_size=16).digest()
+                if digest in seen:
+                    n_duplicates += 1
+                    continue
+                seen.add(digest)
+                batch.append(chunk)
+                if len(batch) >= 20_000:
+                    flush()
+            if batch:
+                flush()
+            sizes = {}
+            for split, (parts, offsets) in splits.items():
+                flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+                np.save(tmp / f"{split}_ids.npy", flat)
+                np.save(tmp / f"{split}_offsets.npy", np.asarray(offsets, dtype=np.int64))
+                sizes[split] = {"chunks": len(offsets) - 1, "tokens": int(flat.size)}
+            params = {"fasta": [str(p) for p in _fasta_list(fasta)], "config": asdict(cfg),
+                      "chunks": n_chunks, "duplicates_removed": n_duplicates, "splits": sizes}
+            (tmp / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+            os.chmod(tmp, 0o755)
+            try:
+                os.rename(tmp, directory)
+            except OSError:  # another process finished the same corpus first: use theirs
+                if not (directory / "params.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    params = json.loads((directory / "params.json").read_text())
+
+    def load(split: str) -> TokenChunks:
+        return TokenChunks(np.load(directory / f"{split}_ids.npy", mmap_mode="r"),
+                           np.load(directory / f"{split}_offsets.npy"))
+
+    return Corpus(load("train"), load("valid"), directory, params)
