@@ -96,19 +96,20 @@ class PretrainConfig:
     join_gaps: bool = False  # corpus: join sequence across N gaps as the released script did
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast (GPU)
+    threads: int = 0  # CPU threads for torch (0: torch's default; use 1 per process when runs share cores)
     device: str = "auto"
     out_dir: str | None = None  # None: .cache/notebooks/03_pretrain
     resume: bool = True  # continue from out_dir's latest resume state
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "eval_steps", "eval_size", "save_steps", "max_len", "k", "seed"):
+        for name in ("steps", "batch_size", "grad_accum", "eval_steps", "eval_size", "save_steps", "max_len", "k", "seed", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"{name}={value!r} must be an integer")
         for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_size", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= {low}")
-        for name in ("eval_steps", "save_steps"):
+        for name in ("eval_steps", "save_steps", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0 (0: never)")
         if self.model not in models.MODEL_SIZES:
@@ -392,7 +393,7 @@ def _latest_state(out_dir: Path) -> Path | None:
 
 
 def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in ("out_dir", "resume", "device")}
+    return {k: v for k, v in config.items() if k not in ("out_dir", "resume", "device", "threads")}
 
 
 def _save_state(out_dir: Path, step: int, micro_batches: int, model, optimizer, collator, rows: list[dict],
@@ -543,6 +544,9 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
     started = time.perf_counter()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else _default_out_dir()
     dist, created_group = _init_distributed(cfg)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         if dist.main:
             _prepare_out_dir(out_dir)
@@ -551,6 +555,7 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
         with lock:
             return _run(cfg, out_dir, dist, started, stop_after, verbose)
     finally:
+        torch.set_num_threads(threads)
         if created_group:
             torch.distributed.destroy_process_group()
 
