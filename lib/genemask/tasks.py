@@ -1,5 +1,11 @@
-"""Downstream datasets. This module currently holds the demo tasks; the readers for the real
-few-shot and GUE files and the dataset registry arrive with the evaluation stage.
+"""Downstream datasets: readers for the real file formats, the registry of every dataset the papers
+evaluate on, and the demo tasks.
+
+The registry names each dataset (few-shot ``prom-core``, ``prom-300``, ``cohn-enh``, ``splice-40``,
+``silencer``; GUE tasks by their path such as ``EMP/H3`` or ``prom/prom_core_all``; demo tasks
+``demo-prom``, ``demo-motif``, ``demo/prom``, ``demo/motif``) with its length, classes, splits and
+provenance, and says what the shared data lacks and which substitute is used instead, so that no
+split is ever silently replaced (DESIGN §3.4, papers.md §4, data/MANIFEST.md).
 
 The demo tasks are written in the real on-disk formats (GeneMask few-shot TSV of quoted k-mer text;
 GUE ``<group>/<task>/{train,dev,test}.csv`` of raw sequence), so the demo profile exercises the same
@@ -9,6 +15,8 @@ pretrained on it has something to learn.
 from __future__ import annotations
 
 import csv
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +25,7 @@ import pandas as pd
 from . import paths
 from .genome import _mutate, _random_dna, ensure_demo_genome, read_fasta
 from .io import write_with
-from .tokenizer import kmerize
+from .tokenizer import kmerize, kmers_to_seq
 
 DEMO_SEED = 7
 #: Few-shot demo datasets: name → (sequence length, classes). Shots are examples per class.
@@ -119,3 +127,463 @@ def ensure_demo_tasks() -> Path:
             write_with(root / "gue" / name / f"{split}.csv", lambda tmp, part=part: part.to_csv(tmp, index=False))
     done.write_text("demo tasks complete\n")
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers. Every reader returns a frame of raw upper-case DNA (`sequence`) and integer `label`, and
+# names the file and line of anything it cannot read.
+# --------------------------------------------------------------------------------------------------
+
+class TaskDataError(ValueError):
+    """A downstream data file that cannot be read as (sequence, label) rows."""
+
+
+class DataUnavailable(LookupError):
+    """A split or shot that the shared data does not hold (a documented gap, not bad input)."""
+
+
+_LABEL = re.compile(r"^-?\d+$")
+_DNA = re.compile(r"^[ACGTNacgtn]+$")
+
+
+def _strip_quotes(text: str) -> str:
+    text = text.strip()
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+def _finish(path: Path, seqs: list[str], labels: list[str], first_line: int, n_classes: int | None) -> pd.DataFrame:
+    """Validate rows (labels integer and in range; sequences DNA or overlapping k-mer text) and turn
+    k-mer text into raw DNA, naming file and line of the first bad row."""
+    out_seqs, out_labels = [], []
+    for i, (seq, label) in enumerate(zip(seqs, labels)):
+        line = first_line + i
+        label = _strip_quotes(label)
+        if not _LABEL.match(label):
+            raise TaskDataError(f"{path}:{line}: label {label!r} is not an integer")
+        value = int(label)
+        if value < 0 or (n_classes is not None and value >= n_classes):
+            allowed = f"0..{n_classes - 1}" if n_classes is not None else ">= 0"
+            raise TaskDataError(f"{path}:{line}: label {value} out of range {allowed}")
+        seq = _strip_quotes(seq)
+        if " " in seq:
+            try:
+                seq = kmers_to_seq(seq)
+            except ValueError as err:
+                raise TaskDataError(f"{path}:{line}: {err}") from None
+        if not _DNA.match(seq):
+            shown = seq if len(seq) <= 30 else seq[:30] + "…"
+            raise TaskDataError(f"{path}:{line}: sequence {shown!r} is neither DNA nor overlapping k-mer text")
+        out_seqs.append(seq.upper())
+        out_labels.append(value)
+    if not out_seqs:
+        raise TaskDataError(f"{path}: no data rows")
+    return pd.DataFrame({"sequence": out_seqs, "label": np.asarray(out_labels, dtype=np.int64)})
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataUnavailable(f"{path}: no such file") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TaskDataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def read_labelled_tsv(path: str | Path, n_classes: int | None = None) -> pd.DataFrame:
+    """A GeneMask/DNABERT fine-tuning TSV: header ``sequence<TAB>label``, rows of space-separated
+    overlapping k-mers (or raw DNA) and an integer label.
+
+    Tolerates the quirks of the released files (MANIFEST): quoted header and fields (few-shot train
+    files), CRLF line ends and a header whose tab is two spaces (DNABERT's old prom-core dev).
+    """
+    path = Path(path)
+    lines = _read_text(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise TaskDataError(f"{path}: empty file")
+    header = [_strip_quotes(h).lower() for h in re.split(r"\t| {2,}", lines[0].strip())]
+    if header != ["sequence", "label"]:
+        raise TaskDataError(f"{path}:1: expected header 'sequence<TAB>label', got {lines[0].strip()[:60]!r}")
+    seqs, labels = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.strip().split("\t")
+        if len(fields) != 2:
+            raise TaskDataError(f"{path}:{number}: expected 2 tab-separated fields (sequence, label), got {len(fields)}")
+        seqs.append(fields[0])
+        labels.append(fields[1])
+    return _finish(path, seqs, labels, 2, n_classes)
+
+
+def read_gue_csv(path: str | Path, n_classes: int | None = None) -> pd.DataFrame:
+    """A GUE split: CSV with header ``sequence,label`` and raw DNA (DNABERT-2's layout)."""
+    path = Path(path)
+    rows = list(csv.reader(_read_text(path).splitlines()))
+    while rows and not any(field.strip() for field in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise TaskDataError(f"{path}: empty file")
+    if [h.strip().lower() for h in rows[0]] != ["sequence", "label"]:
+        raise TaskDataError(f"{path}:1: expected header 'sequence,label', got {','.join(rows[0])[:60]!r}")
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            raise TaskDataError(f"{path}:{number}: expected 2 comma-separated fields (sequence, label), got {len(row)}")
+    return _finish(path, [r[0] for r in rows[1:]], [r[1] for r in rows[1:]], 2, n_classes)
+
+
+def read_split(path: str | Path, n_classes: int | None = None) -> pd.DataFrame:
+    """Read any supported split file by its suffix (``.tsv`` few-shot/DNABERT, ``.csv`` GUE)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return read_gue_csv(path, n_classes)
+    if path.suffix == ".tsv":
+        return read_labelled_tsv(path, n_classes)
+    raise TaskDataError(f"{path}: unknown split format {path.suffix!r} (expected .tsv or .csv)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+FEWSHOT_ROOT = "fewshot/genemask/Data-B_fewshot-task-datasets"
+SHOTS = (10, 50, 100, 500, 1000)
+
+
+@dataclass(frozen=True)
+class FewShotDataset:
+    """One few-shot dataset: where its released training files and test set are, and what is missing.
+
+    ``train_files`` maps the released shot folder to a file (relative to the data root); a file may
+    pool several runs (more than ``shots`` rows per class), from which each seed samples its own set.
+    ``test_substitute`` says, when the released test set is absent, what is used instead.
+    """
+
+    name: str
+    length: str
+    n_classes: int
+    source: str
+    train_files: dict[int, str]
+    test_file: str | None
+    test_substitute: str = ""
+    missing: str = ""
+    demo: bool = False
+    #: shots whose training file exists in the release but not in the shared data: skipped, stated
+    unavailable_shots: tuple[int, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "fewshot"
+
+    def root(self) -> Path:
+        return ensure_demo_tasks() if self.demo else paths.data_dir()
+
+
+@dataclass(frozen=True)
+class GueTask:
+    """One GUE dataset with DNABERT-2's per-task budget (papers.md §2.4; CM-GEMS's effective batch 32)."""
+
+    name: str
+    length: str
+    n_classes: int
+    species: str
+    epochs: float
+    max_length: int  # tokens, [CLS]/[SEP] included (DNABERT-2's model_max_length)
+    eval_steps: int
+    warmup_steps: int
+    max_steps: int | None = None
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    metric: str = "mcc"
+    missing: tuple[str, ...] = ()  # splits absent from the shared data
+    demo: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "gue"
+
+    def root(self) -> Path:
+        return (ensure_demo_tasks() if self.demo else paths.data_dir()) / "gue" / self.name
+
+
+_B = FEWSHOT_ROOT
+FEWSHOT: dict[str, FewShotDataset] = {
+    "prom-core": FewShotDataset(
+        "prom-core", "70 bp", 2, "GeneMask Data-B Prom-core (DNABERT core promoters, EPDnew human; 1 = promoter)",
+        {k: f"{_B}/Prom-core/{k}/train.tsv" for k in SHOTS}, f"{_B}/Prom-core/test.tsv"),
+    "prom-300": FewShotDataset(
+        "prom-300", "300 bp", 2, "GeneMask Data-B Prom-300 (DNABERT promoters −249…+50, EPDnew human; 1 = promoter)",
+        {k: f"{_B}/Prom-300/{k}/train.tsv" for k in SHOTS}, None,
+        test_substitute="gue/prom/prom_300_all/test.csv",
+        missing="Prom-300/test.tsv is not in the shared data (> 4 MB); substitute: GUE prom_300_all test "
+                "(same EPDnew 300-bp task and test size 5,920), training sequences removed from it"),
+    "cohn-enh": FewShotDataset(
+        "cohn-enh", "500 bp", 2, "GeneMask Data-B Cohn-enh (Genomic Benchmarks human_enhancers_cohn; 1 = enhancer)",
+        {k: f"{_B}/Cohn-enh/{k}/train.tsv" for k in (10, 50, 100, 500)}, None,
+        test_substitute="other-shot-files",
+        missing="Cohn-enh/test.tsv and 1000/train.tsv are not in the shared data (> 4 MB; the Genomic Benchmarks "
+                "copy holds coordinates only); substitute test: the other shots' released training files (disjoint "
+                "samples of the same data), training sequences removed — not the paper's test set",
+        unavailable_shots=(1000,)),
+    "splice-40": FewShotDataset(
+        "splice-40", "40 bp", 3, "GeneMask Data-B Splice-40 (3 classes; provenance undocumented)",
+        {10: f"{_B}/Splice-40/10/train_splice40_10.tsv", 50: f"{_B}/Splice-40/50/train_splice40_50.tsv",
+         100: f"{_B}/Splice-40/100/train_splice40_100.tsv", 500: f"{_B}/Splice-40/500/train_splice40_500.tsv"},
+        f"{_B}/Splice-40/test.tsv",
+        missing="train files pool 10 runs (10/ holds 100 per class): each seed samples its own k per class; "
+                "1000/ is not in the shared data (> 4 MB): 1000-shot sets are sampled from the 500/ pool"),
+    "silencer": FewShotDataset(
+        "silencer", "101–299 bp", 2, "CM-GEMS silencer (SilencerDB human high-throughput ≤ 300 bp; 0 = synthetic negative)",
+        {10: "fewshot/silencer/10/train.tsv", 50: "fewshot/silencer/50/train.tsv"}, "fewshot/silencer/10/dev.tsv",
+        missing="released shots 10 and 50 only, as pools of 10 runs: each seed samples its own k per class; "
+                "100 and 500 are sampled from the 50/ pool (500 per class); 1000 is skipped; the test set is the "
+                "released dev.tsv (the authors' held-out 10 %)",
+        unavailable_shots=(1000,)),
+    "demo-prom": FewShotDataset(
+        "demo-prom", "70 bp", 2, "demo: windows ending at planted TSSs of the demo genome vs far windows",
+        {k: f"fewshot/Demo-prom/{k}/train.tsv" for k in DEMO_SHOTS}, "fewshot/Demo-prom/test.tsv", demo=True),
+    "demo-motif": FewShotDataset(
+        "demo-motif", "60 bp", 3, "demo: random background with no motif / motif A / motif B",
+        {k: f"fewshot/Demo-motif/{k}/train.tsv" for k in DEMO_SHOTS}, "fewshot/Demo-motif/test.tsv", demo=True),
+}
+
+_NO_TRAIN = ("train",)
+GUE: dict[str, GueTask] = {
+    **{f"EMP/{m}": GueTask(f"EMP/{m}", "500 bp", 2, "yeast", 3, 512, 200, 50, missing=_NO_TRAIN)
+       for m in ("H3", "H3K14ac", "H3K36me3", "H3K4me1", "H3K4me2", "H3K4me3", "H3K79me3", "H3K9ac", "H4", "H4ac")},
+    **{f"prom/prom_core_{v}": GueTask(f"prom/prom_core_{v}", "70 bp", 2, "human", 10 if v == "tata" else 4, 80,
+                                      200 if v == "tata" else 400, 50) for v in ("all", "notata", "tata")},
+    **{f"prom/prom_300_{v}": GueTask(f"prom/prom_300_{v}", "300 bp", 2, "human", 10 if v == "tata" else 4, 310,
+                                     200 if v == "tata" else 400, 50, missing=() if v == "tata" else _NO_TRAIN)
+       for v in ("all", "notata", "tata")},
+    **{f"tf/{i}": GueTask(f"tf/{i}", "101 bp", 2, "human", 3, 110, 200, 30) for i in range(5)},
+    **{f"mouse/{i}": GueTask(f"mouse/{i}", "101 bp", 2, "mouse", 5, 110, 200, 30, max_steps=1000,
+                             missing=_NO_TRAIN if i == 1 else ()) for i in range(5)},
+    "splice/reconstructed": GueTask("splice/reconstructed", "400 bp", 3, "human", 5, 410, 200, 50, missing=_NO_TRAIN),
+    "virus/covid": GueTask("virus/covid", "1000 bp", 9, "virus", 9, 1024, 200, 50, batch_size=64, metric="f1",
+                           missing=("train", "dev", "test")),
+    # Demo tasks: a budget a tiny model learns something from in seconds.
+    "demo/prom": GueTask("demo/prom", "70 bp", 2, "demo", 3, 80, 25, 10, learning_rate=5e-4, demo=True),
+    "demo/motif": GueTask("demo/motif", "60 bp", 3, "demo", 3, 80, 25, 10, learning_rate=5e-4, demo=True),
+}
+
+
+def known_datasets() -> list[str]:
+    return sorted(FEWSHOT) + list(GUE)
+
+
+def get_dataset(name: str) -> FewShotDataset | GueTask:
+    """The registry entry of a dataset name; unknown names list every known one."""
+    if name in FEWSHOT:
+        return FEWSHOT[name]
+    if name in GUE:
+        return GUE[name]
+    lowered = {n.lower(): n for n in known_datasets()}
+    hint = f" (did you mean {lowered[name.lower()]!r}?)" if isinstance(name, str) and name.lower() in lowered else ""
+    raise ValueError(f"unknown dataset {name!r}{hint}; known: {', '.join(known_datasets())}")
+
+
+def registry_frame() -> pd.DataFrame:
+    """One row per registered dataset: what it is, which splits the shared data holds, what is substituted."""
+    rows = []
+    for d in FEWSHOT.values():
+        rows.append({"dataset": d.name, "kind": "few-shot", "length": d.length, "classes": d.n_classes,
+                     "train shots": ", ".join(map(str, sorted(d.train_files))),
+                     "test": d.test_file.rsplit("/", 2)[-2] + "/" + d.test_file.rsplit("/", 1)[-1] if d.test_file
+                     else f"substitute: {d.test_substitute}", "missing / substitute": d.missing or "—",
+                     "source": d.source})
+    for t in GUE.values():
+        present = [s for s in ("train", "dev", "test") if s not in t.missing]
+        if "test" in t.missing:
+            note = "no split in the shared data (> 4 MB): skipped"
+        elif "train" in t.missing:
+            note = "train.csv not in the shared data (> 4 MB): skipped, or with missing_train='dev' trained on 80 % of dev"
+        else:
+            note = "—"
+        rows.append({"dataset": t.name, "kind": "GUE", "length": t.length, "classes": t.n_classes,
+                     "train shots": "", "test": ", ".join(present) or "none", "missing / substitute": note,
+                     "source": f"GUE ({t.species}), metric {t.metric.upper()}"})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Splits, with provenance and leakage removal
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Split:
+    """Training, optional dev, and test frames of one run, with where each came from."""
+
+    dataset: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    dev: pd.DataFrame | None = None
+    n_classes: int = 2
+    info: dict = field(default_factory=dict)
+
+
+def remove_overlap(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``other`` without the rows whose sequence occurs in ``reference`` (leakage), and how many went."""
+    shared = other["sequence"].isin(set(reference["sequence"]))
+    return other.loc[~shared].reset_index(drop=True), int(shared.sum())
+
+
+def sample_per_class(frame: pd.DataFrame, shots: int, seed: int, where: str = "") -> pd.DataFrame:
+    """``shots`` rows of every class, drawn with ``seed`` and shuffled (one few-shot training set)."""
+    counts = frame["label"].value_counts().sort_index()
+    short = counts[counts < shots]
+    if len(short):
+        raise ValueError(f"{where}shots={shots} per class, but class {int(short.index[0])} has only {int(short.iloc[0])} "
+                         f"example(s) (per class: {counts.to_dict()})")
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(frame["label"].to_numpy() == c), shots, replace=False) for c in counts.index]
+    rows = np.concatenate(picks)
+    return frame.iloc[rng.permutation(rows)].reset_index(drop=True)
+
+
+_CACHE: dict[tuple[str, int | None], pd.DataFrame] = {}
+
+
+def _read_cached(path: Path, n_classes: int | None) -> pd.DataFrame:
+    key = (str(path), n_classes)
+    if key not in _CACHE:
+        _CACHE[key] = read_split(path, n_classes)
+    return _CACHE[key]
+
+
+def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = None) -> Split:
+    """The training set of ``shots`` examples per class for ``seed``, and the test set, of a few-shot dataset.
+
+    Training file: the released file for ``shots``, else the smallest released file with at least
+    ``shots`` per class (stated as a substitute). A file with more than ``shots`` per class pools
+    several runs; each seed samples its own set from it. Test rows whose sequence occurs anywhere in
+    the training file are removed (reported in ``info['test_overlap_removed']``).
+    """
+    d = get_dataset(name)
+    if not isinstance(d, FewShotDataset):
+        raise ValueError(f"dataset {name!r} is a GUE task; few-shot datasets: {', '.join(sorted(FEWSHOT))}")
+    if not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1:
+        raise ValueError(f"shots={shots!r}: expected a positive integer (examples per class)")
+    if shots in d.unavailable_shots:
+        raise DataUnavailable(f"{name}: {shots}-shot training data is not in the shared data ({d.missing})")
+    root = d.root()
+    info: dict = {"dataset": name, "shots": int(shots), "seed": int(seed)}
+    chosen = shots if shots in d.train_files else None
+    if chosen is None:  # the nearest larger released file, else the largest pool that has enough per class
+        enough = [k for k in sorted(d.train_files)
+                  if _read_cached(root / d.train_files[k], d.n_classes)["label"].value_counts().min() >= shots]
+        larger = [k for k in enough if k > shots]
+        chosen = larger[0] if larger else (enough[-1] if enough else None)
+    if chosen is None:
+        largest = max(d.train_files)
+        counts = _read_cached(root / d.train_files[largest], d.n_classes)["label"].value_counts().sort_index().to_dict()
+        raise ValueError(f"{name}: shots={shots} per class, more than any released training file has "
+                         f"(largest: {d.train_files[largest]} with {counts} per class)")
+    train_path = root / d.train_files[chosen]
+    pool = _read_cached(train_path, d.n_classes)
+    per_class = int(pool["label"].value_counts().min())
+    info["train_file"] = d.train_files[chosen]
+    info["train_substitute"] = "" if chosen == shots else f"no {shots}-shot file released/shared: sampled from the {chosen}/ file"
+    if per_class > shots or pool["label"].value_counts().max() > shots:
+        train = sample_per_class(pool, shots, seed, where=f"{train_path}: ")
+        info["train_sampling"] = f"{shots} per class sampled with seed {seed} from a pool of {len(pool)} rows"
+    else:
+        train = pool.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        info["train_sampling"] = "the released set (every seed trains on the same rows in its own order)"
+    if d.test_file is not None:
+        test = _read_cached(root / d.test_file, d.n_classes)
+        info["test_file"] = d.test_file
+        info["test_substitute"] = ""
+    elif d.test_substitute == "other-shot-files":
+        others = [_read_cached(root / f, d.n_classes) for k, f in sorted(d.train_files.items()) if k != chosen]
+        test = pd.concat(others).drop_duplicates("sequence").reset_index(drop=True)
+        info["test_file"] = " + ".join(f for k, f in sorted(d.train_files.items()) if k != chosen)
+        info["test_substitute"] = d.missing
+    else:
+        test = _read_cached(root / d.test_substitute, d.n_classes)
+        info["test_file"] = d.test_substitute
+        info["test_substitute"] = d.missing
+    test, removed = remove_overlap(pool, test)
+    info["test_overlap_removed"] = removed
+    if max_test is not None and len(test) > max_test:
+        test = test.sample(n=max_test, random_state=0).sort_index().reset_index(drop=True)
+        info["test_subsampled"] = max_test
+    info["n_train"], info["n_test"] = len(train), len(test)
+    return Split(name, train, test, None, d.n_classes, info)
+
+
+def gue_split(name: str, missing_train: str = "skip", seed: int = 0) -> Split:
+    """Train, dev and test of a GUE task, with dev/test rows that also occur in train removed.
+
+    ``missing_train``: what to do where the shared data lacks train.csv — ``"skip"`` raises
+    :class:`DataUnavailable`; ``"dev"`` trains on a stratified 80 % of dev and selects on the rest
+    (stated in ``info['substitute']``; such numbers are not comparable with published ones).
+    """
+    t = get_dataset(name)
+    if not isinstance(t, GueTask):
+        raise ValueError(f"dataset {name!r} is a few-shot dataset; GUE tasks: {', '.join(GUE)}")
+    if missing_train not in ("skip", "dev"):
+        raise ValueError(f"missing_train={missing_train!r}: expected 'skip' or 'dev'")
+    if "test" in t.missing:
+        raise DataUnavailable(f"{name}: no split of this task is in the shared data (files > 4 MB): skipped")
+    root = t.root()
+    info: dict = {"task": name, "substitute": ""}
+    test = _read_cached(root / "test.csv", t.n_classes)
+    dev = _read_cached(root / "dev.csv", t.n_classes)
+    if "train" in t.missing:
+        if missing_train == "skip":
+            raise DataUnavailable(f"{name}: train.csv is not in the shared data (> 4 MB): skipped "
+                                  "(missing_train='dev' trains on 80 % of dev instead)")
+        from sklearn.model_selection import train_test_split
+
+        train, dev = train_test_split(dev, test_size=0.2, stratify=dev["label"], random_state=seed)
+        train, dev = train.reset_index(drop=True), dev.reset_index(drop=True)
+        info["substitute"] = "train.csv absent: trained on a stratified 80 % of dev.csv, selected on the other 20 %"
+    else:
+        train = _read_cached(root / "train.csv", t.n_classes)
+    test, info["test_overlap_removed"] = remove_overlap(train, test)
+    dev, info["dev_overlap_removed"] = remove_overlap(train, dev)
+    info.update(n_train=len(train), n_dev=len(dev), n_test=len(test))
+    return Split(name, train, test, dev, t.n_classes, info)
+
+
+def available_gue_tasks(missing_train: str = "skip", include_demo: bool = False) -> list[str]:
+    """GUE tasks this data directory can run: train (or, with ``missing_train='dev'``, dev) and test present."""
+    out = []
+    for name, t in GUE.items():
+        if t.demo and not include_demo or "test" in t.missing:
+            continue
+        if "train" in t.missing and missing_train == "skip":
+            continue
+        root = t.root()
+        needed = ["dev.csv", "test.csv"] + ([] if "train" in t.missing else ["train.csv"])
+        if all((root / f).exists() for f in needed):
+            out.append(name)
+    return out
+
+
+#: Known cross-dataset overlaps worth auditing: (label, file a, file b), relative to the data dir.
+AUDIT_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("DNABERT prom-core dev vs GUE prom_core_all train", "dnabert/examples/sample_data/ft/prom-core/6/dev.tsv",
+     "gue/prom/prom_core_all/train.csv"),
+    ("Prom-core few-shot test vs GUE prom_core_all train", f"{_B}/Prom-core/test.tsv", "gue/prom/prom_core_all/train.csv"),
+    ("Prom-core 1000-shot train vs Prom-core test", f"{_B}/Prom-core/1000/train.tsv", f"{_B}/Prom-core/test.tsv"),
+    ("Prom-300 1000-shot train vs GUE prom_300_all test", f"{_B}/Prom-300/1000/train.tsv", "gue/prom/prom_300_all/test.csv"),
+    ("Prom-300 1000-shot train vs GUE prom_300_all dev", f"{_B}/Prom-300/1000/train.tsv", "gue/prom/prom_300_all/dev.csv"),
+    ("GUE prom_core_all train vs its test", "gue/prom/prom_core_all/train.csv", "gue/prom/prom_core_all/test.csv"),
+)
+
+
+def overlap_audit(pairs=AUDIT_PAIRS) -> pd.DataFrame:
+    """Rows of file a whose sequence also occurs in file b, for pairs of real files (absent files skipped)."""
+    rows = []
+    root = paths.data_dir()
+    for label, a, b in pairs:
+        if not ((root / a).exists() and (root / b).exists()):
+            continue
+        fa, fb = _read_cached(root / a, None), _read_cached(root / b, None)
+        shared = fa["sequence"].isin(set(fb["sequence"]))
+        rows.append({"pair": label, "rows_a": len(fa), "rows_b": len(fb), "rows_a_in_b": int(shared.sum()),
+                     "unique_sequences_a_in_b": int(fa.loc[shared, "sequence"].nunique())})
+    return pd.DataFrame(rows)
