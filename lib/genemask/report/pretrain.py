@@ -1,0 +1,92 @@
+"""03_pretrain: loss and validation perplexity per masking strategy, with the CM-GEMS switch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def eval_rows(metrics):
+    """The rows with a validation perplexity (one per evaluation)."""
+    return metrics[metrics["val_perplexity"].notna()]
+
+
+def switch_step(metrics) -> int | None:
+    """The evaluation step after which CM-GEMS masks with Global: the last step before the first
+    Global batch, for runs that start with GeneMask masking (None when it never switched)."""
+    phases = metrics["phase"].tolist()
+    if not phases or phases[0] != "genemask" or "global" not in phases:
+        return None
+    return int(metrics["step"].iloc[phases.index("global") - 1])
+
+
+def summary(metrics, label: str = "") -> dict:
+    """One line per run: final loss (mean of the last 10 % of steps), final and best validation
+    perplexity, mean masked fraction, CM-GEMS switch step, seconds per 100 steps."""
+    tail = metrics.tail(max(1, len(metrics) // 10))
+    evals = eval_rows(metrics)
+    steps = int(metrics["step"].iloc[-1])
+    return {
+        "run": label,
+        "steps": steps,
+        "final_loss": float(tail["loss"].mean()),
+        "final_val_perplexity": float(evals["val_perplexity"].iloc[-1]) if len(evals) else float("nan"),
+        "best_val_perplexity": float(evals["val_perplexity"].min()) if len(evals) else float("nan"),
+        "masked_fraction": float(metrics["masked_fraction"].mean()),
+        "switch_step": switch_step(metrics),
+        "seconds_per_100_steps": 100 * float(metrics["seconds"].iloc[-1]) / steps,
+    }
+
+
+def load_cells(cells, label_columns=("strategy", "model")):
+    """(metrics of every collected cell with a ``run`` label, one summary row per run) from a
+    ``report.stage_results("pretrain")`` frame; labels use the columns that vary between cells."""
+    import pandas as pd
+
+    varying = [c for c in label_columns if c in cells.columns and cells[c].nunique(dropna=False) > 1]
+    varying = varying or [c for c in label_columns if c in cells.columns][:1]
+    frames, rows = [], []
+    for cell in cells.itertuples():
+        path = Path(cell.dir) / "metrics.csv"
+        if not path.exists():
+            continue
+        label = " · ".join(str(getattr(cell, c)) for c in varying) or cell.key
+        metrics = pd.read_csv(path).assign(run=label)
+        frames.append(metrics)
+        rows.append(summary(metrics, label))
+    if not frames:
+        return None, None
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
+
+
+def plot_curves(metrics, axes=None, smooth: int = 25):
+    """Training loss (rolling mean over ``smooth`` steps) and validation perplexity per run; a
+    dotted line marks each CM-GEMS switch."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4))
+    if "run" not in metrics:
+        metrics = metrics.assign(run="run")
+    runs = list(dict.fromkeys(metrics["run"]))
+    palette = dict(zip(runs, sns.color_palette("tab10", len(runs))))
+    for run in runs:
+        m = metrics[metrics["run"] == run]
+        axes[0].plot(m["step"], m["loss"].rolling(smooth, min_periods=1).mean(), label=run, color=palette[run], lw=1.2)
+        e = eval_rows(m)
+        axes[1].plot(e["step"], e["val_perplexity"], marker=".", label=run, color=palette[run], lw=1.2)
+        switched = switch_step(m)
+        if switched is not None:
+            for ax in axes:
+                ax.axvline(switched, color=palette[run], ls=":", lw=1.5)
+            axes[1].annotate(f"switch → Global\n(step {switched})", (switched, float(e["val_perplexity"].max())),
+                             fontsize=8, color=palette[run], ha="left", va="top", xytext=(4, 0), textcoords="offset points")
+    axes[0].set(xlabel="step", ylabel=f"training loss (mean of {smooth} steps)")
+    axes[1].set(xlabel="step", ylabel="validation perplexity", yscale="log")
+    axes[1].legend(fontsize=8, loc="lower left")
+    return axes
+
+
+def read_summary(out_dir) -> dict:
+    path = Path(out_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
