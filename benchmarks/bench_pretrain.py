@@ -18,8 +18,9 @@ Tokens are real (non-padding) tokens. Wall time, ``--threads`` torch threads (de
 threads, a neighbour on the other core makes every small op wait, up to 25x slower). With
 ``--device cuda --model dnabert --bf16`` the same comparison runs on a GPU and MFU is printed.
 
-Results on the 2-core CPU box this package is developed on: see the README's table and
-``benchmarks/bench_pretrain.last.json`` after a run.
+Last run on the shared 2-core development box (logo, batch 8, max_len 256, 1 thread, best of 2):
+ours 2,877 tokens/s, Trainer 2,052 (ratio 1.40x), Trainer + our collator and head 2,808;
+collation + masking 0.3 % of step time. The latest run is saved in ``.cache/bench/bench_pretrain.json``.
 """
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def main() -> None:
         peak = 989e12  # H100/H200 SXM dense bf16
         summary["mfu"] = best["ours"]["tokens_per_s"] * flops_per_token / peak
         print(f"  MFU (ours) = {summary['mfu']:.1%} of {peak / 1e12:.0f} TFLOP/s")
-    write_json(paths.BENCHMARKS / "bench_pretrain.last.json", summary)
+    write_json(paths.cache_dir() / "bench" / "bench_pretrain.json", summary)
 
 
 if __name__ == "__main__":
