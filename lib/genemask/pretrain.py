@@ -711,8 +711,12 @@ def demo_checkpoint() -> Path:
     _prepare_out_dir(out_dir)
     with _exclusive(out_dir, wait=True):
         if _finished(out_dir, cfg) is None:
-            dist = _Dist()
-            _run(cfg, out_dir, dist, time.perf_counter(), None, False)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(cfg.threads)
+            try:
+                _run(cfg, out_dir, _Dist(), time.perf_counter(), None, False)
+            finally:
+                torch.set_num_threads(threads)
     return checkpoint
 
 
