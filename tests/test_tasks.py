@@ -64,7 +64,8 @@ def test_registry_names_every_dataset_and_its_gaps():
         assert name in frame.index
     assert sum(not t.demo for t in tasks.GUE.values()) == 28
     assert sum("train" in t.missing for t in tasks.GUE.values()) == 15  # 14 + covid (no split at all)
-    assert "substitute" in frame.loc["prom-300", "test"] and "prom_300_all" in frame.loc["prom-300", "missing / substitute"]
+    assert "prom_300_all/test.csv" in frame.loc["prom-300", "splits used"]
+    assert "prom_300_all" in frame.loc["prom-300", "missing / substitute"]
     assert "skipped" in frame.loc["virus/covid", "missing / substitute"]
     with pytest.raises(ValueError, match=r"unknown dataset 'prom_core'; known: .*prom-core.*silencer"):
         tasks.get_dataset("prom_core")

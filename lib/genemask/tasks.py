@@ -385,14 +385,15 @@ def get_dataset(name: str) -> FewShotDataset | GueTask:
 
 
 def registry_frame() -> pd.DataFrame:
-    """One row per registered dataset: what it is, which splits the shared data holds, what is substituted."""
+    """One row per registered dataset: what it is, which splits the shared data holds and are used,
+    and what is missing or substituted."""
     rows = []
     for d in FEWSHOT.values():
+        test = "/".join(d.test_file.split("/")[-2:]) if d.test_file else (
+            "other shots' train files" if d.test_substitute == "other-shot-files" else d.test_substitute)
         rows.append({"dataset": d.name, "kind": "few-shot", "length": d.length, "classes": d.n_classes,
-                     "train shots": ", ".join(map(str, sorted(d.train_files))),
-                     "test": d.test_file.rsplit("/", 2)[-2] + "/" + d.test_file.rsplit("/", 1)[-1] if d.test_file
-                     else f"substitute: {d.test_substitute}", "missing / substitute": d.missing or "—",
-                     "source": d.source})
+                     "splits used": f"train: shots {', '.join(map(str, sorted(d.train_files)))}; test: {test}",
+                     "missing / substitute": d.missing or "—", "source": d.source})
     for t in GUE.values():
         present = [s for s in ("train", "dev", "test") if s not in t.missing]
         if "test" in t.missing:
@@ -402,7 +403,7 @@ def registry_frame() -> pd.DataFrame:
         else:
             note = "—"
         rows.append({"dataset": t.name, "kind": "GUE", "length": t.length, "classes": t.n_classes,
-                     "train shots": "", "test": ", ".join(present) or "none", "missing / substitute": note,
+                     "splits used": ", ".join(present) or "none", "missing / substitute": note,
                      "source": f"GUE ({t.species}), metric {t.metric.upper()}"})
     return pd.DataFrame(rows)
 
