@@ -1,0 +1,466 @@
+"""Sequence-classification fine-tuning from a checkpoint, with the papers' two protocols and metrics.
+
+Few-shot (GeneMask, DESIGN §3.4): two hyperparameter regimes by shots, 10 % warmup, dropout 0.1,
+weight decay 0.01, no dev set, the test set scored once after the last epoch. GUE (CM-GEMS runs
+DNABERT-2's script, papers.md §2.4): per-task budgets, evaluation on dev every ``eval_steps``, the
+best checkpoint by dev loss, then test.
+
+A lean loop rather than ``transformers.Trainer``: at tiny/logo size on a CPU the Trainer's per-step
+overhead and its checkpoint files (needed for best-by-dev-loss) cost more than the model, and a
+plain loop with one seeded generator gives the same metrics for the same seed. The schedule,
+AdamW grouping (no decay on biases and LayerNorm) and gradient clipping follow the Trainer's.
+
+A checkpoint is a Hugging Face folder from ``genemask.pretrain`` (safetensors, a ``BertConfig`` with
+``kmer``, the tokenizer), or ``random:<size>`` (``random:tiny``, ``random:logo``, ``random:dnabert``)
+for the no-pretraining baseline, a randomly initialized ``models.sequence_classifier``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import models, tokenizer
+
+RANDOM_PREFIX = "random:"
+METRICS = ("accuracy", "f1", "mcc", "auc")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """One fine-tuning run's budget. ``max_steps`` overrides ``epochs`` when set (HF semantics)."""
+
+    learning_rate: float
+    batch_size: int
+    epochs: float = 1.0
+    max_steps: int | None = None
+    warmup_ratio: float = 0.0  # share of the steps (DNABERT's warmup_percent)
+    warmup_steps: int = 0  # absolute (DNABERT-2's); the larger of the two applies
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    hidden_dropout: float | None = None  # overrides the checkpoint's hidden dropout when set
+    max_length: int = 512  # tokens, [CLS]/[SEP] included; longer sequences are cut at the right
+    eval_steps: int | None = None  # dev evaluation interval (with a dev set); best by dev loss
+    eval_batch_size: int = 128
+    seed: int = 0
+    #: torch threads during the run. One by default: at tiny/logo size a second thread gains little,
+    #: grid cells run side by side, and an oversubscribed CPU makes multithreaded torch 10-30x slower.
+    threads: int = 1
+
+
+#: The two few-shot regimes of GeneMask's Script-B (papers.md §1.7): k <= 100 and k >= 500.
+FEWSHOT_SMALL = {"batch_size": 5, "learning_rate": 1e-4, "epochs": 20}
+FEWSHOT_LARGE = {"batch_size": 15, "learning_rate": 5e-5, "epochs": 5}
+
+
+def fewshot_config(shots: int, seed: int, small: dict | None = None, large: dict | None = None,
+                   max_length: int = 512) -> FinetuneConfig:
+    """The few-shot regime for ``shots`` per class: ``small`` up to 100 shots, ``large`` above."""
+    regime = dict(FEWSHOT_SMALL if shots <= 100 else FEWSHOT_LARGE)
+    regime.update((small if shots <= 100 else large) or {})
+    unknown = set(regime) - {"batch_size", "learning_rate", "epochs", "max_steps"}
+    if unknown:
+        raise ValueError(f"few-shot regime: unknown key(s) {sorted(unknown)}; allowed batch_size, learning_rate, epochs, max_steps")
+    return FinetuneConfig(warmup_ratio=0.1, weight_decay=0.01, hidden_dropout=0.1, max_length=max_length,
+                          seed=seed, **regime)
+
+
+def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | None = None,
+               batch_size: int | None = None) -> FinetuneConfig:
+    """DNABERT-2's per-task budget for a :class:`genemask.tasks.GueTask`, with optional overrides.
+
+    An ``epochs`` override also drops the task's own ``max_steps`` (mouse: 1000) unless given.
+    """
+    task_max_steps = task.max_steps if epochs is None else None
+    return FinetuneConfig(learning_rate=task.learning_rate, batch_size=batch_size or task.batch_size,
+                          epochs=epochs if epochs is not None else task.epochs,
+                          max_steps=max_steps if max_steps is not None else task_max_steps,
+                          warmup_steps=task.warmup_steps, weight_decay=0.01, max_length=task.max_length,
+                          eval_steps=task.eval_steps, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+def _checkpoint_k(folder: Path) -> int:
+    """The tokenizer k of a checkpoint folder: config ``kmer`` checked against the saved tokenizer."""
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"checkpoint={str(folder)!r}: no config.json (expected a Hugging Face checkpoint folder "
+                                f"or {RANDOM_PREFIX}<size>)")
+    config = json.loads(config_file.read_text())
+    k = config.get("kmer")
+    vocab_size = config.get("vocab_size")
+    if k is None:
+        matches = [c for c in tokenizer.SUPPORTED_K if tokenizer.vocab_size(c) == vocab_size]
+        if not matches:
+            raise ValueError(f"{config_file}: no 'kmer' and vocab_size {vocab_size} fits no k-mer vocabulary")
+        k = matches[0]
+    if vocab_size != tokenizer.vocab_size(k):
+        raise ValueError(f"{config_file}: kmer={k} needs vocab_size {tokenizer.vocab_size(k)}, config has {vocab_size}")
+    tok_config = folder / "tokenizer_config.json"
+    if tok_config.exists():
+        tok_k = json.loads(tok_config.read_text()).get("kmer")
+        if tok_k is not None and int(tok_k) != int(k):
+            raise ValueError(f"checkpoint {folder}: model was trained with k={k} but its tokenizer is k={tok_k}")
+    return int(k)
+
+
+def checkpoint_info(checkpoint: str | Path) -> dict:
+    """What a checkpoint is: ``kind`` (random/pretrained), ``k``, ``size`` or ``path``, and a ``name``
+    for result tables (``pretrain.json``'s strategy and steps when present, else the folder name)."""
+    text = str(checkpoint)
+    if text.startswith(RANDOM_PREFIX):
+        size = text[len(RANDOM_PREFIX):]
+        if size not in models.MODEL_SIZES:
+            raise ValueError(f"checkpoint={text!r}: unknown model size {size!r}; "
+                             f"use {', '.join(RANDOM_PREFIX + s for s in models.MODEL_SIZES)} or a checkpoint folder")
+        return {"kind": "random", "size": size, "k": 6, "name": f"random-init:{size}"}
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint={text!r}: no such folder (expected a Hugging Face checkpoint folder "
+                                f"or {RANDOM_PREFIX}<size>)")
+    info = {"kind": "pretrained", "path": str(folder.resolve()), "k": _checkpoint_k(folder), "name": folder.name}
+    meta = folder / "pretrain.json"
+    if meta.exists():
+        data = json.loads(meta.read_text())
+        flat = {**data.get("config", {}), **data} if isinstance(data.get("config"), dict) else data
+        strategy = flat.get("strategy") or flat.get("masking")
+        if strategy:
+            steps = flat.get("steps") or flat.get("max_steps") or flat.get("global_step")
+            size = flat.get("model") or flat.get("size")
+            info["name"] = str(strategy) + (f"@{steps}" if steps else "") + (f":{size}" if size else "")
+    elif folder.name in ("checkpoint", "final", "model") and folder.parent.name:
+        info["name"] = f"{folder.parent.name}/{folder.name}"
+    return info
+
+
+def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: int | None = None,
+                    hidden_dropout: float | None = None):
+    """A sequence classifier from a checkpoint (new head, seeded) or ``random:<size>``; returns (model, k).
+
+    ``k``, when given, must match the checkpoint's tokenizer k.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    info = checkpoint_info(checkpoint)
+    if k is not None and k != info["k"]:
+        raise ValueError(f"checkpoint={str(checkpoint)!r} uses {info['k']}-mers, but k={k} was asked for")
+    overrides = {} if hidden_dropout is None else {"hidden_dropout_prob": hidden_dropout}
+    if info["kind"] == "random":
+        return models.sequence_classifier(info["size"], num_labels, k=info["k"], seed=seed, **overrides), info["k"]
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the load report lists the dropped MLM head and the new classifier
+    hf_logging.disable_progress_bar()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AutoModelForSequenceClassification.from_pretrained(info["path"], num_labels=num_labels, **overrides)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model, info["k"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------
+
+def classification_metrics(labels, probs) -> dict[str, float]:
+    """Accuracy, macro-F1, MCC and ROC AUC (binary: positive-class score; multiclass: one-vs-one macro,
+    as DNABERT's ``glue_compute_metrics``), from scikit-learn. AUC is NaN when the test has one class."""
+    from sklearn import metrics
+
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    preds = probs.argmax(axis=1)
+    out = {"accuracy": metrics.accuracy_score(labels, preds),
+           "f1": metrics.f1_score(labels, preds, average="macro", zero_division=0),
+           "mcc": metrics.matthews_corrcoef(labels, preds)}
+    present = np.unique(labels)
+    if len(present) < 2:
+        out["auc"] = float("nan")
+    elif probs.shape[1] == 2:
+        out["auc"] = metrics.roc_auc_score(labels, probs[:, 1])
+    else:
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        out["auc"] = metrics.roc_auc_score(labels, probs, multi_class="ovo", average="macro",
+                                           labels=np.arange(probs.shape[1])) if len(present) == probs.shape[1] else float("nan")
+    return {name: float(value) for name, value in out.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Encoded:
+    """Token ids padded to the longest sequence, with lengths (batches are trimmed to their own longest)."""
+
+    ids: "object"  # torch.LongTensor [n, L]
+    lengths: "object"  # torch.LongTensor [n]
+    labels: "object"  # torch.LongTensor [n]
+
+    def batch(self, index):
+        width = int(self.lengths[index].max())
+        ids = self.ids[index, :width]
+        return ids, (ids != tokenizer.PAD_ID).long(), self.labels[index]
+
+
+def encode(frame: pd.DataFrame, k: int, max_length: int, n_classes: int | None = None, name: str = "data") -> Encoded:
+    """Tokenize a (sequence, label) frame once, vectorised, with [CLS]/[SEP] and right truncation."""
+    import torch
+
+    labels = frame["label"].to_numpy()
+    if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = int(labels[(labels < 0) | (labels >= n_classes)][0])
+        raise ValueError(f"{name}: label {bad} out of range 0..{n_classes - 1}")
+    rows = tokenizer.encode_batch(list(frame["sequence"]), k, max_length=max_length)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    ids = np.full((len(rows), int(lengths.max()) if len(rows) else 0), tokenizer.PAD_ID, dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+    return Encoded(torch.from_numpy(ids), torch.from_numpy(lengths), torch.tensor(np.array(labels), dtype=torch.long))
+
+
+@dataclass
+class FinetuneResult:
+    """Test metrics of the selected model, plus what the run did (steps, best step, dev curve, time)."""
+
+    metrics: dict[str, float]
+    steps: int
+    best_step: int | None
+    seconds: float
+    dev_curve: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+
+def predict(model, data: Encoded, batch_size: int = 128):
+    """(class probabilities, mean cross-entropy) of a model over encoded data."""
+    import torch
+
+    model.eval()
+    probs, loss, n = [], 0.0, len(data.labels)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            index = torch.arange(start, min(start + batch_size, n))
+            ids, attention, labels = data.batch(index)
+            logits = model(input_ids=ids, attention_mask=attention).logits.float()
+            loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            probs.append(torch.softmax(logits, dim=-1).numpy())
+    return np.concatenate(probs), loss / max(n, 1)
+
+
+def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, config: FinetuneConfig,
+             n_classes: int, dev: pd.DataFrame | None = None, k: int | None = None) -> FinetuneResult:
+    """Fine-tune a classifier from ``checkpoint`` on ``train`` and score ``test`` once.
+
+    With ``dev`` and ``config.eval_steps``: evaluate dev loss every ``eval_steps`` steps and at the
+    end, and score test with the weights of the lowest dev loss (DNABERT-2's load_best_model_at_end).
+    Without: test is scored after the last step (GeneMask's few-shot protocol).
+    Same checkpoint, data, config and seed → same metrics on the same CPU.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    start = time.perf_counter()
+    labels = train["label"].to_numpy()
+    if len(labels) == 0:
+        raise ValueError("train: no examples")
+    model, k = load_classifier(checkpoint, n_classes, seed=config.seed, k=k, hidden_dropout=config.hidden_dropout)
+    train_data = encode(train, k, config.max_length, n_classes, "train")
+    test_data = encode(test, k, config.max_length, n_classes, "test")
+    dev_data = encode(dev, k, config.max_length, n_classes, "dev") if dev is not None and len(dev) else None
+
+    n = len(train_data.labels)
+    per_epoch = math.ceil(n / config.batch_size)
+    total = config.max_steps if config.max_steps is not None else math.ceil(config.epochs * per_epoch)
+    if total < 1:
+        raise ValueError(f"budget gives {total} training steps (epochs={config.epochs}, max_steps={config.max_steps})")
+    warmup = max(config.warmup_steps, int(config.warmup_ratio * total))
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for name, p in model.named_parameters() if not any(nd in name for nd in no_decay)],
+         "weight_decay": config.weight_decay},
+        {"params": [p for name, p in model.named_parameters() if any(nd in name for nd in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, eps=1e-8)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    curve: list[dict] = []
+    best_loss, best_state, best_step = math.inf, None, None
+
+    def evaluate_dev(step: int) -> None:
+        nonlocal best_loss, best_state, best_step
+        probs, loss = predict(model, dev_data, config.eval_batch_size)
+        curve.append({"step": step, "dev_loss": loss, **classification_metrics(dev_data.labels.numpy(), probs)})
+        if loss < best_loss:
+            best_loss, best_step = loss, step
+            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        model.train()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # dropout
+            model.train()
+            step = 0
+            while step < total:
+                order = torch.randperm(n, generator=generator)
+                for begin in range(0, n, config.batch_size):
+                    ids, attention, batch_labels = train_data.batch(order[begin : begin + config.batch_size])
+                    loss = model(input_ids=ids, attention_mask=attention, labels=batch_labels).loss
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                    if dev_data is not None and config.eval_steps and step % config.eval_steps == 0 and step < total:
+                        evaluate_dev(step)
+                    if step >= total:
+                        break
+            if dev_data is not None and config.eval_steps:
+                evaluate_dev(step)
+                model.load_state_dict(best_state)
+            probs, _ = predict(model, test_data, config.eval_batch_size)
+    finally:
+        torch.set_num_threads(threads)
+    metrics = classification_metrics(test_data.labels.numpy(), probs)
+    return FinetuneResult(metrics, total, best_step, round(time.perf_counter() - start, 3), curve, asdict(config))
+
+
+def seed_list(seeds) -> list[int]:
+    """``seeds`` as given by a notebook: a count n (seeds 0..n-1) or an explicit list of integers."""
+    if isinstance(seeds, bool):
+        raise ValueError(f"seeds={seeds!r}: expected a count or a list of integers")
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise ValueError(f"seeds={seeds}: expected a positive count or a list of integers")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                                          for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds={list(seeds)}: repeated seeds")
+        return [int(s) for s in seeds]
+    raise ValueError(f"seeds={seeds!r}: expected a count or a non-empty list of integers")
+
+
+def tidy(model_name: str, rows: list[dict], id_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Long format ``model, <id columns>, metric, value`` from one dict of metrics per run."""
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "model", model_name)
+    long = frame.melt(id_vars=["model", *id_columns], value_vars=[m for m in METRICS if m in frame],
+                      var_name="metric", value_name="value")
+    return long.sort_values(["model", *id_columns, "metric"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Protocols: the loops the 04_fewshot and 05_gue notebooks run
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class ProtocolResult:
+    """Tidy metrics (``model, <ids>, metric, value``), one row per run with its provenance and timing,
+    and the (dataset, shots) or tasks that were skipped with the reason."""
+
+    results: pd.DataFrame
+    runs: pd.DataFrame
+    skipped: pd.DataFrame
+
+
+def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], seeds, small: dict | None = None,
+                large: dict | None = None, max_test: int | None = None, model_name: str | None = None,
+                echo=print) -> ProtocolResult:
+    """Every (dataset, shots, seed) few-shot run of one checkpoint (GeneMask's protocol, DESIGN §3.4).
+
+    Bad input (unknown dataset, more shots than a class has, a checkpoint of another k) fails before
+    any training; shots the shared data lacks (documented gaps) are skipped and listed.
+    """
+    from . import tasks
+
+    info = checkpoint_info(checkpoint)
+    name = model_name or info["name"]
+    seeds = seed_list(seeds)
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    if isinstance(shots, int):
+        shots = [shots]
+    plan, skipped = [], []
+    for dataset in datasets:
+        entry = tasks.get_dataset(dataset)
+        if not isinstance(entry, tasks.FewShotDataset):
+            raise ValueError(f"datasets: {dataset!r} is a GUE task; few-shot datasets: {', '.join(sorted(tasks.FEWSHOT))}")
+        for k in shots:
+            try:
+                for seed in seeds:  # resolve every split first: bad input fails before training
+                    plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test))
+            except tasks.DataUnavailable as err:
+                skipped.append({"dataset": dataset, "shot": k, "reason": str(err)})
+                echo(f"skipped {dataset} {k}-shot: {err}")
+    rows, runs = [], []
+    for split in plan:
+        k, seed = split.info["shots"], split.info["seed"]
+        config = fewshot_config(k, seed, small, large)
+        result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
+        rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
+        runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "steps": result.steps,
+                     "batch_size": config.batch_size, "learning_rate": config.learning_rate, "epochs": config.epochs,
+                     "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
+    results = tidy(name, rows, ("dataset", "shot", "seed")) if rows else pd.DataFrame(
+        columns=["model", "dataset", "shot", "seed", "metric", "value"])
+    return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["dataset", "shot", "reason"]))
+
+
+def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = None, max_steps: int | None = None,
+            batch_size: int | None = None, missing_train: str = "skip", model_name: str | None = None,
+            echo=print) -> ProtocolResult:
+    """Every (task, seed) GUE run of one checkpoint with DNABERT-2's per-task budgets (or overrides):
+    best checkpoint by dev loss, then test. ``task_names='available'``: every task the data holds."""
+    from . import tasks
+
+    info = checkpoint_info(checkpoint)
+    name = model_name or info["name"]
+    seeds = seed_list(seeds)
+    if task_names == "available":
+        task_names = tasks.available_gue_tasks(missing_train)
+        if not task_names:
+            raise ValueError(f"tasks='available': no GUE task with its splits under {tasks.paths.data_dir()}")
+    elif isinstance(task_names, str):
+        task_names = [task_names]
+    plan, skipped = [], []
+    for task in task_names:
+        entry = tasks.get_dataset(task)
+        if not isinstance(entry, tasks.GueTask):
+            raise ValueError(f"tasks: {task!r} is a few-shot dataset; GUE tasks: {', '.join(tasks.GUE)}")
+        try:
+            plan += [(entry, seed, tasks.gue_split(task, missing_train, seed)) for seed in seeds]
+        except tasks.DataUnavailable as err:
+            skipped.append({"task": task, "reason": str(err)})
+            echo(f"skipped {task}: {err}")
+    rows, runs = [], []
+    for entry, seed, split in plan:
+        config = gue_config(entry, seed, epochs, max_steps, batch_size)
+        result = finetune(checkpoint, split.train, split.test, config, split.n_classes, dev=split.dev, k=info["k"])
+        rows.append({"task": entry.name, "seed": seed, **result.metrics})
+        runs.append({"model": name, "task": entry.name, "seed": seed, "metric_reported": entry.metric,
+                     "steps": result.steps, "best_step": result.best_step, "epochs": config.epochs,
+                     "max_steps": config.max_steps, "batch_size": config.batch_size,
+                     "learning_rate": config.learning_rate, "seconds": result.seconds,
+                     "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),
+                     **{key: v for key, v in split.info.items() if key != "task"}})
+    results = tidy(name, rows, ("task", "seed")) if rows else pd.DataFrame(
+        columns=["model", "task", "seed", "metric", "value"])
+    return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["task", "reason"]))
