@@ -51,6 +51,7 @@ class FinetuneConfig:
     #: torch threads during the run. One by default: at tiny/logo size a second thread gains little,
     #: grid cells run side by side, and an oversubscribed CPU makes multithreaded torch 10-30x slower.
     threads: int = 1
+    device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
 
 
 #: The two few-shot regimes of GeneMask's Script-B (papers.md §1.7): k <= 100 and k >= 500.
@@ -130,11 +131,11 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
     meta = folder / "pretrain.json"
     if meta.exists():
         data = json.loads(meta.read_text())
-        flat = {**data.get("config", {}), **data} if isinstance(data.get("config"), dict) else data
-        strategy = flat.get("strategy") or flat.get("masking")
+        # The run's config names the variant (genemask-position-v1); the summary only its base strategy.
+        flat = {**data, **data["config"]} if isinstance(data.get("config"), dict) else data
+        strategy = flat.get("strategy")
         if strategy:
-            steps = flat.get("steps") or flat.get("max_steps") or flat.get("global_step")
-            size = flat.get("model") or flat.get("size")
+            steps, size = flat.get("steps"), flat.get("model")
             info["name"] = str(strategy) + (f"@{steps}" if steps else "") + (f":{size}" if size else "")
     elif folder.name in ("checkpoint", "final", "model") and folder.parent.name:
         info["name"] = f"{folder.parent.name}/{folder.name}"
@@ -249,14 +250,15 @@ def predict(model, data: Encoded, batch_size: int = 128):
     import torch
 
     model.eval()
+    device = next(model.parameters()).device
     probs, loss, n = [], 0.0, len(data.labels)
     with torch.no_grad():
         for start in range(0, n, batch_size):
             index = torch.arange(start, min(start + batch_size, n))
-            ids, attention, labels = data.batch(index)
+            ids, attention, labels = (t.to(device) for t in data.batch(index))
             logits = model(input_ids=ids, attention_mask=attention).logits.float()
             loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            probs.append(torch.softmax(logits, dim=-1).numpy())
+            probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
     return np.concatenate(probs), loss / max(n, 1)
 
 
@@ -277,6 +279,9 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
     if len(labels) == 0:
         raise ValueError("train: no examples")
     model, k = load_classifier(checkpoint, n_classes, seed=config.seed, k=k, hidden_dropout=config.hidden_dropout)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if config.device == "auto" else config.device)
+    model.to(device)
     train_data = encode(train, k, config.max_length, n_classes, "train")
     test_data = encode(test, k, config.max_length, n_classes, "test")
     dev_data = encode(dev, k, config.max_length, n_classes, "dev") if dev is not None and len(dev) else None
@@ -307,7 +312,7 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
         curve.append({"step": step, "dev_loss": loss, **classification_metrics(dev_data.labels.numpy(), probs)})
         if loss < best_loss:
             best_loss, best_step = loss, step
-            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}  # same device
         model.train()
 
     threads = torch.get_num_threads()
@@ -320,7 +325,7 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
             while step < total:
                 order = torch.randperm(n, generator=generator)
                 for begin in range(0, n, config.batch_size):
-                    ids, attention, batch_labels = train_data.batch(order[begin : begin + config.batch_size])
+                    ids, attention, batch_labels = (t.to(device) for t in train_data.batch(order[begin : begin + config.batch_size]))
                     loss = model(input_ids=ids, attention_mask=attention, labels=batch_labels).loss
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
