@@ -80,6 +80,7 @@ def plot_metric_vs_shots(summary: pd.DataFrame, metric: str = "mcc", ax_width: f
         ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
         ax.minorticks_off()
     axes[0][0].set_ylabel({"mcc": "MCC", "f1": "macro-F1", "auc": "AUC", "accuracy": "accuracy"}.get(metric, metric))
+    axes[0][0].set_ylim(-1.05 if metric == "mcc" else -0.05, 1.05)  # the metric's range; wide t-bands (few seeds) are cut
     axes[0][-1].legend(fontsize="small", loc="best")
     fig.tight_layout()
     return fig
