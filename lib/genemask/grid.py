@@ -181,15 +181,19 @@ def _expand_env(value: Any, where: str) -> Any:
     return value
 
 
-def _cell_key(notebook: Path, params: dict[str, Any]) -> str:
-    """Hash of what decides a cell's result: the notebook's code (not its stored outputs, which
-    change whenever it is re-executed), the parameters with upstream paths made portable, and
-    the package version."""
+def _notebook_code(notebook: Path) -> str:
+    """The notebook's code cells, which decide its results (its stored outputs change whenever it
+    is re-executed and must not)."""
     import nbformat
 
+    return json.dumps([c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"])
+
+
+def _cell_key(code: str, params: dict[str, Any]) -> str:
+    """Hash of what decides a cell's result: the notebook's code, the parameters with upstream
+    paths made portable, and the package version."""
     digest = hashlib.sha256()
-    code = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
-    digest.update(json.dumps(code).encode())
+    digest.update(code.encode())
     digest.update(json.dumps({k: _portable(v) for k, v in params.items()}, sort_keys=True, default=str).encode())
     digest.update(__version__.encode())
     return digest.hexdigest()[:16]
@@ -214,10 +218,10 @@ def _expand_refs(params: dict[str, Any], done: dict[str, list[Cell]], stage: str
             if ref not in done:
                 raise GridError(f"stage {stage!r}: parameter {name!r} refers to {value!r}, not an earlier stage")
             wanted = dict(item.split("=", 1) for item in selector.split(",")) if selector else {}
-            ok = [c for c in done[ref] if c.status in ("done", "cached") and c.out_dir is not None
-                  and all(str(c.params.get(k)) == v for k, v in wanted.items())]
-            if wanted and not any(all(str(c.params.get(k)) == v for k, v in wanted.items()) for c in done[ref]):
+            selected = [c for c in done[ref] if all(str(c.params.get(k)) == v for k, v in wanted.items())]
+            if not selected and wanted:
                 raise GridError(f"stage {stage!r}: parameter {name!r}: no cell of stage {ref!r} has {selector}")
+            ok = [c for c in selected if c.status in ("done", "cached") and c.out_dir is not None]
             options.append([(name, str(c.out_dir / sub) if sub else str(c.out_dir)) for c in ok])
         else:
             options.append([(name, value)])
@@ -235,10 +239,11 @@ def plan_stage(spec: GridSpec, stage: Stage, done: dict[str, list[Cell]]) -> lis
     declared = notebook_parameters(stage.notebook)
     stage_dir = paths.runs_dir(spec.profile, stage.name)
     cells: list[Cell] = []
+    code = _notebook_code(stage.notebook)  # read once per stage, not once per cell
     for base in _combinations(stage):
         _check_params(stage, base, declared)
         for params in _expand_refs(base, done, stage.name):
-            key = _cell_key(stage.notebook, params)
+            key = _cell_key(code, params)
             out_dir = None
             if "out_dir" in declared and "out_dir" not in params:
                 out_dir = stage_dir / key
