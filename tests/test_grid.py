@@ -106,3 +106,17 @@ def test_reference_selects_upstream_cells_by_parameter(workspace):
     ], name="bad.yaml")
     with pytest.raises(grid.GridError, match=r"no cell of stage 'make' has x=7"):
         grid.run_grid(bad, jobs=1, echo=lambda *_: None)
+
+
+def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
+    """Papermill runs a notebook in its own folder, so ``GENEMASK_DATA=../shared/data`` must be
+    expanded against the caller's working directory, not the notebook's."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENEMASK_DATA", "data")
+    monkeypatch.setenv("GENEMASK_LABEL", "plain")
+    expanded = grid._expand_env({"fasta": ["${GENEMASK_DATA}/x.fa"], "name": "$GENEMASK_LABEL"}, "test")
+    assert expanded == {"fasta": [f"{tmp_path}/data/x.fa"], "name": "plain"}
+    monkeypatch.delenv("GENEMASK_LABEL")
+    with pytest.raises(grid.GridError, match="not set"):
+        grid._expand_env("$GENEMASK_LABEL/x", "stage 'pmi'")

@@ -174,11 +174,23 @@ def _expand_env(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         return {k: _expand_env(v, where) for k, v in value.items()}
     if isinstance(value, str) and "$" in value:
-        expanded = os.path.expandvars(value)
+        expanded = _ENV_VAR.sub(_env_value, value)
         if "$" in expanded:
             raise GridError(f"{where}: {value!r} uses an environment variable that is not set")
         return expanded
     return value
+
+
+_ENV_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def _env_value(match: re.Match) -> str:
+    """A variable's value; a relative path that exists is made absolute, because papermill runs each
+    notebook in its own folder (``GENEMASK_DATA=../shared/data`` must mean the caller's ../shared)."""
+    value = os.environ.get(match.group(1) or match.group(2))
+    if value is None:
+        return match.group(0)
+    return os.path.abspath(value) if value and not os.path.isabs(value) and os.path.exists(value) else value
 
 
 def _notebook_code(notebook: Path) -> str:
