@@ -50,7 +50,10 @@ def test_regimes_and_budgets():
     mouse = finetune.gue_config(tasks.GUE["mouse/0"], 0)
     assert (mouse.max_steps, mouse.learning_rate, mouse.batch_size, mouse.warmup_steps, mouse.max_length) == (1000, 3e-5, 32, 30, 110)
     assert finetune.gue_config(tasks.GUE["mouse/0"], 0, epochs=1).max_steps is None
-    assert finetune.gue_config(tasks.GUE["EMP/H3"], 0, max_steps=7).max_steps == 7
+    capped = finetune.gue_config(tasks.GUE["EMP/H3"], 0, max_steps=70, max_length=128)
+    assert (capped.max_steps, capped.warmup_steps, capped.max_length) == (70, 7, 128)  # warmup 50 would eat the budget
+    assert finetune.gue_config(tasks.GUE["prom/prom_core_all"], 0, max_length=128).max_length == 80  # a cap, not a pad
+    assert finetune.fewshot_config(10, 0, max_length=128).max_length == 128
 
 
 def test_seed_list():
@@ -64,6 +67,10 @@ def test_checkpoint_info_and_bad_checkpoints(tiny_checkpoint, tmp_path):
     assert finetune.checkpoint_info("random:logo") == {"kind": "random", "size": "logo", "k": 6, "name": "random-init:logo"}
     info = finetune.checkpoint_info(tiny_checkpoint)
     assert info["name"] == "genemask@300:tiny" and info["k"] == 6
+    # The authors' ranking and a changed masking rate show in the name: grid cells stay apart.
+    assert finetune._variant_tags({"rank_table": "/d/genemask/Data-A_norm-pmi-score-ranking.csv",
+                                   "masking_options": {"mlm_probability": 0.05}}) == ["Data-A", "p=0.05"]
+    assert finetune._variant_tags({"rank_table": "runs/cpu/pmi/x/kmer_ranking.csv", "masking_options": {}}) == []
     with pytest.raises(ValueError, match=r"unknown model size 'huge'; use random:dnabert"):
         finetune.checkpoint_info("random:huge")
     with pytest.raises(FileNotFoundError, match="no such folder"):

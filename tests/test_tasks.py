@@ -108,6 +108,11 @@ def test_demo_gue_split():
     split = tasks.gue_split("demo/motif")
     assert {len(split.train), len(split.dev), len(split.test)} == {1200, 300, 600}
     assert split.info["test_overlap_removed"] == 0
+    capped = tasks.gue_split("demo/motif", max_eval=250)
+    assert (len(capped.train), len(capped.dev), len(capped.test)) == (1200, 250, 250)
+    assert capped.test.equals(tasks.gue_split("demo/motif", seed=3, max_eval=250).test)  # the same subset every run
+    with pytest.raises(ValueError, match="max_eval=0"):
+        tasks.gue_split("demo/motif", max_eval=0)
 
 
 # ---- real data (skipped when $GENEMASK_DATA does not hold it) ----

@@ -72,16 +72,20 @@ def fewshot_config(shots: int, seed: int, small: dict | None = None, large: dict
 
 
 def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | None = None,
-               batch_size: int | None = None) -> FinetuneConfig:
+               batch_size: int | None = None, max_length: int | None = None) -> FinetuneConfig:
     """DNABERT-2's per-task budget for a :class:`genemask.tasks.GueTask`, with optional overrides.
 
     An ``epochs`` override also drops the task's own ``max_steps`` (mouse: 1000) unless given.
+    A ``max_steps`` override caps warmup at a tenth of it (the task's 30-50 warmup steps would
+    otherwise swallow a reduced budget); ``max_length`` caps the task's sequence length.
     """
     task_max_steps = task.max_steps if epochs is None else None
+    warmup = task.warmup_steps if max_steps is None else min(task.warmup_steps, max(1, max_steps // 10))
     return FinetuneConfig(learning_rate=task.learning_rate, batch_size=batch_size or task.batch_size,
                           epochs=epochs if epochs is not None else task.epochs,
                           max_steps=max_steps if max_steps is not None else task_max_steps,
-                          warmup_steps=task.warmup_steps, weight_decay=0.01, max_length=task.max_length,
+                          warmup_steps=warmup, weight_decay=0.01,
+                          max_length=min(task.max_length, max_length) if max_length else task.max_length,
                           eval_steps=task.eval_steps, seed=seed)
 
 
@@ -113,6 +117,19 @@ def _checkpoint_k(folder: Path) -> int:
     return int(k)
 
 
+def _variant_tags(config: dict) -> list[str]:
+    """What sets a run apart from its strategy's defaults, for its name: the authors' ranking
+    (``Data-A``) and masking options such as a doubled rate (``p=0.05``)."""
+    tags = []
+    rank_table = config.get("rank_table")
+    if rank_table and Path(str(rank_table)).name.startswith("Data-A"):
+        tags.append("Data-A")
+    options = config.get("masking_options") or {}
+    if isinstance(options, dict):
+        tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
+    return tags
+
+
 def checkpoint_info(checkpoint: str | Path) -> dict:
     """What a checkpoint is: ``kind`` (random/pretrained), ``k``, ``size`` or ``path``, and a ``name``
     for result tables (``pretrain.json``'s strategy and steps when present, else the folder name)."""
@@ -136,7 +153,9 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
         strategy = flat.get("strategy")
         if strategy:
             steps, size = flat.get("steps"), flat.get("model")
-            info["name"] = str(strategy) + (f"@{steps}" if steps else "") + (f":{size}" if size else "")
+            tags = _variant_tags(flat)
+            info["name"] = (str(strategy) + (f"[{','.join(tags)}]" if tags else "") + (f"@{steps}" if steps else "")
+                            + (f":{size}" if size else ""))
     elif folder.name in ("checkpoint", "final", "model") and folder.parent.name:
         info["name"] = f"{folder.parent.name}/{folder.name}"
     return info
@@ -388,7 +407,7 @@ class ProtocolResult:
 
 def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], seeds, small: dict | None = None,
                 large: dict | None = None, max_test: int | None = None, model_name: str | None = None,
-                echo=print) -> ProtocolResult:
+                echo=print, max_length: int = 512) -> ProtocolResult:
     """Every (dataset, shots, seed) few-shot run of one checkpoint (GeneMask's protocol, DESIGN §3.4).
 
     Bad input (unknown dataset, more shots than a class has, a checkpoint of another k) fails before
@@ -418,12 +437,12 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     rows, runs = [], []
     for split in plan:
         k, seed = split.info["shots"], split.info["seed"]
-        config = fewshot_config(k, seed, small, large)
+        config = fewshot_config(k, seed, small, large, max_length)
         result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
         rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
         runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "steps": result.steps,
                      "batch_size": config.batch_size, "learning_rate": config.learning_rate, "epochs": config.epochs,
-                     "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
+                     "max_length": config.max_length, "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
     results = tidy(name, rows, ("dataset", "shot", "seed")) if rows else pd.DataFrame(
         columns=["model", "dataset", "shot", "seed", "metric", "value"])
     return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["dataset", "shot", "reason"]))
@@ -431,9 +450,10 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
 
 def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = None, max_steps: int | None = None,
             batch_size: int | None = None, missing_train: str = "skip", model_name: str | None = None,
-            echo=print) -> ProtocolResult:
+            echo=print, max_length: int | None = None, max_eval: int | None = None) -> ProtocolResult:
     """Every (task, seed) GUE run of one checkpoint with DNABERT-2's per-task budgets (or overrides):
-    best checkpoint by dev loss, then test. ``task_names='available'``: every task the data holds."""
+    best checkpoint by dev loss, then test. ``task_names='available'``: every task the data holds.
+    ``max_length`` caps tokens per sequence; ``max_eval`` caps dev and test rows (a fixed subset)."""
     from . import tasks
 
     info = checkpoint_info(checkpoint)
@@ -451,18 +471,18 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
         if not isinstance(entry, tasks.GueTask):
             raise ValueError(f"tasks: {task!r} is a few-shot dataset; GUE tasks: {', '.join(tasks.GUE)}")
         try:
-            plan += [(entry, seed, tasks.gue_split(task, missing_train, seed)) for seed in seeds]
+            plan += [(entry, seed, tasks.gue_split(task, missing_train, seed, max_eval)) for seed in seeds]
         except tasks.DataUnavailable as err:
             skipped.append({"task": task, "reason": str(err)})
             echo(f"skipped {task}: {err}")
     rows, runs = [], []
     for entry, seed, split in plan:
-        config = gue_config(entry, seed, epochs, max_steps, batch_size)
+        config = gue_config(entry, seed, epochs, max_steps, batch_size, max_length)
         result = finetune(checkpoint, split.train, split.test, config, split.n_classes, dev=split.dev, k=info["k"])
         rows.append({"task": entry.name, "seed": seed, **result.metrics})
         runs.append({"model": name, "task": entry.name, "seed": seed, "metric_reported": entry.metric,
                      "steps": result.steps, "best_step": result.best_step, "epochs": config.epochs,
-                     "max_steps": config.max_steps, "batch_size": config.batch_size,
+                     "max_steps": config.max_steps, "batch_size": config.batch_size, "max_length": config.max_length,
                      "learning_rate": config.learning_rate, "seconds": result.seconds,
                      "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),
                      **{key: v for key, v in split.info.items() if key != "task"}})

@@ -514,8 +514,10 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
     return Split(name, train, test, None, d.n_classes, info)
 
 
-def gue_split(name: str, missing_train: str = "skip", seed: int = 0) -> Split:
+def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: int | None = None) -> Split:
     """Train, dev and test of a GUE task, with dev/test rows that also occur in train removed.
+
+    ``max_eval`` caps dev and test at that many rows each, a fixed random subset (a reduced budget).
 
     ``missing_train``: what to do where the shared data lacks train.csv — ``"skip"`` raises
     :class:`DataUnavailable`; ``"dev"`` trains on a stratified 80 % of dev and selects on the rest
@@ -545,6 +547,14 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0) -> Split:
         train = _read_cached(root / "train.csv", t.n_classes)
     test, info["test_overlap_removed"] = remove_overlap(train, test)
     dev, info["dev_overlap_removed"] = remove_overlap(train, dev)
+    if max_eval is not None:
+        if not isinstance(max_eval, (int, np.integer)) or isinstance(max_eval, bool) or max_eval < 1:
+            raise ValueError(f"max_eval={max_eval!r}: expected a positive number of rows")
+        if len(test) > max_eval:
+            test = test.sample(n=max_eval, random_state=0).sort_index().reset_index(drop=True)
+        if len(dev) > max_eval:
+            dev = dev.sample(n=max_eval, random_state=0).sort_index().reset_index(drop=True)
+        info["eval_subsampled"] = int(max_eval)
     info.update(n_train=len(train), n_dev=len(dev), n_test=len(test))
     return Split(name, train, test, dev, t.n_classes, info)
 
