@@ -69,6 +69,23 @@ def stage_results(stage: str, profile: str | None = None):
     return profile, cells
 
 
+def collect(cells, name: str):
+    """One result file (``fewshot_results.csv``, ...) of every collected cell, concatenated; a model
+    name that several cells share gets its cell key's first six characters. None when no cell has it."""
+    import pandas as pd
+
+    frames = [pd.read_csv(row.dir / name).assign(cell=row.key) for row in (cells.itertuples() if cells is not None else [])
+              if (row.dir / name).exists() and (row.dir / name).stat().st_size > 1]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    if "model" in frame:
+        shared = frame.groupby("model")["cell"].transform("nunique") > 1
+        frame.loc[shared, "model"] = frame.loc[shared, "model"] + " (" + frame.loc[shared, "cell"].str[:6] + ")"
+    return frame.drop(columns="cell")
+
+
 # The stage analyses the 01/02 notebooks call as report.<name>.
 from .pmi import compare_rankings, npmi_summary, occurrence_share_by_decile, variant_ranks  # noqa: E402,F401
 from .masking import masking_statistics, plot_method_figure  # noqa: E402,F401
