@@ -68,9 +68,13 @@ def test_checkpoint_info_and_bad_checkpoints(tiny_checkpoint, tmp_path):
     info = finetune.checkpoint_info(tiny_checkpoint)
     assert info["name"] == "genemask@300:tiny" and info["k"] == 6
     # The authors' ranking and a changed masking rate show in the name: grid cells stay apart.
-    assert finetune._variant_tags({"rank_table": "/d/genemask/Data-A_norm-pmi-score-ranking.csv",
-                                   "masking_options": {"mlm_probability": 0.05}}) == ["Data-A", "p=0.05"]
-    assert finetune._variant_tags({"rank_table": "runs/cpu/pmi/x/kmer_ranking.csv", "masking_options": {}}) == []
+    assert finetune.run_name({"strategy": "genemask", "steps": 1000, "model": "logo",
+                              "rank_table": "/d/genemask/Data-A_norm-pmi-score-ranking.csv",
+                              "masking_options": {"mlm_probability": 0.05}}) == "genemask[Data-A,p=0.05]@1000:logo"
+    assert finetune.run_name({"strategy": "random", "steps": 250, "model": "logo", "masking_options": "{}",
+                              "rank_table": "@pmi/x/kmer_ranking.csv"}) == "random@250:logo"
+    assert finetune.run_name({"strategy": "cmgems", "masking_options": "{'mlm_probability': 0.05}"}) == "cmgems[p=0.05]"
+    assert finetune.run_name({"steps": 5}) is None
     with pytest.raises(ValueError, match=r"unknown model size 'huge'; use random:dnabert"):
         finetune.checkpoint_info("random:huge")
     with pytest.raises(FileNotFoundError, match="no such folder"):

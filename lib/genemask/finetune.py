@@ -117,17 +117,27 @@ def _checkpoint_k(folder: Path) -> int:
     return int(k)
 
 
-def _variant_tags(config: dict) -> list[str]:
-    """What sets a run apart from its strategy's defaults, for its name: the authors' ranking
-    (``Data-A``) and masking options such as a doubled rate (``p=0.05``)."""
+def run_name(config: dict) -> str | None:
+    """A pretraining run's name in result tables, ``strategy[tags]@steps:size``, from its config
+    (``pretrain.json`` or a ``cells.csv`` row): e.g. ``genemask@1000:logo``,
+    ``genemask[Data-A]@1000:logo`` (the authors' ranking), ``genemask[p=0.05]@250:logo`` (a changed
+    masking rate). None without a strategy."""
+    strategy = config.get("strategy")
+    if not strategy or strategy != strategy:  # missing or NaN
+        return None
     tags = []
     rank_table = config.get("rank_table")
-    if rank_table and Path(str(rank_table)).name.startswith("Data-A"):
+    if isinstance(rank_table, str) and Path(rank_table).name.startswith("Data-A"):
         tags.append("Data-A")
     options = config.get("masking_options") or {}
-    if isinstance(options, dict):
-        tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
-    return tags
+    if isinstance(options, str):  # as cells.csv writes it
+        import ast
+
+        options = ast.literal_eval(options) if options.strip() else {}
+    tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
+    steps, size = config.get("steps"), config.get("model")
+    return (str(strategy) + (f"[{','.join(tags)}]" if tags else "") + (f"@{int(steps)}" if steps == steps and steps else "")
+            + (f":{size}" if isinstance(size, str) and size else ""))
 
 
 def checkpoint_info(checkpoint: str | Path) -> dict:
@@ -150,12 +160,7 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
         data = json.loads(meta.read_text())
         # The run's config names the variant (genemask-position-v1); the summary only its base strategy.
         flat = {**data, **data["config"]} if isinstance(data.get("config"), dict) else data
-        strategy = flat.get("strategy")
-        if strategy:
-            steps, size = flat.get("steps"), flat.get("model")
-            tags = _variant_tags(flat)
-            info["name"] = (str(strategy) + (f"[{','.join(tags)}]" if tags else "") + (f"@{steps}" if steps else "")
-                            + (f":{size}" if size else ""))
+        info["name"] = run_name(flat) or info["name"]
     elif folder.name in ("checkpoint", "final", "model") and folder.parent.name:
         info["name"] = f"{folder.parent.name}/{folder.name}"
     return info

@@ -37,19 +37,23 @@ def summary(metrics, label: str = "") -> dict:
     }
 
 
-def load_cells(cells, label_columns=("strategy", "model")):
+def load_cells(cells):
     """(metrics of every collected cell with a ``run`` label, one summary row per run) from a
-    ``report.stage_results("pretrain")`` frame; labels use the columns that vary between cells."""
+    ``report.stage_results("pretrain")`` frame. Labels are the run names the downstream chapters
+    use (``genemask@1000:logo``, see :func:`genemask.finetune.run_name`); a name that several cells
+    share gets the cell key."""
     import pandas as pd
 
-    varying = [c for c in label_columns if c in cells.columns and cells[c].nunique(dropna=False) > 1]
-    varying = varying or [c for c in label_columns if c in cells.columns][:1]
+    from ..finetune import run_name
+
+    names = [run_name(row._asdict()) or row.key for row in cells.itertuples()]
+    repeated = {n for n in names if names.count(n) > 1}
     frames, rows = [], []
-    for cell in cells.itertuples():
+    for cell, name in zip(cells.itertuples(), names):
         path = Path(cell.dir) / "metrics.csv"
         if not path.exists():
             continue
-        label = " · ".join(str(getattr(cell, c)) for c in varying) or cell.key
+        label = f"{name} ({cell.key[:6]})" if name in repeated else name
         metrics = pd.read_csv(path).assign(run=label)
         frames.append(metrics)
         rows.append(summary(metrics, label))
