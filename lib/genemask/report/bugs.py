@@ -1,0 +1,251 @@
+"""The released code's bugs and what each changes (book chapter ``bugs``).
+
+Two kinds of analysis, both cheap and deterministic:
+
+* what a bug does, derived from a rank table alone: which 6-mer rank the released position lookup
+  (Bug 1) reads at each sequence position, which anchor every possible centre gets, which positions
+  Global prefers, what the ``defaultdict`` rank 0 (Bug 1b) changes, how many random replacements
+  are special tokens;
+* what it changes, read from collected results: masked fraction, span mix and NPMI rank of the
+  masked tokens (02_masking), loss and validation perplexity (03_pretrain) and few-shot MCC
+  (04_fewshot) of the paper's-intent variants against the released-code ones.
+
+The anchor and preference tables call the package's own collator (``genemask.masking``), so they
+show what the compatibility options do, not a second transcription of the rule.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Masking variants that reproduce released code (``masking.MASKING_VARIANTS``), each with the
+#: paper's-intent variant it should be compared with.
+RELEASED_VS_INTENT = {
+    "genemask-position-v1": "genemask",
+    "genemask-position-v3": "genemask",
+    "global-position": "global",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Rank tables
+
+
+def resolve_rank_table(value: str, profile: str) -> Path:
+    """The file a collected cell's ``rank_table`` names: ``@pmi/<key>/<file>`` (an upstream 01_pmi
+    cell of the same profile) or a path with ``${GENEMASK_DATA}``."""
+    from .. import paths
+
+    text = str(value)
+    if text.startswith("@pmi/"):
+        _, key, name = text.split("/", 2)
+        return paths.results_dir(profile) / "pmi" / key / name
+    return Path(text.replace("${GENEMASK_DATA}", str(paths.data_dir())))
+
+
+def _collator(rank_table, strategy: str, **options):
+    import torch
+
+    from .. import masking, pmi, tokenizer
+
+    tok = tokenizer.build_tokenizer(6)
+    if not isinstance(rank_table, torch.Tensor):
+        rank_table = torch.from_numpy(pmi.load_rank_table(rank_table, 6))
+    return tok, masking.make_collator(strategy, tok, rank_table=rank_table, seed=0, rank_lookup="position", **options)
+
+
+def _vocab() -> list[str]:
+    from .. import tokenizer
+
+    return list(tokenizer.SPECIAL_TOKENS) + tokenizer.vocab_kmers(6)
+
+
+def position_anchor_map(rank_table, n_tokens: int = 506, special_rank_zero: bool = True) -> pd.DataFrame:
+    """Bug 1 as a table: for a centre at each token position 1..``n_tokens`` (a sequence of
+    ``n_tokens`` 6-mers between [CLS] and [SEP]), the anchor the released position lookup picks, the
+    vocabulary entry whose rank it read there and that rank. The same for every sequence: the
+    tokens themselves are never read (all rows hold one arbitrary 6-mer here)."""
+    import torch
+
+    tok, collator = _collator(rank_table, "genemask", selection="v3", special_rank_zero=special_rank_zero)
+    length = n_tokens + 2
+    ids = torch.full((n_tokens, length), 5)
+    ids[:, 0], ids[:, -1] = tok.cls_token_id, tok.sep_token_id
+    centres = torch.zeros((n_tokens, length), dtype=torch.bool)
+    centres[torch.arange(n_tokens), torch.arange(1, n_tokens + 1)] = True
+    _, _, info = collator.mask_batch(ids, torch.ones_like(ids), centres=centres)
+    anchors = info["anchor_position"].numpy()
+    vocab = _vocab()
+    return pd.DataFrame({"centre": np.arange(1, n_tokens + 1), "anchor": anchors,
+                         "token_read": [vocab[a] for a in anchors], "rank_read": info["anchor_rank"].numpy()})
+
+
+def position_preference(rank_table, n_tokens: int = 506, top: int | None = 20) -> pd.DataFrame:
+    """Global under Bug 1: the order in which it picks positions of a sequence of ``n_tokens``
+    6-mers (best position rank first, ties by position), with the vocabulary entry whose rank
+    decides it. The released Global code maps unknown keys to rank 4096 (no rank-0 quirk), as
+    ``global-position`` does. Every sequence of that length gets its k best positions."""
+    tok, collator = _collator(rank_table, "global")
+    ranks = collator.rank_table.numpy()[: n_tokens + 2].astype(np.int64)
+    positions = np.arange(1, n_tokens + 1)
+    order = positions[np.lexsort((positions, ranks[positions]))]
+    vocab = _vocab()
+    frame = pd.DataFrame({"order": np.arange(1, len(order) + 1), "position": order,
+                          "token_read": [vocab[p] for p in order], "rank_read": ranks[order]})
+    return frame if top is None else frame.head(top)
+
+
+def special_rank_zero_effect(rank_table, n_tokens: int = 506, centre_probability: float = 0.0176) -> dict:
+    """Bug 1b: with position lookup, the ranks read at positions 1-4 are those of [UNK] [CLS] [SEP]
+    [MASK]: 0 (the best) under the released ``defaultdict(int)``, 4096 (the worst) otherwise.
+    Returns the centres whose anchor changes, and the share of sequences that draw at least one
+    such centre at GeneMask's centre probability."""
+    with_quirk = position_anchor_map(rank_table, n_tokens, special_rank_zero=True)
+    without = position_anchor_map(rank_table, n_tokens, special_rank_zero=False)
+    changed = with_quirk.loc[with_quirk["anchor"] != without["anchor"], "centre"].tolist()
+    return {
+        "changed_centres": changed,
+        "anchors_at_rank_zero": int((with_quirk["rank_read"] == 0).sum()),
+        "sequence_share": 1 - (1 - centre_probability) ** len(changed),
+        "distinct_anchors_with_quirk": int(with_quirk["anchor"].nunique()),
+        "distinct_anchors_without": int(without["anchor"].nunique()),
+    }
+
+
+def special_replacement_share(k: int = 6, random_replace_prob: float = 0.1) -> float:
+    """Share of masked positions that the released 80/10/10 turns into a special token: the random
+    10 % are drawn from the whole vocabulary (``len(tokenizer)``), 5 of whose 5 + 4**k ids are
+    [PAD] [UNK] [CLS] [SEP] [MASK]."""
+    from .. import tokenizer
+
+    return random_replace_prob * tokenizer.N_SPECIAL / (tokenizer.N_SPECIAL + 4**k)
+
+
+# ------------------------------------------------------------------------------------------------
+# 02_masking results
+
+
+def long_span_share(span_lengths: pd.DataFrame, min_length: int = 11) -> pd.Series:
+    """Per variant, the share of masked tokens that lie in a masked run of at least ``min_length``
+    tokens (11 = long enough to hide a whole 6-mer), from a ``span_lengths.csv`` histogram."""
+    tokens = span_lengths["span_length"] * span_lengths["count"]
+    long = tokens.where(span_lengths["span_length"] >= min_length, 0)
+    grouped = pd.DataFrame({"variant": span_lengths["variant"], "tokens": tokens, "long": long}).groupby("variant", sort=False)
+    return (grouped["long"].sum() / grouped["tokens"].sum()).rename("long_span_share")
+
+
+def masking_effects(summary: pd.DataFrame, span_lengths: pd.DataFrame | None = None,
+                    invariance: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per variant of a ``masking_summary.csv``: masked %, anchors per sequence, mean span,
+    share of masked tokens in runs >= 11, fully hidden share, the NPMI rank gap (mean rank of the
+    unmasked minus the masked tokens: > 0 when masking prefers high-NPMI 6-mers) and, where
+    measured, the share of sequences whose anchors stay the same when the content changes."""
+    frame = summary.set_index("variant")
+    out = pd.DataFrame({
+        "masked %": 100 * frame["masked_fraction_mean"],
+        "anchors / seq": frame["anchors_per_sequence"],
+        "mean span": frame["mean_span_length"],
+        "fully hidden %": 100 * frame["fully_hidden_share"],
+        "rank masked": frame["mean_rank_masked"],
+        "rank unmasked": frame["mean_rank_unmasked"],
+        "rank gap": frame["mean_rank_unmasked"] - frame["mean_rank_masked"],
+    })
+    if span_lengths is not None:
+        out.insert(3, "in runs ≥ 11 %", 100 * long_span_share(span_lengths).reindex(out.index))
+    if invariance is not None:
+        same = invariance.set_index("variant")["sequences_with_identical_anchors"]
+        out["same anchors %"] = 100 * same.reindex(out.index)
+    out.index.name = "variant"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 03_pretrain and 04_fewshot results
+
+
+def _options(masking_options: object) -> dict:
+    """A cell's ``masking_options`` as a dict (``cells.csv`` holds it as JSON; empty when absent)."""
+    import ast
+    import json
+
+    if isinstance(masking_options, dict):
+        return masking_options
+    if not isinstance(masking_options, str) or not masking_options.strip():
+        return {}
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(masking_options)
+            return value if isinstance(value, dict) else {}
+        except (ValueError, SyntaxError):
+            continue
+    return {}
+
+
+def run_label(strategy: str, rank_table: object = None, masking_options: object = None) -> str:
+    """The name a pretraining run goes by in the few-shot results, without steps and size:
+    ``genemask``, ``genemask[Data-A]``, ``genemask[p=0.05]`` (as ``finetune.checkpoint_info``)."""
+    tags = []
+    if isinstance(rank_table, str) and Path(rank_table).name.startswith("Data-A"):
+        tags.append("Data-A")
+    tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(_options(masking_options).items())]
+    return str(strategy) + (f"[{','.join(tags)}]" if tags else "")
+
+
+def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per pretraining run at the stage's longest budget, leaving out runs with changed
+    masking options: its label, steps, final loss (mean of the last 10 % of steps), final and best
+    validation perplexity (each measured with the run's own masking) and mean masked fraction.
+    None when no run has written its metrics yet."""
+    from . import pretrain as pretrain_report
+
+    rows = []
+    for cell in cells.to_dict("records"):
+        path = Path(cell["dir"]) / "metrics.csv"
+        if not path.exists() or _options(cell.get("masking_options")):
+            continue
+        label = run_label(cell.get("strategy", "?"), cell.get("rank_table"))
+        rows.append(pretrain_report.summary(pd.read_csv(path), label))
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    frame = frame[frame["steps"] == frame["steps"].max()]
+    return frame.drop(columns=["switch_step", "seconds_per_100_steps"]).reset_index(drop=True)
+
+
+def fewshot_model(results: pd.DataFrame, label: str) -> str | None:
+    """The few-shot model name (``<label>@<steps>:<size>``) of a pretraining label, the longest
+    budget when there are several, or None."""
+    names = [m for m in results["model"].unique() if m.split("@")[0] == label]
+    if not names:
+        return None
+    return max(names, key=lambda m: int(m.split("@")[1].split(":")[0]) if "@" in m else 0)
+
+
+def fewshot_contrast(results: pd.DataFrame, a: str, b: str, metric: str = "mcc") -> pd.DataFrame:
+    """Paired difference ``a − b`` of one metric per dataset and shots (the same seed trains both
+    models on the same examples), with its mean, sd, seed count and 95 % t-interval, plus an
+    ``all`` row over every (dataset, shots, seed) pair."""
+    from scipy import stats
+
+    part = results[(results["metric"] == metric) & results["model"].isin([a, b])]
+    wide = part.pivot_table(index=["dataset", "shot", "seed"], columns="model", values="value")
+    if a not in wide or b not in wide:
+        return pd.DataFrame(columns=["dataset", "shot", "n", "mean", "sd", "ci95_low", "ci95_high"])
+    diff = (wide[a] - wide[b]).dropna().rename("diff").reset_index()
+
+    def one(values: pd.Series) -> pd.Series:
+        v = values.to_numpy(dtype=float)
+        n = len(v)
+        mean = float(v.mean()) if n else math.nan
+        sd = float(v.std(ddof=1)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+        return pd.Series({"n": n, "mean": mean, "sd": sd, "ci95_low": mean - half, "ci95_high": mean + half})
+
+    per = diff.groupby(["dataset", "shot"])["diff"].apply(one).unstack().reset_index()
+    overall = one(diff["diff"]).to_frame().T.assign(dataset="all", shot="all")
+    out = pd.concat([per, overall[per.columns]], ignore_index=True)
+    out["n"] = out["n"].astype(int)
+    return out
