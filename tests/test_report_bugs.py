@@ -119,12 +119,10 @@ def test_masking_effects_and_long_spans():
     assert list(bugs.masking_effects(summary).columns)[:3] == ["masked %", "anchors / seq", "mean span"]
 
 
-def test_run_labels_match_the_fewshot_model_names():
-    assert bugs.run_label("genemask") == "genemask"
-    assert bugs.run_label("genemask", "${GENEMASK_DATA}/genemask/Data-A_norm-pmi-score-ranking.csv", "{}") == "genemask[Data-A]"
-    assert bugs.run_label("genemask", "@pmi/abc/kmer_ranking.csv", json.dumps({"mlm_probability": 0.05})) == "genemask[p=0.05]"
-    assert bugs.run_label("genemask", None, "{'mlm_probability': 0.05}") == "genemask[p=0.05]"
-    assert bugs.run_label("random", float("nan"), float("nan")) == "random"
+def test_options_as_cells_csv_writes_them():
+    assert bugs._options("{}") == {} and bugs._options(float("nan")) == {}
+    assert bugs._options(json.dumps({"mlm_probability": 0.05})) == {"mlm_probability": 0.05}
+    assert bugs._options("{'mlm_probability': 0.05}") == {"mlm_probability": 0.05}
 
 
 def write_metrics(folder, steps: int, ppl: float):
@@ -146,12 +144,12 @@ def test_pretrain_comparison_keeps_default_masking_at_the_longest_budget(tmp_pat
     for key, _, steps, _, _, ppl in specs:
         if ppl is not None:
             write_metrics(tmp_path / key, steps, ppl)
-    cells = pd.DataFrame([{"key": k, "strategy": s, "steps": n, "masking_options": o, "rank_table": r, "dir": tmp_path / k}
-                          for k, s, n, o, r, _ in specs])
+    cells = pd.DataFrame([{"key": k, "strategy": s, "steps": n, "model": "logo", "masking_options": o, "rank_table": r,
+                           "dir": tmp_path / k} for k, s, n, o, r, _ in specs])
     table = bugs.pretrain_comparison(cells)
-    assert table["run"].tolist() == ["random", "genemask-position-v1", "genemask[Data-A]"]
+    assert table["run"].tolist() == ["random@100:logo", "genemask-position-v1@100:logo", "genemask[Data-A]@100:logo"]
     assert (table["steps"] == 100).all()
-    assert table.set_index("run").loc["genemask[Data-A]", "final_val_perplexity"] == 800.0
+    assert table.set_index("run").loc["genemask[Data-A]@100:logo", "final_val_perplexity"] == 800.0
     assert bugs.pretrain_comparison(cells[cells.key == "f"]) is None
 
 

@@ -184,21 +184,12 @@ def _options(masking_options: object) -> dict:
     return {}
 
 
-def run_label(strategy: str, rank_table: object = None, masking_options: object = None) -> str:
-    """The name a pretraining run goes by in the few-shot results, without steps and size:
-    ``genemask``, ``genemask[Data-A]``, ``genemask[p=0.05]`` (as ``finetune.checkpoint_info``)."""
-    tags = []
-    if isinstance(rank_table, str) and Path(rank_table).name.startswith("Data-A"):
-        tags.append("Data-A")
-    tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(_options(masking_options).items())]
-    return str(strategy) + (f"[{','.join(tags)}]" if tags else "")
-
-
 def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
     """One row per pretraining run at the stage's longest budget, leaving out runs with changed
-    masking options: its label, steps, final loss (mean of the last 10 % of steps), final and best
-    validation perplexity (each measured with the run's own masking) and mean masked fraction.
-    None when no run has written its metrics yet."""
+    masking options: its name (``genemask@1000:logo``, as the few-shot results name it), steps,
+    final loss (mean of the last 10 % of steps), final and best validation perplexity (each measured
+    with the run's own masking) and mean masked fraction. None when no run has written its metrics."""
+    from ..finetune import run_name
     from . import pretrain as pretrain_report
 
     rows = []
@@ -206,8 +197,7 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
         path = Path(cell["dir"]) / "metrics.csv"
         if not path.exists() or _options(cell.get("masking_options")):
             continue
-        label = run_label(cell.get("strategy", "?"), cell.get("rank_table"))
-        rows.append(pretrain_report.summary(pd.read_csv(path), label))
+        rows.append(pretrain_report.summary(pd.read_csv(path), run_name(cell) or str(cell["key"])))
     if not rows:
         return None
     frame = pd.DataFrame(rows)
@@ -216,8 +206,9 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def fewshot_model(results: pd.DataFrame, label: str) -> str | None:
-    """The few-shot model name (``<label>@<steps>:<size>``) of a pretraining label, the longest
-    budget when there are several, or None."""
+    """The few-shot model name (``<label>@<steps>:<size>``, see ``finetune.run_name``) of a
+    strategy label such as ``genemask-position-v1`` or ``genemask[Data-A]``, the longest budget when
+    there are several, or None."""
     names = [m for m in results["model"].unique() if m.split("@")[0] == label]
     if not names:
         return None
