@@ -48,3 +48,28 @@ def test_compute_seconds(tmp_path):
     pd.DataFrame({"seconds": [10.0, 20.0]}).to_csv(tmp_path / "fewshot" / "b" / "fewshot_runs.csv", index=False)
     out = findings.compute_seconds(tmp_path).set_index("stage")["seconds"]
     assert out.to_dict() == {"fewshot": 30.0, "pretrain": 61.0}
+
+
+def test_parse_run_name_round_trips_finetune_names():
+    from genemask import finetune
+
+    name = finetune.run_name({"strategy": "genemask-position-v1", "steps": 250, "model": "logo",
+                              "masking_options": {"mlm_probability": 0.05}})
+    assert findings.parse_run_name(name) == {"strategy": "genemask-position-v1", "tags": ["p=0.05"], "steps": 250, "size": "logo"}
+    assert findings.parse_run_name("random-init:logo")["steps"] is None
+    with pytest.raises(ValueError, match="not a run name"):
+        findings.parse_run_name("genemask (abc123)")
+
+
+def test_rate_effect_pairs_the_two_rates_at_each_budget():
+    frame = synthetic(0.05)
+    frame = frame[frame.metric == "mcc"]
+    frame = pd.concat([
+        frame.replace({"random@1000:logo": "genemask@500:logo", "genemask@1000:logo": "genemask[p=0.05]@500:logo"}),
+        frame.replace({"random@1000:logo": "genemask@1000:logo", "genemask@1000:logo": "cmgems@1000:logo"}),
+    ])
+    table = findings.rate_effect(frame)
+    assert table.steps.tolist() == [500]  # 1000 has no doubled-rate run
+    row = table.iloc[0]
+    assert row.mean_difference == pytest.approx(0.05) and row.wins == 20
+    assert row.doubled_mean - row.default_mean == pytest.approx(0.05)

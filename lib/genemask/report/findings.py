@@ -6,6 +6,7 @@ shots asked for, so the interval says how much the answer would move with anothe
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,42 @@ def compute_seconds(results_root: str | Path) -> pd.DataFrame:
             if "seconds" in frame:
                 rows.append({"stage": stage_dir.name, "cell": runs.parent.name, "seconds": float(frame["seconds"].sum())})
     return pd.DataFrame(rows, columns=["stage", "cell", "seconds"])
+
+
+_RUN_NAME = re.compile(r"(?P<strategy>[\w-]+)(?:\[(?P<tags>[^\]]*)\])?(?:@(?P<steps>\d+))?(?::(?P<size>\w+))?")
+
+
+def parse_run_name(name: str) -> dict:
+    """The parts of a run name written by :func:`genemask.finetune.run_name`:
+    ``genemask[p=0.05]@250:logo`` → strategy, tags (a list), steps (int or None), size."""
+    match = _RUN_NAME.fullmatch(str(name))
+    if match is None:
+        raise ValueError(f"{name!r} is not a run name (strategy[tags]@steps:size)")
+    tags = [t for t in (match.group("tags") or "").split(",") if t]
+    steps = match.group("steps")
+    return {"strategy": match.group("strategy"), "tags": tags, "steps": int(steps) if steps else None,
+            "size": match.group("size")}
+
+
+def rate_effect(results: pd.DataFrame, strategy: str = "genemask", doubled_tag: str = "p=0.05",
+                metric: str = "mcc") -> pd.DataFrame:
+    """The masking-rate pairs of ``strategy`` at each pretraining budget: mean metric with a 95 %
+    interval over seeds for the default and the ``doubled_tag`` rate, and the paired difference.
+    Rows only for budgets that have both rates."""
+    names = {m: parse_run_name(m) for m in results.model.unique() if _RUN_NAME.fullmatch(str(m))}
+    single = {p["steps"]: m for m, p in names.items() if p["strategy"] == strategy and not p["tags"]}
+    double = {p["steps"]: m for m, p in names.items() if p["strategy"] == strategy and p["tags"] == [doubled_tag]}
+    rows = []
+    for steps in sorted(set(single) & set(double) - {None}):
+        both = results[results.model.isin([single[steps], double[steps]])]
+        scores = seed_scores(both, metric)
+        keep = set(results[results.model == double[steps]].set_index(["dataset", "shot", "seed"]).index)
+        paired = both[[key in keep for key in zip(both.dataset, both.shot, both.seed)]]
+        diff = paired_comparison(paired, double[steps], single[steps], metric)
+        row = {"steps": steps}
+        for label, model in (("default", single[steps]), ("doubled", double[steps])):
+            mean, low, high = _t_interval(scores[scores.model == model]["value"].to_numpy())
+            row.update({f"{label}_model": model, f"{label}_mean": mean, f"{label}_ci95_low": low, f"{label}_ci95_high": high})
+        row.update({key: diff[key] for key in ("pairs", "mean_difference", "ci95_low", "ci95_high", "wins", "losses", "wilcoxon_p")})
+        rows.append(row)
+    return pd.DataFrame(rows)
