@@ -24,3 +24,11 @@ def test_unknown_model_and_override_are_named():
         models.model_config("huge")
     with pytest.raises(ValueError, match="hiden_size"):
         models.model_config("tiny", hiden_size=3)
+
+
+def test_size_table_matches_built_models():
+    table = models.size_table(("logo", "tiny"))
+    assert table.loc["logo", ["layers", "hidden", "heads", "feed-forward"]].tolist() == [2, 256, 8, 3072]
+    assert table.loc["tiny", "parameters (M)"] == round(models.parameter_count(models.masked_lm("tiny", seed=0)) / 1e6, 2)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.size_table(("huge",))

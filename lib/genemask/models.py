@@ -72,3 +72,23 @@ def _seeded(cls, config: BertConfig, seed: int | None):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(config)
+
+
+def size_table(names: tuple[str, ...] = ("dnabert", "logo"), k: int = 6):
+    """GeneMask's Appendix Table 4 (DNABERT vs LOGO configuration) from our configs: one row per
+    named size with its architecture and the parameter count of the masked-LM model. The models are
+    built on torch's meta device, so no weights are allocated."""
+    import pandas as pd
+    import torch
+
+    rows = []
+    for name in names:
+        config = model_config(name, k)  # an unknown name fails here, with the known ones listed
+        size = MODEL_SIZES[name]
+        with torch.device("meta"):
+            count = parameter_count(BertForMaskedLM(config))
+        rows.append({"model": name, "layers": size.num_hidden_layers, "hidden": size.hidden_size,
+                     "heads": size.num_attention_heads, "feed-forward": size.intermediate_size,
+                     "dropout": size.hidden_dropout_prob, "max positions": size.max_position_embeddings,
+                     "parameters (M)": round(count / 1e6, 2)})
+    return pd.DataFrame(rows).set_index("model")
