@@ -80,6 +80,14 @@ def test_preference_is_what_global_position_masks(rank_table):
     assert len(bugs.position_preference(rank_table, n_tokens=n)) == 20
 
 
+def test_fixed_span_share_counts_overlapping_spans_once():
+    preference = pd.DataFrame({"position": [5, 9, 278, 6, 100]})
+    # 1..10 and 4..14 and 1..11 overlap into 1..14; 273..283 adds 11.
+    assert bugs.fixed_span_share(preference, 506, k=4) == pytest.approx(25 / 506)
+    assert bugs.fixed_span_share(preference, 506, k=1) == pytest.approx(10 / 506)  # clipped at position 1
+    assert bugs.fixed_span_share(preference, 280, k=3) == pytest.approx((14 + 8) / 280)  # clipped at the end
+
+
 def test_special_rank_zero_moves_only_centres_near_the_start(rank_table):
     effect = bugs.special_rank_zero_effect(rank_table, n_tokens=200, centre_probability=0.0176)
     assert effect["changed_centres"] and max(effect["changed_centres"]) <= 6

@@ -98,6 +98,17 @@ def position_preference(rank_table, n_tokens: int = 506, top: int | None = 20) -
     return frame if top is None else frame.head(top)
 
 
+def fixed_span_share(preference: pd.DataFrame, n_tokens: int, k: int, half_width: int = 5) -> float:
+    """Share of a sequence's ``n_tokens`` 6-mer tokens that Global under Bug 1 masks when it takes the
+    first ``k`` positions of ``preference`` (from :func:`position_preference`): the union of their
+    11-token spans (``-half_width..+half_width``), clipped to the sequence. Neighbouring favourite
+    positions overlap, so the share depends on the ranking's order, not only on k."""
+    covered = np.zeros(n_tokens + 1, dtype=bool)  # index 0 is [CLS]
+    for position in preference["position"].head(k):
+        covered[max(1, position - half_width) : min(n_tokens, position + half_width) + 1] = True
+    return float(covered[1:].mean())
+
+
 def special_rank_zero_effect(rank_table, n_tokens: int = 506, centre_probability: float = 0.0176) -> dict:
     """Bug 1b: with position lookup, the ranks read at positions 1-4 are those of [UNK] [CLS] [SEP]
     [MASK]: 0 (the best) under the released ``defaultdict(int)``, 4096 (the worst) otherwise.
