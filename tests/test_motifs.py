@@ -90,6 +90,7 @@ def test_analysis_finds_the_planted_kmer_with_either_ranking_layout(tmp_path, da
     assert len(top) == 30 and top.iloc[0].kmer == "TATAAA" and top.iloc[0].enriched
     bins = result.rank_bins[result.rank_bins.ranking.str.startswith("ours")]
     assert bins.n_kmers.sum() == 4096 and bins.rank_from.iloc[0] == 1 and bins.n_enriched.iloc[0] >= 1
+    assert (bins.share_cpg * bins.n_kmers).sum() == pytest.approx(sum("CG" in k for k in vocab_kmers(6)))
     assert len(result.enrichment) == 2 * 4096
 
 

@@ -215,7 +215,8 @@ def top_kmers(enrichment: pd.DataFrame, n: int = 30, alpha: float = 0.05) -> pd.
 def by_rank_bin(enrichment: pd.DataFrame, width: int = 128, alpha: float = 0.05) -> pd.DataFrame:
     """Consecutive bins of ``width`` NPMI ranks: the share of k-mers significantly enriched in
     positives (q < ``alpha``), median log2 odds ratio, the same minus the mean of k-mers with equal
-    GC count, and mean GC count: the data behind the enrichment-along-the-ranking figure."""
+    GC count, mean GC count and the share of k-mers holding a CpG: the data behind the
+    enrichment-along-the-ranking figure."""
     frame = enrichment.assign(
         bin=(enrichment["rank"] - 1) // width,
         significant=enrichment["q_enriched"] < alpha,
@@ -223,7 +224,7 @@ def by_rank_bin(enrichment: pd.DataFrame, width: int = 128, alpha: float = 0.05)
     out = frame.groupby("bin").agg(
         rank_from=("rank", "min"), rank_to=("rank", "max"), n_kmers=("kmer", "size"), n_enriched=("significant", "sum"),
         share_enriched=("significant", "mean"), median_log2_or=("log2_odds_ratio", "median"),
-        median_beyond_gc=("beyond_gc", "median"), mean_gc=("gc", "mean"))
+        median_beyond_gc=("beyond_gc", "median"), mean_gc=("gc", "mean"), share_cpg=("cpg", lambda c: float((c > 0).mean())))
     return out.reset_index(drop=True).astype({"n_enriched": "int64"})
 
 
