@@ -144,3 +144,24 @@ def test_summary_interval_and_tables():
     assert table.loc["ours"].tolist() == [50.0, 60.0]
     assert table.loc["DNABERT (6-mer)" + downstream.QUOTED_SUFFIX, "tf/0"] == 66.84
     assert downstream.published_gue().shape == (10, 28)
+
+
+def test_probe_protocol_is_deterministic_and_checked(tiny_checkpoint):
+    """The linear probe: frozen features, logistic regression; same input → same metrics; each
+    distinct sequence is embedded once; a bad protocol or max_train fails before any work."""
+    first = finetune.run_fewshot(tiny_checkpoint, ["demo-prom"], [10], [0, 1], protocol="probe", resample=True, echo=lambda *a: None)
+    again = finetune.run_fewshot(tiny_checkpoint, ["demo-prom"], [10], [0, 1], protocol="probe", resample=True, echo=lambda *a: None)
+    pd.testing.assert_frame_equal(first.results, again.results)
+    assert set(first.runs.protocol) == {"probe"} and (first.runs.steps == 0).all()
+    mcc = first.results[first.results.metric == "mcc"].set_index("seed")["value"]
+    assert mcc.between(-1, 1).all()
+    features = finetune.embed(tiny_checkpoint, ["ACGTACGTAC", "ACGTACGTAC", "TTTTTTTTTTTT"], max_length=16)
+    assert features.shape == (3, models.model_config("tiny").hidden_size) and np.allclose(features[0], features[1])
+    with pytest.raises(ValueError, match="protocol='tune'"):
+        finetune.run_fewshot(tiny_checkpoint, ["demo-prom"], [10], [0], protocol="tune")
+    with pytest.raises(ValueError, match="max_train=1"):
+        finetune.run_gue(tiny_checkpoint, ["demo/prom"], [0], protocol="probe", max_train=1)
+    gue = finetune.run_gue(tiny_checkpoint, ["demo/prom"], [0], protocol="probe", max_train=200, max_eval=100, echo=lambda *a: None)
+    assert gue.runs.iloc[0][["n_train", "n_test"]].tolist() == [200, 100]
+    with pytest.raises(ValueError, match="single class"):
+        finetune.probe(np.zeros((4, 2)), [1, 1, 1, 1], np.zeros((2, 2)), [0, 1], 2)

@@ -157,3 +157,12 @@ def test_real_gue_availability_and_leakage():
         tasks.gue_split("virus/covid")
     audit = tasks.overlap_audit().set_index("pair")
     assert audit.loc["DNABERT prom-core dev vs GUE prom_core_all train", "unique_sequences_a_in_b"] == 4782
+
+
+def test_resample_draws_each_seed_from_the_union_of_released_files():
+    one = tasks.fewshot_split("demo-prom", 10, seed=0, resample=True)
+    two = tasks.fewshot_split("demo-prom", 10, seed=1, resample=True)
+    assert one.train.label.value_counts().tolist() == [10, 10]
+    assert set(one.train.sequence) != set(two.train.sequence)  # seeds now vary the examples
+    assert "union of the released training files" in one.info["train_sampling"]
+    assert not set(one.test.sequence) & set(pd.concat([one.train, two.train]).sequence)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +371,74 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
     return FinetuneResult(metrics, total, best_step, round(time.perf_counter() - start, 3), curve, asdict(config))
 
 
+def embed(checkpoint: str | Path, sequences: list[str], k: int | None = None, max_length: int = 512,
+          batch_size: int = 128, threads: int = 1) -> np.ndarray:
+    """Mean-pooled last hidden states (non-pad tokens, [CLS]/[SEP] included) of a frozen encoder:
+    one row of features per sequence, for the linear-probe protocol."""
+    import torch
+
+    model, k = load_classifier(checkpoint, 2, seed=0, k=k)
+    encoder = model.base_model.eval()
+    data = encode(pd.DataFrame({"sequence": list(sequences), "label": 0}), k, max_length)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sequences), batch_size):
+                ids, attention, _ = data.batch(torch.arange(start, min(start + batch_size, len(sequences))))
+                hidden = encoder(input_ids=ids, attention_mask=attention).last_hidden_state
+                weights = attention.unsqueeze(-1).to(hidden.dtype)
+                out.append(((hidden * weights).sum(1) / weights.sum(1)).numpy())
+    finally:
+        torch.set_num_threads(previous)
+    return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+def probe(train_features: np.ndarray, train_labels, test_features: np.ndarray, test_labels,
+          n_classes: int) -> dict[str, float]:
+    """The linear probe: standardized features, L2 logistic regression (scikit-learn, C = 1),
+    scored on test with :func:`classification_metrics`. Deterministic for given features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_labels = np.asarray(train_labels)
+    if len(np.unique(train_labels)) < 2:
+        raise ValueError("probe: the training set has a single class")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    model.fit(train_features, train_labels)
+    probs = np.zeros((len(test_features), n_classes))
+    probs[:, model.classes_] = model.predict_proba(test_features)
+    return classification_metrics(test_labels, probs)
+
+
+class _FeatureCache:
+    """Each distinct sequence embedded once per checkpoint, however many splits use it."""
+
+    def __init__(self, checkpoint, k: int, max_length: int):
+        self.checkpoint, self.k, self.max_length = checkpoint, k, max_length
+        self.rows: dict[str, np.ndarray] = {}
+
+    def add(self, sequences) -> None:
+        new = list(dict.fromkeys(s for s in sequences if s not in self.rows))
+        if new:
+            for sequence, row in zip(new, embed(self.checkpoint, new, self.k, self.max_length)):
+                self.rows[sequence] = row
+
+    def __call__(self, sequences) -> np.ndarray:
+        return np.stack([self.rows[s] for s in sequences])
+
+
+PROTOCOLS = ("finetune", "probe")
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r}: expected finetune (the papers: the whole model is trained) "
+                         "or probe (frozen encoder, logistic regression on mean-pooled features)")
+
+
 def seed_list(seeds) -> list[int]:
     """``seeds`` as given by a notebook: a count n (seeds 0..n-1) or an explicit list of integers."""
     if isinstance(seeds, bool):
@@ -412,13 +480,18 @@ class ProtocolResult:
 
 def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], seeds, small: dict | None = None,
                 large: dict | None = None, max_test: int | None = None, model_name: str | None = None,
-                echo=print, max_length: int = 512) -> ProtocolResult:
+                echo=print, max_length: int = 512, protocol: str = "finetune", resample: bool = False) -> ProtocolResult:
     """Every (dataset, shots, seed) few-shot run of one checkpoint (GeneMask's protocol, DESIGN §3.4).
 
     Bad input (unknown dataset, more shots than a class has, a checkpoint of another k) fails before
     any training; shots the shared data lacks (documented gaps) are skipped and listed.
+    ``protocol="probe"`` scores a frozen encoder with a logistic-regression probe instead of
+    fine-tuning (a CPU can afford it for every checkpoint); ``resample`` draws each seed's training
+    set from all released training files (see :func:`genemask.tasks.fewshot_split`).
     """
     from . import tasks
+
+    _check_protocol(protocol)
 
     info = checkpoint_info(checkpoint)
     name = model_name or info["name"]
@@ -435,17 +508,26 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         for k in shots:
             try:
                 for seed in seeds:  # resolve every split first: bad input fails before training
-                    plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test))
+                    plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test, resample=resample))
             except tasks.DataUnavailable as err:
                 skipped.append({"dataset": dataset, "shot": k, "reason": str(err)})
                 echo(f"skipped {dataset} {k}-shot: {err}")
     rows, runs = [], []
+    features = _FeatureCache(checkpoint, info["k"], max_length) if protocol == "probe" else None
     for split in plan:
         k, seed = split.info["shots"], split.info["seed"]
         config = fewshot_config(k, seed, small, large, max_length)
-        result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
+        if features is not None:
+            start = time.perf_counter()
+            features.add([*split.train["sequence"], *split.test["sequence"]])
+            metrics = probe(features(split.train["sequence"]), split.train["label"], features(split.test["sequence"]),
+                            split.test["label"], split.n_classes)
+            result = FinetuneResult(metrics, 0, None, round(time.perf_counter() - start, 3))
+            config = replace(config, batch_size=0, learning_rate=0.0, epochs=0.0)
+        else:
+            result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
         rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
-        runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "steps": result.steps,
+        runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "protocol": protocol, "steps": result.steps,
                      "batch_size": config.batch_size, "learning_rate": config.learning_rate, "epochs": config.epochs,
                      "max_length": config.max_length, "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
     results = tidy(name, rows, ("dataset", "shot", "seed")) if rows else pd.DataFrame(
@@ -455,11 +537,18 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
 
 def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = None, max_steps: int | None = None,
             batch_size: int | None = None, missing_train: str = "skip", model_name: str | None = None,
-            echo=print, max_length: int | None = None, max_eval: int | None = None) -> ProtocolResult:
+            echo=print, max_length: int | None = None, max_eval: int | None = None, protocol: str = "finetune",
+            max_train: int | None = None) -> ProtocolResult:
     """Every (task, seed) GUE run of one checkpoint with DNABERT-2's per-task budgets (or overrides):
     best checkpoint by dev loss, then test. ``task_names='available'``: every task the data holds.
-    ``max_length`` caps tokens per sequence; ``max_eval`` caps dev and test rows (a fixed subset)."""
+    ``max_length`` caps tokens per sequence; ``max_eval`` caps dev and test rows (a fixed subset).
+    ``protocol="probe"``: a logistic-regression probe on the frozen encoder, trained on at most
+    ``max_train`` training rows (a class-stratified sample drawn with the seed); dev is not used."""
     from . import tasks
+
+    _check_protocol(protocol)
+    if max_train is not None and (not isinstance(max_train, (int, np.integer)) or isinstance(max_train, bool) or max_train < 2):
+        raise ValueError(f"max_train={max_train!r}: expected a number of training rows (at least 2)")
 
     info = checkpoint_info(checkpoint)
     name = model_name or info["name"]
@@ -483,10 +572,25 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
     rows, runs = [], []
     for entry, seed, split in plan:
         config = gue_config(entry, seed, epochs, max_steps, batch_size, max_length)
-        result = finetune(checkpoint, split.train, split.test, config, split.n_classes, dev=split.dev, k=info["k"])
+        if protocol == "probe":
+            start = time.perf_counter()
+            train = split.train
+            if max_train is not None and len(train) > max_train:
+                from sklearn.model_selection import train_test_split
+
+                train = train_test_split(train, train_size=max_train, stratify=train["label"], random_state=seed)[0]
+            features = _FeatureCache(checkpoint, info["k"], config.max_length)
+            features.add([*train["sequence"], *split.test["sequence"]])
+            metrics = probe(features(train["sequence"]), train["label"], features(split.test["sequence"]),
+                            split.test["label"], split.n_classes)
+            result = FinetuneResult(metrics, 0, None, round(time.perf_counter() - start, 3))
+            config = replace(config, epochs=0.0, max_steps=0, batch_size=0, learning_rate=0.0)
+            split.info["n_train"] = len(train)
+        else:
+            result = finetune(checkpoint, split.train, split.test, config, split.n_classes, dev=split.dev, k=info["k"])
         rows.append({"task": entry.name, "seed": seed, **result.metrics})
         runs.append({"model": name, "task": entry.name, "seed": seed, "metric_reported": entry.metric,
-                     "steps": result.steps, "best_step": result.best_step, "epochs": config.epochs,
+                     "protocol": protocol, "steps": result.steps, "best_step": result.best_step, "epochs": config.epochs,
                      "max_steps": config.max_steps, "batch_size": config.batch_size, "max_length": config.max_length,
                      "learning_rate": config.learning_rate, "seconds": result.seconds,
                      "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),

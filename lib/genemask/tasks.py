@@ -453,13 +453,18 @@ def _read_cached(path: Path, n_classes: int | None) -> pd.DataFrame:
     return _CACHE[key]
 
 
-def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = None) -> Split:
+def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = None, resample: bool = False) -> Split:
     """The training set of ``shots`` examples per class for ``seed``, and the test set, of a few-shot dataset.
 
     Training file: the released file for ``shots``, else the smallest released file with at least
     ``shots`` per class (stated as a substitute). A file with more than ``shots`` per class pools
     several runs; each seed samples its own set from it. Test rows whose sequence occurs anywhere in
     the training file are removed (reported in ``info['test_overlap_removed']``).
+
+    ``resample``: every seed draws its own ``shots`` per class from the union of the released
+    training files, so that seeds vary the training examples even where only one set per shot was
+    released (needed by a deterministic protocol such as the linear probe). Not possible where the
+    other shots' files are the test substitute (Cohn-enh): there the released set is kept, stated.
     """
     d = get_dataset(name)
     if not isinstance(d, FewShotDataset):
@@ -486,12 +491,19 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
     per_class = int(pool["label"].value_counts().min())
     info["train_file"] = d.train_files[chosen]
     info["train_substitute"] = "" if chosen == shots else f"no {shots}-shot file released/shared: sampled from the {chosen}/ file"
-    if per_class > shots or pool["label"].value_counts().max() > shots:
+    if resample and d.test_substitute != "other-shot-files":
+        pool = pd.concat([_read_cached(root / f, d.n_classes) for f in d.train_files.values()])
+        pool = pool.drop_duplicates("sequence").reset_index(drop=True)
+        train = sample_per_class(pool, shots, seed, where=f"{name} (union of released training files): ")
+        info["train_file"] = " + ".join(d.train_files[k] for k in sorted(d.train_files))
+        info["train_sampling"] = f"{shots} per class sampled with seed {seed} from the union of the released training files ({len(pool)} rows)"
+    elif per_class > shots or pool["label"].value_counts().max() > shots:
         train = sample_per_class(pool, shots, seed, where=f"{train_path}: ")
         info["train_sampling"] = f"{shots} per class sampled with seed {seed} from a pool of {len(pool)} rows"
     else:
         train = pool.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-        info["train_sampling"] = "the released set (every seed trains on the same rows in its own order)"
+        info["train_sampling"] = "the released set (every seed trains on the same rows in its own order)" + (
+            "; not resampled: the other shots' files are the test set" if resample else "")
     if d.test_file is not None:
         test = _read_cached(root / d.test_file, d.n_classes)
         info["test_file"] = d.test_file
