@@ -165,3 +165,18 @@ def test_probe_protocol_is_deterministic_and_checked(tiny_checkpoint):
     assert gue.runs.iloc[0][["n_train", "n_test"]].tolist() == [200, 100]
     with pytest.raises(ValueError, match="single class"):
         finetune.probe(np.zeros((4, 2)), [1, 1, 1, 1], np.zeros((2, 2)), [0, 1], 2)
+
+
+def test_nothing_to_run_is_a_clear_error(tmp_path, monkeypatch):
+    """A data dir without the few-shot files: one line naming what is missing, not an empty table."""
+    monkeypatch.setenv("GENEMASK_DATA", str(tmp_path))
+    with pytest.raises(tasks.DataUnavailable, match="no few-shot run is possible: every \\(dataset, shots\\) was skipped, e.g. .*no such file"):
+        finetune.run_fewshot("random:tiny", ["prom-core"], [10], [0], echo=lambda *a: None)
+
+
+def test_relative_data_dir_resolves_from_the_repository_root(monkeypatch, tmp_path):
+    from genemask import paths
+
+    monkeypatch.chdir(tmp_path)  # as papermill and nbval run notebooks in their own folder
+    monkeypatch.setenv("GENEMASK_DATA", "lib")
+    assert paths.data_dir() == (paths.ROOT / "lib").resolve()

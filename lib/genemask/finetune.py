@@ -512,6 +512,8 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
             except tasks.DataUnavailable as err:
                 skipped.append({"dataset": dataset, "shot": k, "reason": str(err)})
                 echo(f"skipped {dataset} {k}-shot: {err}")
+    if not plan:
+        raise tasks.DataUnavailable(f"no few-shot run is possible: every (dataset, shots) was skipped, e.g. {skipped[0]['reason']}")
     rows, runs = [], []
     features = _FeatureCache(checkpoint, info["k"], max_length) if protocol == "probe" else None
     for split in plan:
@@ -569,6 +571,8 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
         except tasks.DataUnavailable as err:
             skipped.append({"task": task, "reason": str(err)})
             echo(f"skipped {task}: {err}")
+    if not plan:
+        raise tasks.DataUnavailable(f"no GUE run is possible: every task was skipped, e.g. {skipped[0]['reason']}")
     rows, runs = [], []
     for entry, seed, split in plan:
         config = gue_config(entry, seed, epochs, max_steps, batch_size, max_length)

@@ -20,9 +20,18 @@ BENCHMARKS: Path = ROOT / "benchmarks"
 
 
 def data_dir() -> Path:
-    """Real data: ``$GENEMASK_DATA`` if set, else ``./data`` under the repository root (git-ignored)."""
+    """Real data: ``$GENEMASK_DATA`` if set, else ``./data`` under the repository root (git-ignored).
+
+    A relative ``$GENEMASK_DATA`` that does not exist from the current folder is taken relative to
+    the repository root, where make and CI set it (``../shared/data``): notebooks run by papermill
+    or nbval work in ``notebooks/`` and must find the same data."""
     env = os.environ.get("GENEMASK_DATA")
-    return Path(env).expanduser().resolve() if env else ROOT / "data"
+    if not env:
+        return ROOT / "data"
+    path = Path(env).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = ROOT / path
+    return path.resolve()
 
 
 #: The valid human FASTA slices of the shared data (relative to :func:`data_dir`); the headerless
