@@ -111,3 +111,18 @@ def gue_table(results: pd.DataFrame, quoted: bool = True) -> pd.DataFrame:
     table.index.name = "model"
     table.columns.name = "task"
     return table
+
+
+PROBE_NOTE = (
+    "**Protocol: linear probe.** These runs do not fine-tune the model: each checkpoint's encoder is frozen, "
+    "every sequence becomes the mean of its last hidden states, and a logistic regression (scikit-learn, "
+    "standardized features, C = 1) is fit on the training examples and scored once on test. On 2 CPU cores the "
+    "papers' fine-tuning of every checkpoint would take days (README, *Profiles*); the probe asks what "
+    "pretraining put into the representation, which is the question both papers' claims rest on.")
+
+
+def protocol_note(runs: pd.DataFrame | None) -> str | None:
+    """The sentence a chapter shows when its runs used the linear probe instead of fine-tuning."""
+    if runs is not None and "protocol" in runs and (runs["protocol"] == "probe").any():
+        return PROBE_NOTE
+    return None
