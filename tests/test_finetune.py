@@ -75,6 +75,8 @@ def test_checkpoint_info_and_bad_checkpoints(tiny_checkpoint, tmp_path):
                               "rank_table": "@pmi/x/kmer_ranking.csv"}) == "random@250:logo"
     assert finetune.run_name({"strategy": "cmgems", "masking_options": "{'mlm_probability': 0.05}"}) == "cmgems[p=0.05]"
     assert finetune.run_name({"steps": 5}) is None
+    assert finetune.run_name({"strategy": "cmgems", "steps": 1000, "switch_threshold": 20.0}) == "cmgems[switch=20]@1000"
+    assert finetune.run_name({"strategy": "cmgems", "steps": 1000, "switch_threshold": 1.0}) == "cmgems@1000"
     with pytest.raises(ValueError, match=r"unknown model size 'huge'; use random:dnabert"):
         finetune.checkpoint_info("random:huge")
     with pytest.raises(FileNotFoundError, match="no such folder"):

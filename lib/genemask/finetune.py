@@ -117,11 +117,16 @@ def _checkpoint_k(folder: Path) -> int:
     return int(k)
 
 
+#: CM-GEMS's ``--threshold_perplexity_drop`` default in the released code; other values show in run names.
+RELEASED_SWITCH_THRESHOLD = 1.0
+
+
 def run_name(config: dict) -> str | None:
     """A pretraining run's name in result tables, ``strategy[tags]@steps:size``, from its config
     (``pretrain.json`` or a ``cells.csv`` row): e.g. ``genemask@1000:logo``,
     ``genemask[Data-A]@1000:logo`` (the authors' ranking), ``genemask[p=0.05]@250:logo`` (a changed
-    masking rate). None without a strategy."""
+    masking rate), ``cmgems[switch=20]@1000:logo`` (a switch threshold other than the released 1.0).
+    None without a strategy."""
     strategy = config.get("strategy")
     if not strategy or strategy != strategy:  # missing or NaN
         return None
@@ -135,6 +140,9 @@ def run_name(config: dict) -> str | None:
 
         options = ast.literal_eval(options) if options.strip() else {}
     tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
+    threshold = config.get("switch_threshold")
+    if strategy == "cmgems" and threshold is not None and threshold == threshold and float(threshold) != RELEASED_SWITCH_THRESHOLD:
+        tags.append(f"switch={float(threshold):g}")
     steps, size = config.get("steps"), config.get("model")
     return (str(strategy) + (f"[{','.join(tags)}]" if tags else "") + (f"@{int(steps)}" if steps == steps and steps else "")
             + (f":{size}" if isinstance(size, str) and size else ""))
