@@ -23,9 +23,9 @@ def test_headline_table_orders_models_and_brackets_intervals():
     table = findings.headline_table(synthetic())
     assert list(table.columns) == ["prom-core", "splice-40", "all"]
     assert list(table.index) == ["genemask@1000:logo", "random@1000:logo"]  # best overall first
-    assert table.loc["genemask@1000:logo", "all"].count("[") == 1
+    assert table.loc["genemask@1000:logo", "all"].count("±") == 1
     one_seed = findings.headline_table(synthetic(seeds=1))
-    assert "[" not in one_seed.loc["random@1000:logo", "all"]  # no interval from a single seed
+    assert "±" not in one_seed.loc["random@1000:logo", "all"]  # no interval from a single seed
     with pytest.raises(ValueError, match="metric 'auc'"):
         findings.headline_table(synthetic(), "auc")
 

@@ -38,7 +38,8 @@ def seed_scores(results: pd.DataFrame, metric: str = "mcc", by: tuple[str, ...] 
 
 def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "dataset",
                    digits: int = 3) -> pd.DataFrame:
-    """Models × (each ``column`` value, then ``all``) of ``mean [95 % CI]`` over seeds, best first."""
+    """Models × (each ``column`` value, then ``all``) of ``mean ± half-width of the 95 % CI`` over
+    seeds, best first (a single seed gives the mean alone)."""
     per_column = seed_scores(results, metric, (column,))
     overall = seed_scores(results, metric).assign(**{column: "all"})
     frame = pd.concat([per_column, overall], ignore_index=True)
@@ -47,7 +48,7 @@ def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "da
         mean, low, high = _t_interval(group["value"].to_numpy())
         rows.append({"model": model, column: key, "mean": mean, "ci95_low": low, "ci95_high": high, "seeds": len(group)})
     stats = pd.DataFrame(rows)
-    stats["cell"] = [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(lo) else f"{m:.{digits}f}"
+    stats["cell"] = [f"{m:.{digits}f} ± {(hi - lo) / 2:.{digits}f}" if np.isfinite(lo) else f"{m:.{digits}f}"
                      for m, lo, hi in zip(stats["mean"], stats["ci95_low"], stats["ci95_high"])]
     order = stats[stats[column] == "all"].sort_values("mean", ascending=False)["model"].tolist()
     columns = [c for c in results[column].drop_duplicates().tolist()] + ["all"]
