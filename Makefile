@@ -21,8 +21,8 @@ reproduce: venv $(MATHJAX)  ## run params/$(PROFILE).yaml (demo: the whole grid)
 test: venv tools $(MATHJAX)  ## unit tests and nbval on notebooks/
 	$(VENV)/bin/pytest -q
 
-book: venv $(MATHJAX)  ## build the Jupyter Book (offline, warnings are errors)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build book/ -W -n --keep-going -q
+book: venv $(MATHJAX)  ## build the Jupyter Book (offline, warnings are errors; every page, since the profile is not in the sources)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build book/ --all -W -n --keep-going -q
 
 grid: venv  ## run a params file: make grid PROFILE=cpu JOBS=2
 	$(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS)
