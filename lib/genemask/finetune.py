@@ -117,6 +117,24 @@ def _checkpoint_k(folder: Path) -> int:
     return int(k)
 
 
+def masking_options_dict(masking_options: object) -> dict:
+    """A run's ``masking_options`` as a dict, whether given as one or as ``cells.csv`` writes it
+    (JSON, or a Python literal); empty when absent, NaN or not a mapping."""
+    import ast
+
+    if isinstance(masking_options, dict):
+        return masking_options
+    if not isinstance(masking_options, str) or not masking_options.strip():
+        return {}
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(masking_options)
+            return value if isinstance(value, dict) else {}
+        except (ValueError, SyntaxError):
+            continue
+    return {}
+
+
 #: CM-GEMS's ``--threshold_perplexity_drop`` default in the released code; other values show in run names.
 RELEASED_SWITCH_THRESHOLD = 1.0
 
@@ -134,11 +152,7 @@ def run_name(config: dict) -> str | None:
     rank_table = config.get("rank_table")
     if isinstance(rank_table, str) and Path(rank_table).name.startswith("Data-A"):
         tags.append("Data-A")
-    options = config.get("masking_options") or {}
-    if isinstance(options, str):  # as cells.csv writes it
-        import ast
-
-        options = ast.literal_eval(options) if options.strip() else {}
+    options = masking_options_dict(config.get("masking_options"))
     tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
     threshold = config.get("switch_threshold")
     if strategy == "cmgems" and threshold is not None and threshold == threshold and float(threshold) != RELEASED_SWITCH_THRESHOLD:
@@ -437,6 +451,13 @@ class _FeatureCache:
     def __call__(self, sequences) -> np.ndarray:
         return np.stack([self.rows[s] for s in sequences])
 
+    def probe_split(self, train: pd.DataFrame, test: pd.DataFrame, n_classes: int) -> FinetuneResult:
+        """One probe run: embed what is new, fit on ``train``, score ``test`` (seconds include embedding)."""
+        start = time.perf_counter()
+        self.add([*train["sequence"], *test["sequence"]])
+        metrics = probe(self(train["sequence"]), train["label"], self(test["sequence"]), test["label"], n_classes)
+        return FinetuneResult(metrics, 0, None, round(time.perf_counter() - start, 3))
+
 
 PROTOCOLS = ("finetune", "probe")
 
@@ -528,11 +549,7 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         k, seed = split.info["shots"], split.info["seed"]
         config = fewshot_config(k, seed, small, large, max_length)
         if features is not None:
-            start = time.perf_counter()
-            features.add([*split.train["sequence"], *split.test["sequence"]])
-            metrics = probe(features(split.train["sequence"]), split.train["label"], features(split.test["sequence"]),
-                            split.test["label"], split.n_classes)
-            result = FinetuneResult(metrics, 0, None, round(time.perf_counter() - start, 3))
+            result = features.probe_split(split.train, split.test, split.n_classes)
             config = replace(config, batch_size=0, learning_rate=0.0, epochs=0.0)
         else:
             result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
@@ -582,20 +599,17 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
     if not plan:
         raise tasks.DataUnavailable(f"no GUE run is possible: every task was skipped, e.g. {skipped[0]['reason']}")
     rows, runs = [], []
+    caches: dict[str, _FeatureCache] = {}  # per task: its test rows are embedded once for all seeds
     for entry, seed, split in plan:
         config = gue_config(entry, seed, epochs, max_steps, batch_size, max_length)
         if protocol == "probe":
-            start = time.perf_counter()
             train = split.train
             if max_train is not None and len(train) > max_train:
                 from sklearn.model_selection import train_test_split
 
                 train = train_test_split(train, train_size=max_train, stratify=train["label"], random_state=seed)[0]
-            features = _FeatureCache(checkpoint, info["k"], config.max_length)
-            features.add([*train["sequence"], *split.test["sequence"]])
-            metrics = probe(features(train["sequence"]), train["label"], features(split.test["sequence"]),
-                            split.test["label"], split.n_classes)
-            result = FinetuneResult(metrics, 0, None, round(time.perf_counter() - start, 3))
+            features = caches.setdefault(entry.name, _FeatureCache(checkpoint, info["k"], config.max_length))
+            result = features.probe_split(train, split.test, split.n_classes)
             config = replace(config, epochs=0.0, max_steps=0, batch_size=0, learning_rate=0.0)
             split.info["n_train"] = len(train)
         else:

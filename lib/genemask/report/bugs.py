@@ -15,7 +15,6 @@ show what the compatibility options do, not a second transcription of the rule.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -178,21 +177,10 @@ def masking_effects(summary: pd.DataFrame, span_lengths: pd.DataFrame | None = N
 
 
 def _options(masking_options: object) -> dict:
-    """A cell's ``masking_options`` as a dict (``cells.csv`` holds it as JSON; empty when absent)."""
-    import ast
-    import json
+    """A cell's ``masking_options`` as a dict (see :func:`genemask.finetune.masking_options_dict`)."""
+    from ..finetune import masking_options_dict
 
-    if isinstance(masking_options, dict):
-        return masking_options
-    if not isinstance(masking_options, str) or not masking_options.strip():
-        return {}
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(masking_options)
-            return value if isinstance(value, dict) else {}
-        except (ValueError, SyntaxError):
-            continue
-    return {}
+    return masking_options_dict(masking_options)
 
 
 def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
@@ -230,7 +218,7 @@ def fewshot_contrast(results: pd.DataFrame, a: str, b: str, metric: str = "mcc")
     """Paired difference ``a − b`` of one metric per dataset and shots (the same seed trains both
     models on the same examples), with its mean, sd, seed count and 95 % t-interval, plus an
     ``all`` row over every (dataset, shots, seed) pair."""
-    from scipy import stats
+    from .downstream import mean_interval
 
     part = results[(results["metric"] == metric) & results["model"].isin([a, b])]
     wide = part.pivot_table(index=["dataset", "shot", "seed"], columns="model", values="value")
@@ -239,12 +227,7 @@ def fewshot_contrast(results: pd.DataFrame, a: str, b: str, metric: str = "mcc")
     diff = (wide[a] - wide[b]).dropna().rename("diff").reset_index()
 
     def one(values: pd.Series) -> pd.Series:
-        v = values.to_numpy(dtype=float)
-        n = len(v)
-        mean = float(v.mean()) if n else math.nan
-        sd = float(v.std(ddof=1)) if n > 1 else math.nan
-        half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-        return pd.Series({"n": n, "mean": mean, "sd": sd, "ci95_low": mean - half, "ci95_high": mean + half})
+        return pd.Series(mean_interval(values))
 
     per = diff.groupby(["dataset", "shot"])["diff"].apply(one).unstack().reset_index()
     overall = one(diff["diff"]).to_frame().T.assign(dataset="all", shot="all")

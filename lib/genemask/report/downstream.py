@@ -37,20 +37,23 @@ def published_gue() -> pd.DataFrame:
                         index=pd.Index([m for m, _ in _PUBLISHED], name="model"), columns=list(GUE_LAYOUT))
 
 
-def summarize(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean, sd, n and a 95 % t-interval over seeds for each group of a tidy result frame."""
+def mean_interval(values) -> dict[str, float]:
+    """n, mean, sd and the 95 % t-interval of the finite values (bounds NaN below two values)."""
     from scipy import stats
 
-    def one(values: pd.Series) -> pd.Series:
-        v = values.dropna().to_numpy(dtype=float)
-        n = len(v)
-        mean = float(v.mean()) if n else float("nan")
-        sd = float(v.std(ddof=1)) if n > 1 else float("nan")
-        half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-        return pd.Series({"n": n, "mean": mean, "sd": sd, "ci95_low": mean - half, "ci95_high": mean + half})
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    mean = float(v.mean()) if n else float("nan")
+    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "sd": sd, "ci95_low": mean - half, "ci95_high": mean + half}
 
+
+def summarize(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean, sd, n and a 95 % t-interval over seeds for each group of a tidy result frame."""
     keys = [*by, "metric"]
-    return results.groupby(keys, sort=True)["value"].apply(one).unstack().reset_index()
+    return results.groupby(keys, sort=True)["value"].apply(lambda v: pd.Series(mean_interval(v))).unstack().reset_index()
 
 
 def fewshot_table(summary: pd.DataFrame, metric: str = "mcc") -> pd.DataFrame:

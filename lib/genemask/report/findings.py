@@ -12,20 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .downstream import mean_interval
 
-def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
+
+def _t_interval(values) -> tuple[float, float, float]:
     """(mean, low, high) of a 95 % t-interval; the bounds are NaN for fewer than two values."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, mean - half, mean + half
+    stats = mean_interval(values)
+    return stats["mean"], stats["ci95_low"], stats["ci95_high"]
 
 
 def seed_scores(results: pd.DataFrame, metric: str = "mcc", by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -51,7 +44,7 @@ def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "da
     stats["cell"] = [f"{m:.{digits}f} ± {(hi - lo) / 2:.{digits}f}" if np.isfinite(lo) else f"{m:.{digits}f}"
                      for m, lo, hi in zip(stats["mean"], stats["ci95_low"], stats["ci95_high"])]
     order = stats[stats[column] == "all"].sort_values("mean", ascending=False)["model"].tolist()
-    columns = [c for c in results[column].drop_duplicates().tolist()] + ["all"]
+    columns = [*results[column].drop_duplicates(), "all"]
     table = stats.pivot(index="model", columns=column, values="cell").loc[order, columns]
     table.columns.name = None
     return table
@@ -129,9 +122,7 @@ def rate_effect(results: pd.DataFrame, strategy: str = "genemask", doubled_tag: 
     for steps in sorted(set(single) & set(double) - {None}):
         both = results[results.model.isin([single[steps], double[steps]])]
         scores = seed_scores(both, metric)
-        keep = set(results[results.model == double[steps]].set_index(["dataset", "shot", "seed"]).index)
-        paired = both[[key in keep for key in zip(both.dataset, both.shot, both.seed)]]
-        diff = paired_comparison(paired, double[steps], single[steps], metric)
+        diff = paired_comparison(both, double[steps], single[steps], metric)  # pairs only the runs both have
         row = {"steps": steps}
         for label, model in (("default", single[steps]), ("doubled", double[steps])):
             mean, low, high = _t_interval(scores[scores.model == model]["value"].to_numpy())
