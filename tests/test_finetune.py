@@ -64,7 +64,10 @@ def test_seed_list():
 
 
 def test_checkpoint_info_and_bad_checkpoints(tiny_checkpoint, tmp_path):
-    assert finetune.checkpoint_info("random:logo") == {"kind": "random", "size": "logo", "k": 6, "name": "random-init:logo"}
+    from genemask.identity import RunIdentity
+
+    assert finetune.checkpoint_info("random:logo") == {"kind": "random", "size": "logo", "k": 6, "name": "random-init:logo",
+                                                       "identity": RunIdentity.untrained("logo")}
     info = finetune.checkpoint_info(tiny_checkpoint)
     assert info["name"] == "genemask@300:tiny" and info["k"] == 6
     # The authors' ranking and a changed masking rate show in the name: grid cells stay apart.

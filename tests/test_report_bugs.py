@@ -161,33 +161,21 @@ def test_pretrain_comparison_keeps_default_masking_at_the_longest_budget(tmp_pat
     assert bugs.pretrain_comparison(cells[cells.key == "f"]) is None
 
 
-def fewshot_frame():
-    rows = []
-    for model, shift in (("genemask@1000:logo", 0.1), ("genemask@250:logo", 0.0), ("genemask-position-v1@1000:logo", 0.0)):
-        for dataset in ("prom-core", "splice-40"):
-            for shot in (10, 50):
-                for seed in range(4):
-                    base = 0.2 + 0.01 * seed + (0.1 if dataset == "splice-40" else 0)
-                    rows.append({"model": model, "dataset": dataset, "shot": shot, "seed": seed, "metric": "mcc",
-                                 "value": base + shift + (0.02 if seed % 2 and model.startswith("genemask@1000") else 0)})
-                    rows.append({"model": model, "dataset": dataset, "shot": shot, "seed": seed, "metric": "f1", "value": 0.5})
-    return pd.DataFrame(rows)
+def test_fewshot_method_picks_default_options_at_the_longest_budget():
+    from genemask.identity import RunIdentity
 
-
-def test_fewshot_contrast_is_paired_by_seed():
-    results = fewshot_frame()
-    assert bugs.fewshot_model(results, "genemask") == "genemask@1000:logo"
-    assert bugs.fewshot_model(results, "genemask-position-v1") == "genemask-position-v1@1000:logo"
-    assert bugs.fewshot_model(results, "global") is None
-    table = bugs.fewshot_contrast(results, "genemask@1000:logo", "genemask-position-v1@1000:logo")
-    assert len(table) == 5 and table.iloc[-1]["dataset"] == "all"
-    assert (table["n"] == [4, 4, 4, 4, 16]).all()
-    assert table["mean"].to_numpy() == pytest.approx(0.11)
-    assert (table["ci95_low"] < 0.11).all() and (table["ci95_high"] > 0.11).all()
-    # Unpaired, the seeds' spread (0.03) would dominate; paired it is only the 0.02 alternation.
-    assert table["sd"].iloc[0] == pytest.approx(np.std([0, 0.02, 0, 0.02], ddof=1))
-    empty = bugs.fewshot_contrast(results, "genemask@1000:logo", "random@1000:logo")
-    assert empty.empty
+    runs = [RunIdentity.from_config(c) for c in (
+        {"strategy": "genemask", "steps": 1000, "model": "logo"},
+        {"strategy": "genemask", "steps": 250, "model": "logo"},
+        {"strategy": "genemask", "steps": 2000, "model": "logo", "masking_options": {"mlm_probability": 0.05}},
+        {"strategy": "genemask", "steps": 1000, "model": "logo", "rank_table": "x/Data-A_norm-pmi-score-ranking.csv"},
+        {"strategy": "cmgems", "steps": 1000, "model": "logo", "switch_threshold": 20.0},
+        {"strategy": "cmgems", "steps": 500, "model": "logo", "switch_threshold": 1.0})]
+    results = pd.DataFrame([{**r.columns(), "method": r.label(), "metric": "mcc", "value": 0.1} for r in runs])
+    assert bugs.fewshot_method(results, "genemask") == "genemask@1000:logo"
+    assert bugs.fewshot_method(results, "genemask", "Data-A") == "genemask[Data-A]@1000:logo"
+    assert bugs.fewshot_method(results, "cmgems") == "cmgems@500:logo"  # the released threshold only
+    assert bugs.fewshot_method(results, "global") is None
 
 
 def test_resolve_rank_table(monkeypatch, tmp_path):

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import models, tokenizer
+from .identity import RunIdentity
 
 RANDOM_PREFIX = "random:"
 METRICS = ("accuracy", "f1", "mcc", "auc")
@@ -117,49 +118,14 @@ def _checkpoint_k(folder: Path) -> int:
     return int(k)
 
 
-def masking_options_dict(masking_options: object) -> dict:
-    """A run's ``masking_options`` as a dict, whether given as one or as ``cells.csv`` writes it
-    (JSON, or a Python literal); empty when absent, NaN or not a mapping."""
-    import ast
-
-    if isinstance(masking_options, dict):
-        return masking_options
-    if not isinstance(masking_options, str) or not masking_options.strip():
-        return {}
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(masking_options)
-            return value if isinstance(value, dict) else {}
-        except (ValueError, SyntaxError):
-            continue
-    return {}
-
-
-#: CM-GEMS's ``--threshold_perplexity_drop`` default in the released code; other values show in run names.
-RELEASED_SWITCH_THRESHOLD = 1.0
-
-
 def run_name(config: dict) -> str | None:
-    """A pretraining run's name in result tables, ``strategy[tags]@steps:size``, from its config
-    (``pretrain.json`` or a ``cells.csv`` row): e.g. ``genemask@1000:logo``,
-    ``genemask[Data-A]@1000:logo`` (the authors' ranking), ``genemask[p=0.05]@250:logo`` (a changed
-    masking rate), ``cmgems[switch=20]@1000:logo`` (a switch threshold other than the released 1.0).
-    None without a strategy."""
-    strategy = config.get("strategy")
-    if not strategy or strategy != strategy:  # missing or NaN
+    """A pretraining run's display label from its config (``pretrain.json`` or a ``cells.csv`` row),
+    e.g. ``genemask[Data-A]@1000:logo``; None without a strategy. Tables group on the identity's
+    columns (:mod:`genemask.identity`), never on this label."""
+    try:
+        return RunIdentity.from_config(config).label()
+    except ValueError:
         return None
-    tags = []
-    rank_table = config.get("rank_table")
-    if isinstance(rank_table, str) and Path(rank_table).name.startswith("Data-A"):
-        tags.append("Data-A")
-    options = masking_options_dict(config.get("masking_options"))
-    tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(options.items())]
-    threshold = config.get("switch_threshold")
-    if strategy == "cmgems" and threshold is not None and threshold == threshold and float(threshold) != RELEASED_SWITCH_THRESHOLD:
-        tags.append(f"switch={float(threshold):g}")
-    steps, size = config.get("steps"), config.get("model")
-    return (str(strategy) + (f"[{','.join(tags)}]" if tags else "") + (f"@{int(steps)}" if steps == steps and steps else "")
-            + (f":{size}" if isinstance(size, str) and size else ""))
 
 
 def checkpoint_info(checkpoint: str | Path) -> dict:
@@ -171,18 +137,24 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
         if size not in models.MODEL_SIZES:
             raise ValueError(f"checkpoint={text!r}: unknown model size {size!r}; "
                              f"use {', '.join(RANDOM_PREFIX + s for s in models.MODEL_SIZES)} or a checkpoint folder")
-        return {"kind": "random", "size": size, "k": 6, "name": f"random-init:{size}"}
+        identity = RunIdentity.untrained(size)
+        return {"kind": "random", "size": size, "k": 6, "name": identity.label(), "identity": identity}
     folder = Path(checkpoint).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"checkpoint={text!r}: no such folder (expected a Hugging Face checkpoint folder "
                                 f"or {RANDOM_PREFIX}<size>)")
-    info = {"kind": "pretrained", "path": str(folder.resolve()), "k": _checkpoint_k(folder), "name": folder.name}
+    info = {"kind": "pretrained", "path": str(folder.resolve()), "k": _checkpoint_k(folder), "name": folder.name,
+            "identity": None}
     meta = folder / "pretrain.json"
     if meta.exists():
         data = json.loads(meta.read_text())
         # The run's config names the variant (genemask-position-v1); the summary only its base strategy.
         flat = {**data, **data["config"]} if isinstance(data.get("config"), dict) else data
-        info["name"] = run_name(flat) or info["name"]
+        try:
+            info["identity"] = RunIdentity.from_config(flat)
+            info["name"] = info["identity"].label()
+        except ValueError:
+            pass
     elif folder.name in ("checkpoint", "final", "model") and folder.parent.name:
         info["name"] = f"{folder.parent.name}/{folder.name}"
     return info
@@ -484,13 +456,17 @@ def seed_list(seeds) -> list[int]:
     raise ValueError(f"seeds={seeds!r}: expected a count or a non-empty list of integers")
 
 
-def tidy(model_name: str, rows: list[dict], id_columns: tuple[str, ...]) -> pd.DataFrame:
-    """Long format ``model, <id columns>, metric, value`` from one dict of metrics per run."""
+def tidy(model_name: str, rows: list[dict], id_columns: tuple[str, ...],
+         identity: RunIdentity | None = None) -> pd.DataFrame:
+    """Long format ``model, <id columns>, metric, value`` from one dict of metrics per run, followed
+    by the pretraining run's identity columns (``pretrain_strategy``, ``pretrain_seed``, ...) when
+    the checkpoint records them."""
     frame = pd.DataFrame(rows)
     frame.insert(0, "model", model_name)
     long = frame.melt(id_vars=["model", *id_columns], value_vars=[m for m in METRICS if m in frame],
                       var_name="metric", value_name="value")
-    return long.sort_values(["model", *id_columns, "metric"], kind="stable").reset_index(drop=True)
+    long = long.sort_values(["model", *id_columns, "metric"], kind="stable").reset_index(drop=True)
+    return long.assign(**identity.columns()) if identity is not None else long
 
 
 # --------------------------------------------------------------------------------------------------
@@ -557,7 +533,7 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "protocol": protocol, "steps": result.steps,
                      "batch_size": config.batch_size, "learning_rate": config.learning_rate, "epochs": config.epochs,
                      "max_length": config.max_length, "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
-    results = tidy(name, rows, ("dataset", "shot", "seed")) if rows else pd.DataFrame(
+    results = tidy(name, rows, ("dataset", "shot", "seed"), info["identity"]) if rows else pd.DataFrame(
         columns=["model", "dataset", "shot", "seed", "metric", "value"])
     return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["dataset", "shot", "reason"]))
 
@@ -621,6 +597,6 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
                      "learning_rate": config.learning_rate, "seconds": result.seconds,
                      "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),
                      **{key: v for key, v in split.info.items() if key != "task"}})
-    results = tidy(name, rows, ("task", "seed")) if rows else pd.DataFrame(
+    results = tidy(name, rows, ("task", "seed"), info["identity"]) if rows else pd.DataFrame(
         columns=["model", "task", "seed", "metric", "value"])
     return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["task", "reason"]))

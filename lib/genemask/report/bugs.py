@@ -177,8 +177,8 @@ def masking_effects(summary: pd.DataFrame, span_lengths: pd.DataFrame | None = N
 
 
 def _options(masking_options: object) -> dict:
-    """A cell's ``masking_options`` as a dict (see :func:`genemask.finetune.masking_options_dict`)."""
-    from ..finetune import masking_options_dict
+    """A cell's ``masking_options`` as a dict (see :func:`genemask.identity.masking_options_dict`)."""
+    from ..identity import masking_options_dict
 
     return masking_options_dict(masking_options)
 
@@ -204,33 +204,16 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
     return frame.drop(columns=["switch_step", "seconds_per_100_steps"]).reset_index(drop=True)
 
 
-def fewshot_model(results: pd.DataFrame, label: str) -> str | None:
-    """The few-shot model name (``<label>@<steps>:<size>``, see ``finetune.run_name``) of a
-    strategy label such as ``genemask-position-v1`` or ``genemask[Data-A]``, the longest budget when
-    there are several, or None."""
-    names = [m for m in results["model"].unique() if m.split("@")[0] == label]
-    if not names:
+def fewshot_method(results: pd.DataFrame, strategy: str, ranking: str | None = None) -> str | None:
+    """The method label of ``strategy`` in downstream results (identity columns, see
+    :func:`genemask.report.runs.downstream`) with default masking options and the released switch
+    threshold, masked with ``ranking`` (``"Data-A"``; None: our ranking), at its longest budget; None
+    when the results have no such run. The bugs' contrasts compare these with
+    :func:`genemask.report.findings.contrast`."""
+    part = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_masking_options"] == "{}")]
+    part = part[part["pretrain_ranking"] == ranking] if ranking else part[part["pretrain_ranking"] != "Data-A"]
+    threshold = part["pretrain_switch_threshold"]
+    part = part[threshold.isna() | (threshold == 1.0)]
+    if part.empty:
         return None
-    return max(names, key=lambda m: int(m.split("@")[1].split(":")[0]) if "@" in m else 0)
-
-
-def fewshot_contrast(results: pd.DataFrame, a: str, b: str, metric: str = "mcc") -> pd.DataFrame:
-    """Paired difference ``a − b`` of one metric per dataset and shots (the same seed trains both
-    models on the same examples), with its mean, sd, seed count and 95 % t-interval, plus an
-    ``all`` row over every (dataset, shots, seed) pair."""
-    from .downstream import mean_interval
-
-    part = results[(results["metric"] == metric) & results["model"].isin([a, b])]
-    wide = part.pivot_table(index=["dataset", "shot", "seed"], columns="model", values="value")
-    if a not in wide or b not in wide:
-        return pd.DataFrame(columns=["dataset", "shot", "n", "mean", "sd", "ci95_low", "ci95_high"])
-    diff = (wide[a] - wide[b]).dropna().rename("diff").reset_index()
-
-    def one(values: pd.Series) -> pd.Series:
-        return pd.Series(mean_interval(values))
-
-    per = diff.groupby(["dataset", "shot"])["diff"].apply(one).unstack().reset_index()
-    overall = one(diff["diff"]).to_frame().T.assign(dataset="all", shot="all")
-    out = pd.concat([per, overall[per.columns]], ignore_index=True)
-    out["n"] = out["n"].astype(int)
-    return out
+    return str(part.loc[part["pretrain_steps"] == part["pretrain_steps"].max(), "method"].iloc[0])

@@ -1,81 +1,206 @@
-"""The book's headline numbers: few-shot metric per model with 95 % intervals over seeds, paired
-comparisons of two models on the same (dataset, shots, seed) runs, and the CPU time a profile took.
+"""The book's verdicts: few-shot scores per method with intervals that resample pretraining runs,
+paired contrasts of two methods, the pretraining-seed noise floor, and the CPU time a profile took.
 
-Seeds are the unit of replication: a model's score for one seed is its mean over the datasets and
-shots asked for, so the interval says how much the answer would move with another set of seeds.
+**The unit of replication is the pretraining run.** A method (a :class:`~genemask.identity.RunIdentity`
+without its seed) is trained under several pretraining seeds; each checkpoint is evaluated on every
+(dataset, shots) stratum under several downstream seeds, which draw the few-shot training sets (the
+same sets for every checkpoint). Intervals come from a two-level bootstrap, MultiBERTs' "multi-bootstrap"
+(Sellam et al. 2022): each replicate redraws the pretraining seeds of each method and, within each
+stratum, the downstream seeds, and recomputes the score. With one pretraining seed the interval
+only covers downstream noise, and a contrast says so instead of giving a verdict.
+
+Input frames are the tidy downstream results of :func:`genemask.report.runs.downstream`: columns
+``method`` (a label computed from the identity columns), ``pretrain_seed``, ``dataset``, ``shot``,
+``seed`` (downstream), ``metric``, ``value``.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .downstream import mean_interval
+#: Bootstrap replicates for every interval (the book's intervals are reproducible: seeded draws).
+N_BOOT = 4000
+STRATA = ("dataset", "shot")
+
+#: The fixed words a contrast's verdict is given in.
+VERDICTS = ("better", "worse", "no difference detected", "one pretraining run: no verdict")
 
 
-def _t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high) of a 95 % t-interval; the bounds are NaN for fewer than two values."""
-    stats = mean_interval(values)
-    return stats["mean"], stats["ci95_low"], stats["ci95_high"]
-
-
-def seed_scores(results: pd.DataFrame, metric: str = "mcc", by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Per model (and ``by``) and seed: the metric averaged over everything else (datasets, shots)."""
-    part = results[results.metric == metric]
+def score_tensor(results: pd.DataFrame, method: str, metric: str = "mcc",
+                 strata: tuple[str, ...] = STRATA) -> pd.DataFrame:
+    """One method's scores as a frame indexed by pretraining seed, with columns (stratum..., seed)."""
+    part = results[(results["metric"] == metric) & (results["method"] == method)]
     if part.empty:
-        raise ValueError(f"metric {metric!r}: no such rows; metrics are {sorted(results.metric.unique())}")
-    return part.groupby(["model", *by, "seed"], sort=True)["value"].mean().reset_index()
+        known = sorted(results.loc[results["metric"] == metric, "method"].unique())
+        if not known:
+            raise ValueError(f"metric {metric!r}: no such rows; metrics are {sorted(results['metric'].unique())}")
+        raise ValueError(f"method {method!r}: no {metric} results; methods are {known}")
+    return part.pivot_table(index="pretrain_seed", columns=[*strata, "seed"], values="value", aggfunc="mean")
+
+
+def _complete(*tensors: pd.DataFrame) -> list[np.ndarray]:
+    """The (stratum, seed) columns every pretraining seed of every method has, as arrays shaped
+    (pretraining seeds, strata, downstream seeds); strata keep the seeds all of them share."""
+    columns = tensors[0].columns
+    for t in tensors[1:]:
+        columns = columns.intersection(t.columns)
+    frames = [t[columns].dropna(axis=1) for t in tensors]
+    columns = frames[0].columns
+    for f in frames[1:]:
+        columns = columns.intersection(f.columns)
+    if len(columns) == 0:
+        raise ValueError("no (dataset, shots, seed) run is shared by every pretraining seed of the methods compared")
+    strata = columns.droplevel(-1).unique()
+    seeds = sorted(set.intersection(*(set(columns[columns.droplevel(-1) == s].get_level_values(-1)) for s in strata)))
+    keep = pd.MultiIndex.from_tuples([(*((s,) if not isinstance(s, tuple) else s), d) for s in strata for d in seeds])
+    return [f.reindex(columns=keep).to_numpy().reshape(len(f), len(strata), len(seeds)) for f in frames]
+
+
+def _draws(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Bootstrap counts: how often each of ``size`` units is drawn in each of ``n`` replicates."""
+    picks = rng.integers(0, size, (n, size)) + size * np.arange(n)[:, None]
+    return np.bincount(picks.ravel(), minlength=n * size).reshape(n, size)
+
+
+def _replicates(tensor: np.ndarray, pretrain_counts: np.ndarray, seed_counts: np.ndarray) -> np.ndarray:
+    """The mean score of each bootstrap replicate (weights: pretraining seeds × per-stratum seeds)."""
+    p, s, d = tensor.shape
+    return np.einsum("bi,isj,bsj->b", pretrain_counts, tensor, seed_counts) / (p * s * d)
+
+
+def _interval(point: float, reps: np.ndarray) -> dict:
+    low, high = np.percentile(reps, [2.5, 97.5])
+    return {"mean": float(point), "ci95_low": float(low), "ci95_high": float(high)}
+
+
+def method_score(results: pd.DataFrame, method: str, metric: str = "mcc", n_boot: int = N_BOOT,
+                 seed: int = 0, strata: tuple[str, ...] = STRATA) -> dict:
+    """A method's score (mean over pretraining seeds, strata and downstream seeds) with its two-level
+    95 % bootstrap interval and the number of pretraining and downstream seeds behind it."""
+    (tensor,) = _complete(score_tensor(results, method, metric, strata))
+    rng = np.random.default_rng(seed)
+    p, s, d = tensor.shape
+    reps = _replicates(tensor, _draws(rng, n_boot, p), _draws(rng, n_boot * s, d).reshape(n_boot, s, d))
+    return {"method": method, "metric": metric, **_interval(tensor.mean(), reps),
+            "pretrain_seeds": p, "downstream_seeds": d, "strata": s}
+
+
+def contrast(results: pd.DataFrame, a: str, b: str, metric: str = "mcc", n_boot: int = N_BOOT,
+             seed: int = 0, strata: tuple[str, ...] = STRATA) -> dict:
+    """``a − b`` over the runs both have, with a two-level 95 % bootstrap interval.
+
+    Downstream seeds are paired (the same training sets for both); pretraining seeds are paired
+    when both methods have the same ones (seed s shares its init and data order across strategies),
+    else drawn independently. ``p_boot`` is the two-sided bootstrap p of a zero difference; the
+    verdict is one of :data:`VERDICTS`.
+    """
+    ta, tb = score_tensor(results, a, metric, strata), score_tensor(results, b, metric, strata)
+    paired = list(ta.index) == list(tb.index)
+    xa, xb = _complete(ta, tb)
+    rng = np.random.default_rng(seed)
+    (pa, s, d), pb = xa.shape, xb.shape[0]
+    seed_counts = _draws(rng, n_boot * s, d).reshape(n_boot, s, d)
+    counts_a = _draws(rng, n_boot, pa)
+    counts_b = counts_a if paired else _draws(rng, n_boot, pb)
+    reps = _replicates(xa, counts_a, seed_counts) - _replicates(xb, counts_b, seed_counts)
+    out = _interval(xa.mean() - xb.mean(), reps)
+    diff = xa.mean(axis=0) - xb.mean(axis=0)  # per (stratum, downstream seed), over pretraining seeds
+    p_boot = float(min(1.0, 2 * min((reps <= 0).mean(), (reps >= 0).mean())))
+    return {"a": a, "b": b, "metric": metric, "mean_difference": out["mean"], "ci95_low": out["ci95_low"],
+            "ci95_high": out["ci95_high"], "p_boot": p_boot, "pretrain_seeds_a": pa, "pretrain_seeds_b": pb,
+            "paired_pretraining": paired, "downstream_seeds": d, "strata": s,
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "ties": int((diff == 0).sum()),
+            "verdict": verdict(out["ci95_low"], out["ci95_high"], min(pa, pb))}
+
+
+def verdict(ci95_low: float, ci95_high: float, pretrain_seeds: int) -> str:
+    """The fixed word for an interval of ``a − b``: no verdict rests on a single pretraining run."""
+    if pretrain_seeds < 2:
+        return VERDICTS[3]
+    if ci95_low > 0:
+        return VERDICTS[0]
+    if ci95_high < 0:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def contrast_table(results: pd.DataFrame, a: str, b: str, metric: str = "mcc", by: tuple[str, ...] = STRATA,
+                   **kwargs) -> pd.DataFrame:
+    """:func:`contrast` per value of ``by`` (each dataset and shots), then over everything (``all``)."""
+    rows = []
+    part = results[results["method"].isin([a, b])]
+    for key, group in part.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), **contrast(group, a, b, metric, **kwargs)})
+    rows.append({**{c: "all" for c in by}, **contrast(part, a, b, metric, **kwargs)})
+    return pd.DataFrame(rows)
 
 
 def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "dataset",
-                   digits: int = 3) -> pd.DataFrame:
-    """Models × (each ``column`` value, then ``all``) of ``mean ± half-width of the 95 % CI`` over
-    seeds, best first (a single seed gives the mean alone)."""
-    per_column = seed_scores(results, metric, (column,))
-    overall = seed_scores(results, metric).assign(**{column: "all"})
-    frame = pd.concat([per_column, overall], ignore_index=True)
-    rows = []
-    for (model, key), group in frame.groupby(["model", column], sort=False):
-        mean, low, high = _t_interval(group["value"].to_numpy())
-        rows.append({"model": model, column: key, "mean": mean, "ci95_low": low, "ci95_high": high, "seeds": len(group)})
-    stats = pd.DataFrame(rows)
-    stats["cell"] = [f"{m:.{digits}f} ± {(hi - lo) / 2:.{digits}f}" if np.isfinite(lo) else f"{m:.{digits}f}"
-                     for m, lo, hi in zip(stats["mean"], stats["ci95_low"], stats["ci95_high"])]
-    order = stats[stats[column] == "all"].sort_values("mean", ascending=False)["model"].tolist()
+                   digits: int = 3, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Methods × (each ``column`` value, then ``all``) of ``mean [low, high]`` (two-level 95 %
+    bootstrap), best first, with the pretraining seeds behind each method."""
+    methods = results.loc[results["metric"] == metric, "method"].unique()
+    if not len(methods):
+        raise ValueError(f"metric {metric!r}: no such rows; metrics are {sorted(results['metric'].unique())}")
+    cells, seeds, overall = {}, {}, {}
+    for method in methods:
+        part = results[results["method"] == method]
+        for value, group in [*part.groupby(column, sort=False), ("all", part)]:
+            strata = tuple(s for s in STRATA if s != column) if value != "all" else STRATA
+            stats = method_score(group, method, metric, n_boot, strata=strata)
+            cells[(method, value)] = f"{stats['mean']:.{digits}f} [{stats['ci95_low']:.{digits}f}, {stats['ci95_high']:.{digits}f}]"
+            if value == "all":
+                overall[method], seeds[method] = stats["mean"], stats["pretrain_seeds"]
+    order = sorted(methods, key=lambda m: -overall[m])
     columns = [*results[column].drop_duplicates(), "all"]
-    table = stats.pivot(index="model", columns=column, values="cell").loc[order, columns]
-    table.columns.name = None
+    table = pd.DataFrame([[cells.get((m, c), "") for c in columns] for m in order], index=pd.Index(order, name="method"),
+                         columns=columns)
+    table.insert(0, "pretraining seeds", [seeds[m] for m in order])
     return table
 
 
-def paired_comparison(results: pd.DataFrame, model: str, baseline: str, metric: str = "mcc",
-                      keys: tuple[str, ...] = ("dataset", "shot", "seed")) -> dict:
-    """``model`` minus ``baseline`` on the runs both have (same dataset, shots and seed).
+def noise_floor(results: pd.DataFrame, metric: str = "mcc") -> pd.DataFrame:
+    """Per method with several pretraining seeds: each seed's score (mean over strata and downstream
+    seeds), and their sd and range — how far a method's score moves with its own pretraining seed."""
+    rows = []
+    for method in sorted(results.loc[results["metric"] == metric, "method"].unique()):
+        (tensor,) = _complete(score_tensor(results, method, metric))
+        per_seed = tensor.mean(axis=(1, 2))
+        if len(per_seed) < 2:
+            continue
+        rows.append({"method": method, "metric": metric, "pretrain_seeds": len(per_seed),
+                     "scores": [round(float(v), 4) for v in per_seed], "sd": float(per_seed.std(ddof=1)),
+                     "range": float(per_seed.max() - per_seed.min())})
+    return pd.DataFrame(rows, columns=["method", "metric", "pretrain_seeds", "scores", "sd", "range"])
 
-    Returns the mean difference with a 95 % t-interval over seeds (each seed's mean difference), the
-    runs won / lost / tied, and a two-sided Wilcoxon signed-rank p over all paired runs.
-    """
-    from scipy import stats
 
-    part = results[results.metric == metric]
-    missing = {model, baseline} - set(part.model)
-    if missing:
-        raise ValueError(f"paired_comparison: no {metric} results for {sorted(missing)}; models are {sorted(part.model.unique())}")
-    wide = part[part.model.isin([model, baseline])].pivot_table(index=list(keys), columns="model", values="value")
-    wide = wide.dropna()
-    if wide.empty:
-        raise ValueError(f"paired_comparison: {model!r} and {baseline!r} share no ({', '.join(keys)}) run")
-    diff = (wide[model] - wide[baseline]).rename("difference")
-    per_seed = diff.groupby(level="seed").mean().to_numpy() if "seed" in keys else diff.to_numpy()
-    mean, low, high = _t_interval(per_seed)
-    nonzero = diff[diff != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
-    return {"model": model, "baseline": baseline, "metric": metric, "pairs": int(len(diff)),
-            "mean_difference": mean, "ci95_low": low, "ci95_high": high,
-            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "ties": int((diff == 0).sum()),
-            "wilcoxon_p": p}
+def rate_effect(results: pd.DataFrame, strategy: str = "genemask", rate: float = 0.05,
+                metric: str = "mcc") -> pd.DataFrame:
+    """The masking-rate pairs of ``strategy`` at each pretraining budget: each rate's score and the
+    contrast doubled − default, from the identity columns (``pretrain_masking_options``)."""
+    import json
+
+    doubled = json.dumps({"mlm_probability": rate})
+    base = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_ranking"] != "Data-A")]
+    rows = []
+    for steps, part in base.groupby("pretrain_steps", sort=True):
+        default = part.loc[part["pretrain_masking_options"] == "{}", "method"].unique()
+        double = part.loc[part["pretrain_masking_options"] == doubled, "method"].unique()
+        if len(default) != 1 or len(double) != 1:
+            continue
+        row = {"steps": int(steps)}
+        for label, method in (("default", default[0]), ("doubled", double[0])):
+            stats = method_score(part, method, metric)
+            row.update({f"{label}_method": method, f"{label}_mean": stats["mean"],
+                        f"{label}_ci95_low": stats["ci95_low"], f"{label}_ci95_high": stats["ci95_high"]})
+        diff = contrast(part, double[0], default[0], metric)
+        row.update({k: diff[k] for k in ("mean_difference", "ci95_low", "ci95_high", "p_boot", "wins", "losses",
+                                         "pretrain_seeds_a", "verdict")})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def compute_seconds(results_root: str | Path) -> pd.DataFrame:
@@ -84,49 +209,13 @@ def compute_seconds(results_root: str | Path) -> pd.DataFrame:
     run). Cells ran on one thread each, so wall seconds are core seconds."""
     root = Path(results_root)
     rows = []
-    for metrics in sorted(root.glob("pretrain/*/metrics.csv")):
+    for metrics in sorted(root.glob("*/*/metrics.csv")):
         seconds = pd.read_csv(metrics, usecols=["seconds"])["seconds"]
-        rows.append({"stage": "pretrain", "cell": metrics.parent.name, "seconds": float(seconds.max()) if len(seconds) else 0.0})
+        rows.append({"stage": metrics.parent.parent.name, "cell": metrics.parent.name,
+                     "seconds": float(seconds.max()) if len(seconds) else 0.0})
     for stage_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for runs in sorted(stage_dir.glob("*/*_runs.csv")):
             frame = pd.read_csv(runs)
             if "seconds" in frame:
                 rows.append({"stage": stage_dir.name, "cell": runs.parent.name, "seconds": float(frame["seconds"].sum())})
     return pd.DataFrame(rows, columns=["stage", "cell", "seconds"])
-
-
-_RUN_NAME = re.compile(r"(?P<strategy>[\w-]+)(?:\[(?P<tags>[^\]]*)\])?(?:@(?P<steps>\d+))?(?::(?P<size>\w+))?")
-
-
-def parse_run_name(name: str) -> dict:
-    """The parts of a run name written by :func:`genemask.finetune.run_name`:
-    ``genemask[p=0.05]@250:logo`` → strategy, tags (a list), steps (int or None), size."""
-    match = _RUN_NAME.fullmatch(str(name))
-    if match is None:
-        raise ValueError(f"{name!r} is not a run name (strategy[tags]@steps:size)")
-    tags = [t for t in (match.group("tags") or "").split(",") if t]
-    steps = match.group("steps")
-    return {"strategy": match.group("strategy"), "tags": tags, "steps": int(steps) if steps else None,
-            "size": match.group("size")}
-
-
-def rate_effect(results: pd.DataFrame, strategy: str = "genemask", doubled_tag: str = "p=0.05",
-                metric: str = "mcc") -> pd.DataFrame:
-    """The masking-rate pairs of ``strategy`` at each pretraining budget: mean metric with a 95 %
-    interval over seeds for the default and the ``doubled_tag`` rate, and the paired difference.
-    Rows only for budgets that have both rates."""
-    names = {m: parse_run_name(m) for m in results.model.unique() if _RUN_NAME.fullmatch(str(m))}
-    single = {p["steps"]: m for m, p in names.items() if p["strategy"] == strategy and not p["tags"]}
-    double = {p["steps"]: m for m, p in names.items() if p["strategy"] == strategy and p["tags"] == [doubled_tag]}
-    rows = []
-    for steps in sorted(set(single) & set(double) - {None}):
-        both = results[results.model.isin([single[steps], double[steps]])]
-        scores = seed_scores(both, metric)
-        diff = paired_comparison(both, double[steps], single[steps], metric)  # pairs only the runs both have
-        row = {"steps": steps}
-        for label, model in (("default", single[steps]), ("doubled", double[steps])):
-            mean, low, high = _t_interval(scores[scores.model == model]["value"].to_numpy())
-            row.update({f"{label}_model": model, f"{label}_mean": mean, f"{label}_ci95_low": low, f"{label}_ci95_high": high})
-        row.update({key: diff[key] for key in ("pairs", "mean_difference", "ci95_low", "ci95_high", "wins", "losses", "wilcoxon_p")})
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -1,0 +1,94 @@
+"""Downstream results with each row's pretraining run as typed columns.
+
+A downstream cell names its checkpoint as a grid reference, ``@<stage>/<key>/checkpoint`` (or
+``random:<size>`` for an untrained model); the referenced cell's parameters in that stage's
+``cells.csv`` are the run's identity. Joining through the references, rather than reading a name
+back, gives every row ``pretrain_strategy``, ``pretrain_seed``, ... whichever code version wrote it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import pandas as pd
+
+from .. import paths
+from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns
+from . import stage_results
+
+_REFERENCE = re.compile(r"@(?P<stage>[\w-]+)/(?P<key>[0-9a-f]+)(?:/.*)?")
+_RANDOM = "random:"
+
+
+def pretraining_runs(profile: str | None = None) -> pd.DataFrame:
+    """Every collected pretraining cell of a profile (any stage whose cells have a ``strategy``):
+    ``stage``, ``key``, ``dir``, the identity columns and ``method`` (the display label)."""
+    root = paths.results_dir(profile or _profile())
+    rows = []
+    for index in sorted(root.glob("*/cells.csv")):
+        cells = pd.read_csv(index)
+        if "strategy" not in cells or "steps" not in cells:
+            continue
+        for cell in cells.to_dict("records"):
+            identity = RunIdentity.from_config(cell)
+            rows.append({"stage": index.parent.name, "key": cell["key"], "dir": index.parent / cell["key"],
+                         **identity.columns(), "method": identity.label()})
+    return pd.DataFrame(rows, columns=["stage", "key", "dir", *COLUMNS, "method"])
+
+
+def _profile() -> str:
+    from . import book_profile
+
+    return book_profile()
+
+
+def resolve_checkpoint(reference: str, runs: pd.DataFrame) -> RunIdentity:
+    """The identity of the run a downstream cell's ``checkpoint`` parameter names."""
+    text = str(reference)
+    if text.startswith(_RANDOM):
+        return RunIdentity.untrained(text[len(_RANDOM):])
+    match = _REFERENCE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"checkpoint {text!r}: not a grid reference (@stage/key/checkpoint) or random:<size>")
+    found = runs[(runs["stage"] == match["stage"]) & (runs["key"] == match["key"])]
+    if found.empty:
+        raise ValueError(f"checkpoint {text!r}: no collected pretraining cell {match['stage']}/{match['key']}")
+    return from_columns(found.iloc[0])
+
+
+def downstream(stages: str | Iterable[str], file: str, profile: str | None = None) -> pd.DataFrame | None:
+    """One result file (``fewshot_results.csv``, ``gue_results.csv``, ...) of every cell of
+    ``stages``, each row with its pretraining run's identity columns, ``method`` (display label)
+    and the ``stage`` and ``cell`` it came from. None when no cell has the file."""
+    stages = [stages] if isinstance(stages, str) else list(stages)
+    runs = pretraining_runs(profile)
+    frames = []
+    for stage in stages:
+        _, cells = stage_results(stage, profile)
+        if cells is None:
+            continue
+        for cell in cells.to_dict("records"):
+            path = cell["dir"] / file
+            if not path.exists() or path.stat().st_size <= 1:
+                continue
+            frame = pd.read_csv(path)
+            if frame.empty:
+                continue
+            identity = resolve_checkpoint(cell["checkpoint"], runs)
+            frame = frame.drop(columns=[c for c in COLUMNS if c in frame])
+            frames.append(frame.assign(**identity.columns(), method=identity.label(), model=identity.label(),
+                                       stage=stage, cell=cell["key"]))
+    if not frames:
+        return None
+    out = pd.concat(frames, ignore_index=True)
+    check_methods(out)
+    return out
+
+
+def check_methods(frame: pd.DataFrame) -> None:
+    """Labels must name methods one-to-one: two methods that print alike would be pooled."""
+    pairs = frame[["method", *METHOD_COLUMNS]].drop_duplicates()
+    shared = pairs["method"][pairs["method"].duplicated()]
+    if len(shared):
+        raise ValueError(f"methods {sorted(set(shared))} differ in identity columns their label does not show; "
+                         f"extend RunIdentity.label")

@@ -1,0 +1,86 @@
+"""Typed run identity: from configs and cells.csv rows, display labels, and the join of downstream
+results to their pretraining cells through the grid's references (on committed-layout fixtures)."""
+import json
+
+import pandas as pd
+import pytest
+
+from genemask import finetune
+from genemask.identity import COLUMNS, RunIdentity, from_columns
+
+
+def test_identity_from_configs_and_cells_rows():
+    run = RunIdentity.from_config({"strategy": "cmgems", "steps": 1000, "model": "logo", "seed": 2,
+                                   "switch_threshold": 20.0, "masking_options": "{}", "batch_size": 16,
+                                   "max_len": 128, "rank_table": "@pmi/abc/kmer_ranking.csv"})
+    assert (run.strategy, run.seed, run.ranking, run.switch_threshold, run.tokens) == ("cmgems", 2, "ours", 20.0, 1000 * 16 * 128)
+    assert run.label() == "cmgems[switch=20]@1000:logo"
+    assert run.method() == RunIdentity.from_config({"strategy": "cmgems", "steps": 1000, "model": "logo", "seed": 0,
+                                                    "switch_threshold": 20.0, "batch_size": 16, "max_len": 128}).method()
+    # cells.csv writes options as JSON or Python literals; NaN where a cell did not set them.
+    a = RunIdentity.from_config({"strategy": "genemask", "steps": 250, "model": "logo",
+                                 "masking_options": "{'mlm_probability': 0.05}", "seed": float("nan")})
+    assert a.label() == "genemask[p=0.05]@250:logo" and a.seed == 0 and json.loads(a.masking_options) == {"mlm_probability": 0.05}
+    data_a = RunIdentity.from_config({"strategy": "genemask", "rank_table": "${GENEMASK_DATA}/genemask/Data-A_norm-pmi-score-ranking.csv"})
+    assert data_a.ranking == "Data-A" and data_a.label() == "genemask[Data-A]"
+    assert RunIdentity.from_config({"strategy": "random", "rank_table": "x.csv"}).ranking == ""  # random reads no ranking
+    assert RunIdentity.from_config({"strategy": "genemask", "switch_threshold": 20.0}).switch_threshold is None
+    assert RunIdentity.from_config({"strategy": "cmgems", "switch_threshold": 1.0, "steps": 5}).label() == "cmgems@5"
+    assert RunIdentity.untrained("logo").label() == "random-init:logo"
+    with pytest.raises(ValueError, match="no 'strategy'"):
+        RunIdentity.from_config({"steps": 5})
+    assert finetune.run_name({"steps": 5}) is None
+
+
+def test_identity_round_trips_through_columns():
+    run = RunIdentity.from_config({"strategy": "global", "steps": 1000, "model": "logo", "seed": 1, "batch_size": 16})
+    frame = pd.DataFrame([run.columns()])
+    assert list(frame.columns) == list(COLUMNS)
+    assert from_columns(frame.iloc[0]) == run
+
+
+def _write_cells(root, stage, rows):
+    (root / stage).mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / stage / "cells.csv", index=False)
+
+
+def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
+    """The committed layout: a few-shot cell names its checkpoint @stage/key/checkpoint; the join
+    gives each row the seed and strategy of that cell, whatever its stored model name says."""
+    from genemask.report import runs
+
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
+    root = tmp_path / "cpu"
+    common = {"model": "logo", "steps": 1000, "batch_size": 16, "max_len": 128, "masking_options": "{}",
+              "rank_table": "@pmi/4f0de78b864e53c4/kmer_ranking.csv", "switch_threshold": 1.0}
+    _write_cells(root, "pretrain", [{"key": "aaaa", "strategy": "random", "seed": 0, **common}])
+    _write_cells(root, "pretrain-seeds", [{"key": "bbbb", "strategy": "random", "seed": 1, **common},
+                                          {"key": "cccc", "strategy": "genemask", "seed": 1, **common}])
+    _write_cells(root, "fewshot", [{"key": "f1", "checkpoint": "@pretrain/aaaa/checkpoint"},
+                                   {"key": "f2", "checkpoint": "random:logo"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbb/checkpoint"},
+                                         {"key": "f4", "checkpoint": "@pretrain-seeds/cccc/checkpoint"}])
+    for stage, key in (("fewshot", "f1"), ("fewshot", "f2"), ("fewshot-seeds", "f3"), ("fewshot-seeds", "f4")):
+        (root / stage / key).mkdir()
+        pd.DataFrame({"model": ["random@1000:logo"], "dataset": ["prom-core"], "shot": [10], "seed": [0],
+                      "metric": ["mcc"], "value": [0.1]}).to_csv(root / stage / key / "fewshot_results.csv", index=False)
+    frame = runs.downstream(["fewshot", "fewshot-seeds"], "fewshot_results.csv", "cpu")
+    got = frame.set_index("cell")[["method", "pretrain_seed", "pretrain_strategy"]]
+    assert got.loc["f1"].tolist() == ["random@1000:logo", 0, "random"]
+    assert got.loc["f2"].tolist() == ["random-init:logo", 0, "none"]
+    assert got.loc["f3"].tolist() == ["random@1000:logo", 1, "random"]
+    assert got.loc["f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/dddd/checkpoint"}])
+    with pytest.raises(ValueError, match="no collected pretraining cell pretrain-seeds/dddd"):
+        runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu")
+
+
+def test_committed_cpu_results_join_and_name_one_method_per_label():
+    from genemask import paths
+    from genemask.report import runs
+
+    if not (paths.RESULTS / "cpu" / "fewshot" / "cells.csv").exists():
+        pytest.skip("no committed cpu results")
+    frame = runs.downstream(["fewshot"], "fewshot_results.csv", "cpu")
+    assert {"random@1000:logo", "genemask@1000:logo", "random-init:logo"} <= set(frame["method"])
+    assert frame.groupby("method")["pretrain_strategy"].nunique().max() == 1
