@@ -185,10 +185,11 @@ def _options(masking_options: object) -> dict:
 
 def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
     """One row per pretraining run at the stage's longest budget, leaving out runs with changed
-    masking options: its name (``genemask@1000:logo``, as the few-shot results name it), steps,
+    masking options: its label (``genemask@1000:logo``, as the few-shot results name it), its
+    strategy and ranking (identity columns, to select rows by), steps,
     final loss (mean of the last 10 % of steps), final and best validation perplexity (each measured
     with the run's own masking) and mean masked fraction. None when no run has written its metrics."""
-    from ..finetune import run_name
+    from ..identity import RunIdentity
     from . import pretrain as pretrain_report
 
     rows = []
@@ -196,7 +197,9 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
         path = Path(cell["dir"]) / "metrics.csv"
         if not path.exists() or _options(cell.get("masking_options")):
             continue
-        rows.append(pretrain_report.summary(pd.read_csv(path), run_name(cell) or str(cell["key"])))
+        identity = RunIdentity.from_config(cell)
+        rows.append({**pretrain_report.summary(pd.read_csv(path), identity.label()),
+                     "pretrain_strategy": identity.strategy, "pretrain_ranking": identity.ranking})
     if not rows:
         return None
     frame = pd.DataFrame(rows)

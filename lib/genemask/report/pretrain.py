@@ -39,24 +39,25 @@ def summary(metrics, label: str = "") -> dict:
 
 def load_cells(cells):
     """(metrics of every collected cell with a ``run`` label, one summary row per run) from a
-    ``report.stage_results("pretrain")`` frame. Labels are the run names the downstream chapters
-    use (``genemask@1000:logo``, see :func:`genemask.finetune.run_name`); a name that several cells
-    share gets the cell key."""
+    ``report.stage_results`` frame of pretraining cells. ``run`` is the method's display label
+    (``genemask@1000:logo``, :meth:`genemask.identity.RunIdentity.label`), with the pretraining
+    seed added where several seeds of a method are shown; both frames carry the identity columns
+    (``pretrain_strategy``, ``pretrain_seed``, ...) and ``method`` to select runs by."""
     import pandas as pd
 
-    from ..finetune import run_name
+    from ..identity import RunIdentity
 
-    names = [run_name(row._asdict()) or row.key for row in cells.itertuples()]
-    repeated = {n for n in names if names.count(n) > 1}
+    identities = [RunIdentity.from_config(row) for row in cells.to_dict("records")]
+    methods = [i.label() for i in identities]
     frames, rows = [], []
-    for cell, name in zip(cells.itertuples(), names):
+    for cell, identity, method in zip(cells.itertuples(), identities, methods):
         path = Path(cell.dir) / "metrics.csv"
         if not path.exists():
             continue
-        label = f"{name} ({cell.key[:6]})" if name in repeated else name
-        metrics = pd.read_csv(path).assign(run=label)
+        label = f"{method} seed {identity.seed}" if methods.count(method) > 1 else method
+        metrics = pd.read_csv(path).assign(run=label, method=method, pretrain_seed=identity.seed)
         frames.append(metrics)
-        rows.append(summary(metrics, label))
+        rows.append({**summary(metrics, label), "method": method, **identity.columns()})
     if not frames:
         return None, None
     return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
