@@ -173,10 +173,13 @@ def test_probe_protocol_is_deterministic_and_checked(tiny_checkpoint):
 
 
 def test_nothing_to_run_is_a_clear_error(tmp_path, monkeypatch):
-    """A data dir without the few-shot files: one line naming what is missing, not an empty table."""
+    """A data dir without the few-shot files: one line naming the missing file, before any training,
+    not an empty table and not a skip (only the registry's documented gaps are skipped)."""
     monkeypatch.setenv("GENEMASK_DATA", str(tmp_path))
-    with pytest.raises(tasks.DataUnavailable, match="no few-shot run is possible: every \\(dataset, shots\\) was skipped, e.g. .*no such file"):
+    with pytest.raises(tasks.TaskDataError, match=r"Prom-core/10/train.tsv: no such file"):
         finetune.run_fewshot("random:tiny", ["prom-core"], [10], [0], echo=lambda *a: None)
+    with pytest.raises(tasks.DataUnavailable, match="no few-shot run is possible: every \\(dataset, shots\\) was skipped"):
+        finetune.run_fewshot("random:tiny", ["cohn-enh"], [1000], [0], echo=lambda *a: None)  # a documented gap
 
 
 def test_relative_data_dir_resolves_from_the_repository_root(monkeypatch, tmp_path):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,67 @@ class FinetuneConfig:
     threads: int = 1
     device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
 
+    def __post_init__(self) -> None:
+        """Refuse a budget that would crash mid-run or train on nothing, naming the parameter."""
+        _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _check_integer("batch_size", self.batch_size)
+        _check_number("epochs", self.epochs, low=0.0, low_open=True)
+        _check_integer("max_steps", self.max_steps, optional=True)
+        _check_number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0)
+        _check_integer("warmup_steps", self.warmup_steps, minimum=0)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
+        _check_number("hidden_dropout", self.hidden_dropout, low=0.0, high=1.0, high_open=True, optional=True)
+        _check_integer("max_length", self.max_length, minimum=MIN_MAX_LENGTH,
+                       why=" ([CLS], at least one k-mer, [SEP])")
+        _check_integer("eval_steps", self.eval_steps, optional=True)
+        _check_integer("eval_batch_size", self.eval_batch_size)
+        _check_integer("seed", self.seed, minimum=0)
+        _check_integer("threads", self.threads)
+        _device(self.device)
+
+
+#: Fewest tokens a classifier input can have and still hold sequence: [CLS], one k-mer, [SEP].
+MIN_MAX_LENGTH = 3
+
+
+def _check_integer(name: str, value, minimum: int = 1, optional: bool = False, why: str = "") -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{why}" + (" or None" if optional else ""))
+
+
+def _check_number(name: str, value, low: float | None = None, high: float | None = None, low_open: bool = False,
+                  high_open: bool = False, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        span = f"in {lo}, {hi}" if low is not None and high is not None else (f"> {low:g}" if low_open else f">= {low:g}")
+        raise ValueError(f"{name}={value!r}: expected a finite number {span}" + (" or None" if optional else ""))
+
+
+def _device(device: str):
+    """``auto`` (the first CUDA device, else the CPU) or a torch device string, checked."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r}: expected auto, cpu, cuda or cuda:<n>") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: no CUDA device on this machine (use auto or cpu)")
+    return resolved
+
 
 #: The two few-shot regimes of GeneMask's Script-B (papers.md §1.7): k <= 100 and k >= 500.
 FEWSHOT_SMALL = {"batch_size": 5, "learning_rate": 1e-4, "epochs": 20}
@@ -80,13 +141,16 @@ def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | No
     A ``max_steps`` override caps warmup at a tenth of it (the task's 30-50 warmup steps would
     otherwise swallow a reduced budget); ``max_length`` caps the task's sequence length.
     """
+    _check_integer("max_steps", max_steps, optional=True)
+    if max_length is not None:  # checked here too: min() below would hide a bad cap behind the task's
+        _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     task_max_steps = task.max_steps if epochs is None else None
     warmup = task.warmup_steps if max_steps is None else min(task.warmup_steps, max(1, max_steps // 10))
-    return FinetuneConfig(learning_rate=task.learning_rate, batch_size=batch_size or task.batch_size,
+    return FinetuneConfig(learning_rate=task.learning_rate, batch_size=task.batch_size if batch_size is None else batch_size,
                           epochs=epochs if epochs is not None else task.epochs,
                           max_steps=max_steps if max_steps is not None else task_max_steps,
                           warmup_steps=warmup, weight_decay=0.01,
-                          max_length=min(task.max_length, max_length) if max_length else task.max_length,
+                          max_length=min(task.max_length, max_length) if max_length is not None else task.max_length,
                           eval_steps=task.eval_steps, seed=seed)
 
 
@@ -94,13 +158,24 @@ def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | No
 # Checkpoints
 # --------------------------------------------------------------------------------------------------
 
+def _read_json(path: Path) -> dict:
+    """A checkpoint's JSON file as a dict; a damaged one fails naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _checkpoint_k(folder: Path) -> int:
     """The tokenizer k of a checkpoint folder: config ``kmer`` checked against the saved tokenizer."""
     config_file = folder / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"checkpoint={str(folder)!r}: no config.json (expected a Hugging Face checkpoint folder "
                                 f"or {RANDOM_PREFIX}<size>)")
-    config = json.loads(config_file.read_text())
+    config = _read_json(config_file)
     k = config.get("kmer")
     vocab_size = config.get("vocab_size")
     if k is None:
@@ -112,7 +187,7 @@ def _checkpoint_k(folder: Path) -> int:
         raise ValueError(f"{config_file}: kmer={k} needs vocab_size {tokenizer.vocab_size(k)}, config has {vocab_size}")
     tok_config = folder / "tokenizer_config.json"
     if tok_config.exists():
-        tok_k = json.loads(tok_config.read_text()).get("kmer")
+        tok_k = _read_json(tok_config).get("kmer")
         if tok_k is not None and int(tok_k) != int(k):
             raise ValueError(f"checkpoint {folder}: model was trained with k={k} but its tokenizer is k={tok_k}")
     return int(k)
@@ -164,12 +239,20 @@ def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: i
                     hidden_dropout: float | None = None):
     """A sequence classifier from a checkpoint (new head, seeded) or ``random:<size>``; returns (model, k).
 
-    ``k``, when given, must match the checkpoint's tokenizer k.
+    ``k``, when given, must match the checkpoint's tokenizer k. The checkpoint loads only if every
+    encoder weight is in it with the model's shape: the new classification head (and BERT's
+    pooler, which masked-LM pretraining never trains or saves) are the only weights left to their
+    seeded initialisation. Anything else — renamed keys, a missing or resized tensor, an unreadable
+    weights file — fails naming the checkpoint and the weights, rather than handing back a
+    randomly initialised model under the pretrained name.
     """
     import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    _check_integer("num_labels", num_labels, minimum=2, why=" (classes)")
+    _check_integer("seed", seed, minimum=0)
+    _check_number("hidden_dropout", hidden_dropout, low=0.0, high=1.0, high_open=True, optional=True)
     info = checkpoint_info(checkpoint)
     if k is not None and k != info["k"]:
         raise ValueError(f"checkpoint={str(checkpoint)!r} uses {info['k']}-mers, but k={k} was asked for")
@@ -182,12 +265,42 @@ def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: i
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = AutoModelForSequenceClassification.from_pretrained(info["path"], num_labels=num_labels, **overrides)
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                info["path"], num_labels=num_labels, output_loading_info=True, ignore_mismatched_sizes=True, **overrides)
+    except Exception as err:  # safetensors, torch and OS errors alike: say which checkpoint and file
+        detail = " ".join(str(err).split())[:300]
+        weights = next((f.name for f in map(Path(info["path"]).joinpath, WEIGHT_FILES) if f.exists()), "its weights")
+        raise ValueError(f"checkpoint={str(checkpoint)!r}: cannot load {weights} ({type(err).__name__}: {detail})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+    _check_loaded_weights(checkpoint, model, loading)
     return model, info["k"]
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Weights of a sequence classifier that a masked-LM checkpoint does not hold: the new head, and the
+#: pooler (``BertForMaskedLM`` has none). Every other weight must come from the checkpoint.
+NEW_WEIGHT_PREFIXES = ("classifier.", "bert.pooler.")
+
+
+def _check_loaded_weights(checkpoint, model, loading: dict) -> None:
+    """Refuse a load that left encoder weights at their random initialisation (missing from the
+    checkpoint, under another name, or of another shape)."""
+    missing = [key for key in loading.get("missing_keys", ()) if not key.startswith(NEW_WEIGHT_PREFIXES)]
+    mismatched = [entry[0] if isinstance(entry, (tuple, list)) else str(entry) for entry in loading.get("mismatched_keys", ())]
+    if not missing and not mismatched:
+        return
+    n_encoder = sum(1 for key in model.state_dict() if not key.startswith(NEW_WEIGHT_PREFIXES))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of its {n_encoder} encoder weights are missing (e.g. {', '.join(missing[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} have another shape (e.g. {', '.join(mismatched[:3])})")
+    unexpected = [key for key in loading.get("unexpected_keys", ()) if not key.startswith("cls.")]  # cls.: the MLM head
+    found = f"; the file holds other keys such as {', '.join(unexpected[:2])}" if unexpected else ""
+    raise ValueError(f"checkpoint={str(checkpoint)!r}: not this model's weights: {' and '.join(problems)}{found}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,6 +352,8 @@ def encode(frame: pd.DataFrame, k: int, max_length: int, n_classes: int | None =
     """Tokenize a (sequence, label) frame once, vectorised, with [CLS]/[SEP] and right truncation."""
     import torch
 
+    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
+
     labels = frame["label"].to_numpy()
     if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         bad = int(labels[(labels < 0) | (labels >= n_classes)][0])
@@ -249,6 +364,14 @@ def encode(frame: pd.DataFrame, k: int, max_length: int, n_classes: int | None =
     for i, r in enumerate(rows):
         ids[i, : len(r)] = r
     return Encoded(torch.from_numpy(ids), torch.from_numpy(lengths), torch.tensor(np.array(labels), dtype=torch.long))
+
+
+def _check_positions(model, data: Encoded | None, max_length: int, checkpoint) -> None:
+    """Inputs longer than the model's position table would fail inside BERT with a shape error."""
+    positions = model.config.max_position_embeddings
+    if data is not None and data.ids.shape[1] > positions:
+        raise ValueError(f"max_length={max_length}: inputs reach {data.ids.shape[1]} tokens, but checkpoint="
+                         f"{str(checkpoint)!r} has {positions} positions; use max_length <= {positions}")
 
 
 @dataclass
@@ -266,6 +389,8 @@ class FinetuneResult:
 def predict(model, data: Encoded, batch_size: int = 128):
     """(class probabilities, mean cross-entropy) of a model over encoded data."""
     import torch
+
+    _check_integer("batch_size", batch_size)
 
     model.eval()
     device = next(model.parameters()).device
@@ -297,12 +422,13 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
     if len(labels) == 0:
         raise ValueError("train: no examples")
     model, k = load_classifier(checkpoint, n_classes, seed=config.seed, k=k, hidden_dropout=config.hidden_dropout)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if config.device == "auto" else config.device)
+    device = _device(config.device)
     model.to(device)
     train_data = encode(train, k, config.max_length, n_classes, "train")
     test_data = encode(test, k, config.max_length, n_classes, "test")
     dev_data = encode(dev, k, config.max_length, n_classes, "dev") if dev is not None and len(dev) else None
+    for data in (train_data, test_data, dev_data):
+        _check_positions(model, data, config.max_length, checkpoint)
 
     n = len(train_data.labels)
     per_epoch = math.ceil(n / config.batch_size)
@@ -371,9 +497,13 @@ def embed(checkpoint: str | Path, sequences: list[str], k: int | None = None, ma
     one row of features per sequence, for the linear-probe protocol."""
     import torch
 
+    _check_integer("batch_size", batch_size)
+    _check_integer("threads", threads)
+    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     model, k = load_classifier(checkpoint, 2, seed=0, k=k)
     encoder = model.base_model.eval()
     data = encode(pd.DataFrame({"sequence": list(sequences), "label": 0}), k, max_length)
+    _check_positions(model, data, max_length, checkpoint)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     out = []
@@ -432,6 +562,22 @@ class _FeatureCache:
 
 
 PROTOCOLS = ("finetune", "probe")
+#: What a probe run's row states as its training budget: nothing is fine-tuned.
+PROBE_BUDGET = {"batch_size": 0, "learning_rate": 0.0, "epochs": 0.0, "max_steps": 0}
+
+
+def _run_budget(config: FinetuneConfig, protocol: str) -> dict:
+    """The budget a run's row reports: the config's, or zeros for the probe (which trains no model)."""
+    budget = {key: getattr(config, key) for key in PROBE_BUDGET}
+    return {**budget, **PROBE_BUDGET} if protocol == "probe" else budget
+
+
+def _name_list(parameter: str, names) -> list[str]:
+    """One name or a non-empty list of names, as a list; anything else is refused naming ``parameter``."""
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{parameter}={names!r}: expected a dataset name or a non-empty list of names")
+    return list(names)
 
 
 def _check_protocol(protocol: str) -> None:
@@ -501,10 +647,11 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     info = checkpoint_info(checkpoint)
     name = model_name or info["name"]
     seeds = seed_list(seeds)
-    if isinstance(datasets, str):
-        datasets = [datasets]
-    if isinstance(shots, int):
-        shots = [shots]
+    datasets = _name_list("datasets", datasets)
+    shots = [shots] if isinstance(shots, (int, np.integer)) and not isinstance(shots, bool) else shots
+    if not isinstance(shots, (list, tuple)) or not shots:
+        raise ValueError(f"shots={shots!r}: expected a number of examples per class or a non-empty list of them")
+    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     plan, skipped = [], []
     for dataset in datasets:
         entry = tasks.get_dataset(dataset)
@@ -512,8 +659,9 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
             raise ValueError(f"datasets: {dataset!r} is a GUE task; few-shot datasets: {', '.join(sorted(tasks.FEWSHOT))}")
         for k in shots:
             try:
-                for seed in seeds:  # resolve every split first: bad input fails before training
+                for seed in seeds:  # resolve every split and budget first: bad input fails before training
                     plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test, resample=resample))
+                    fewshot_config(k, seed, small, large, max_length)
             except tasks.DataUnavailable as err:
                 skipped.append({"dataset": dataset, "shot": k, "reason": str(err)})
                 echo(f"skipped {dataset} {k}-shot: {err}")
@@ -526,12 +674,12 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         config = fewshot_config(k, seed, small, large, max_length)
         if features is not None:
             result = features.probe_split(split.train, split.test, split.n_classes)
-            config = replace(config, batch_size=0, learning_rate=0.0, epochs=0.0)
         else:
             result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
+        budget = _run_budget(config, protocol)
         rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
         runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "protocol": protocol, "steps": result.steps,
-                     "batch_size": config.batch_size, "learning_rate": config.learning_rate, "epochs": config.epochs,
+                     "batch_size": budget["batch_size"], "learning_rate": budget["learning_rate"], "epochs": budget["epochs"],
                      "max_length": config.max_length, "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
     results = tidy(name, rows, ("dataset", "shot", "seed"), info["identity"]) if rows else pd.DataFrame(
         columns=["model", "dataset", "shot", "seed", "metric", "value"])
@@ -560,13 +708,15 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
         task_names = tasks.available_gue_tasks(missing_train)
         if not task_names:
             raise ValueError(f"tasks='available': no GUE task with its splits under {tasks.paths.data_dir()}")
-    elif isinstance(task_names, str):
-        task_names = [task_names]
+    else:
+        task_names = _name_list("task_names", task_names)
     plan, skipped = [], []
     for task in task_names:
         entry = tasks.get_dataset(task)
         if not isinstance(entry, tasks.GueTask):
             raise ValueError(f"tasks: {task!r} is a few-shot dataset; GUE tasks: {', '.join(tasks.GUE)}")
+        for seed in seeds:  # every budget first: bad input fails before any split is read or model trained
+            gue_config(entry, seed, epochs, max_steps, batch_size, max_length)
         try:
             plan += [(entry, seed, tasks.gue_split(task, missing_train, seed, max_eval)) for seed in seeds]
         except tasks.DataUnavailable as err:
@@ -578,6 +728,7 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
     caches: dict[str, _FeatureCache] = {}  # per task: its test rows are embedded once for all seeds
     for entry, seed, split in plan:
         config = gue_config(entry, seed, epochs, max_steps, batch_size, max_length)
+        budget = _run_budget(config, protocol)
         if protocol == "probe":
             train = split.train
             if max_train is not None and len(train) > max_train:
@@ -586,15 +737,14 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
                 train = train_test_split(train, train_size=max_train, stratify=train["label"], random_state=seed)[0]
             features = caches.setdefault(entry.name, _FeatureCache(checkpoint, info["k"], config.max_length))
             result = features.probe_split(train, split.test, split.n_classes)
-            config = replace(config, epochs=0.0, max_steps=0, batch_size=0, learning_rate=0.0)
             split.info["n_train"] = len(train)
         else:
             result = finetune(checkpoint, split.train, split.test, config, split.n_classes, dev=split.dev, k=info["k"])
         rows.append({"task": entry.name, "seed": seed, **result.metrics})
         runs.append({"model": name, "task": entry.name, "seed": seed, "metric_reported": entry.metric,
-                     "protocol": protocol, "steps": result.steps, "best_step": result.best_step, "epochs": config.epochs,
-                     "max_steps": config.max_steps, "batch_size": config.batch_size, "max_length": config.max_length,
-                     "learning_rate": config.learning_rate, "seconds": result.seconds,
+                     "protocol": protocol, "steps": result.steps, "best_step": result.best_step, "epochs": budget["epochs"],
+                     "max_steps": budget["max_steps"], "batch_size": budget["batch_size"], "max_length": config.max_length,
+                     "learning_rate": budget["learning_rate"], "seconds": result.seconds,
                      "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),
                      **{key: v for key, v in split.info.items() if key != "task"}})
     results = tidy(name, rows, ("task", "seed"), info["identity"]) if rows else pd.DataFrame(

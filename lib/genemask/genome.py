@@ -1,8 +1,10 @@
 """Genome input: a streaming FASTA reader, 2-bit encoding, and the synthetic demo genome.
 
 The reader is the single gate through which sequence enters the package, so it owns the errors a
-user can hit with real files (no header, protein text, empty or truncated gzip) and says which file
-and line. It reads in large blocks and does its per-base work with ``bytes.translate`` and numpy,
+user can hit with real files (no header, protein text, empty or truncated gzip, another compressor,
+UTF-16, no A/C/G/T base at all) and says which file and line. It accepts what a researcher's files
+really look like: LF, CRLF or classic-Mac CR line ends, a UTF-8 byte-order mark, and RNA, whose U
+reads as T (the same base in DNA's alphabet, so RNA and DNA files count alike). It reads in large blocks and does its per-base work with ``bytes.translate`` and numpy,
 because counting and corpus building stream whole chromosomes through it.
 """
 from __future__ import annotations
@@ -27,13 +29,24 @@ for _i, _b in enumerate(b"ACGT"):
     _2BIT[_b] = _i
     _2BIT[ord(chr(_b).lower())] = _i
 
-_UPPER = bytes.maketrans(b"acgturykmswbdhvn", b"ACGTURYKMSWBDHVN")
+#: Uppercase, and RNA's U as T.
+_UPPER = bytes.maketrans(b"acgturykmswbdhvnU", b"ACGTTRYKMSWBDHVNT")
+_UTF8_BOM = b"\xef\xbb\xbf"
+#: Magic bytes of formats that are not (gzip-compressed) text, for a clear refusal.
+_OTHER_FORMATS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip",
+                  b"\xff\xfe": "UTF-16 text", b"\xfe\xff": "UTF-16 text"}
 BLOCK_BYTES = 1 << 22  # 4 MiB of file text per read
 MAX_SEGMENT = 8_000_000  # longest bytes object yielded at once
 
 
 class FastaError(ValueError):
     """A file that is not usable nucleotide FASTA; the message names the file (and line)."""
+
+
+def _check_count(name: str, value, minimum: int) -> None:
+    """A whole-number parameter, refused naming it (a float or a 0 would fail deep in numpy)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
 
 
 class Segment(NamedTuple):
@@ -53,32 +66,49 @@ class FastaRecord:
 def _open_binary(path: Path) -> BinaryIO:
     """Plain, gzip or bgzip (bgzip is multi-member gzip, which ``gzip`` reads), decided by magic bytes."""
     with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
+        magic = probe.read(6)
+    for prefix, kind in _OTHER_FORMATS.items():
+        if magic.startswith(prefix):
+            raise FastaError(f"{path}: {kind}, not FASTA text; give plain, gzip or bgzip FASTA "
+                             + ("(save it as ASCII/UTF-8)" if "UTF" in kind else "(decompress it first)"))
+    if magic[:2] == b"\x1f\x8b":
         return io.BufferedReader(gzip.open(path, "rb"), buffer_size=BLOCK_BYTES)  # type: ignore[arg-type]
     return open(path, "rb", buffering=BLOCK_BYTES)
 
 
 def _line_blocks(path: Path) -> Iterator[bytes]:
-    """Blocks of whole lines (each ends with a newline, except perhaps the file's last)."""
+    """Blocks of whole lines (each ends with a newline, except perhaps the file's last), with CRLF
+    and lone CR line ends turned into LF and a leading UTF-8 byte-order mark dropped."""
     try:
         fh = _open_binary(path)
     except FileNotFoundError:
         raise FastaError(f"{path}: no such FASTA file") from None
     except IsADirectoryError:
         raise FastaError(f"{path}: is a directory, not a FASTA file") from None
+    except PermissionError:
+        raise FastaError(f"{path}: not readable (permission denied)") from None
     with fh:
         tail = b""
+        first = True
         while True:
             try:
                 block = fh.read(BLOCK_BYTES)
             except (EOFError, zlib.error, gzip.BadGzipFile) as err:
                 raise FastaError(f"{path}: truncated or corrupt gzip ({err})") from None
+            if first:
+                first = False
+                if block.startswith(_UTF8_BOM):
+                    block = block[len(_UTF8_BOM):]
             if not block:
                 if tail:
-                    yield tail
+                    yield tail.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                 return
             block = tail + block
+            if b"\r" in block:  # a memchr scan: LF-only files pay nothing more
+                if block.endswith(b"\r"):  # perhaps half of a CRLF: decide with the next block
+                    tail = block
+                    continue
+                block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             cut = block.rfind(b"\n") + 1
             if cut == 0:
                 tail = block
@@ -103,12 +133,13 @@ def _bad_line(path: Path, block: bytes, first_line: int) -> FastaError:
 def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
     """(record name, iterator over uppercase sequence blocks) for each record, streaming.
 
-    Blocks carry every letter (N and IUPAC codes included), line breaks removed. Each block
-    iterator must be consumed before advancing to the next record.
+    Blocks carry every letter (N and IUPAC codes included, U as T), line breaks removed. Each
+    block iterator must be consumed before advancing to the next record. A file of headers without
+    any sequence is an error (raised once its records are read): it would count as an empty genome.
     """
     path = Path(path)
     blocks = _line_blocks(path)
-    state = {"line": 1, "pending": None, "seen_header": False, "seen_any": False}
+    state = {"line": 1, "pending": None, "seen_header": False, "seen_any": False, "seen_sequence": False}
 
     def sequence_text(text: bytes) -> bytes:
         if text.strip() and not state["seen_header"]:
@@ -116,7 +147,10 @@ def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
         if text.translate(None, IUPAC + b"\r\n \t"):
             raise _bad_line(path, text, state["line"])
         state["line"] += text.count(b"\n")
-        return text.translate(_UPPER, b"\r\n \t")
+        sequence = text.translate(_UPPER, b"\r\n \t")
+        if sequence:
+            state["seen_sequence"] = True
+        return sequence
 
     def pieces() -> Iterator[bytes | tuple[str]]:
         # Flattens the file into sequence blocks and ("header",) markers; headers are rare, so a
@@ -162,6 +196,8 @@ def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
         yield name, record_blocks()
     if not state["seen_any"]:
         raise FastaError(f"{path}: empty file, no FASTA records")
+    if not state["seen_sequence"]:
+        raise FastaError(f"{path}: FASTA header(s) but no sequence lines")
 
 
 def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
@@ -175,8 +211,11 @@ def iter_record_segments(path: str | Path, max_segment: int = MAX_SEGMENT) -> It
     any other letter (N, IUPAC). Lowercase soft-masked bases count as their uppercase base.
 
     The piece of a run that touches the end of a file block is held back one block, so that its
-    ``continues`` flag is known; work stays linear in the file size.
+    ``continues`` flag is known; work stays linear in the file size. A file without a single
+    A/C/G/T base (all N, say) is an error, raised at its end: every consumer would get nothing.
     """
+    _check_count("max_segment", max_segment, 1)
+    found = False
     for name, blocks in iter_records_raw(path):
         pending: bytes | None = None
         for data in blocks:
@@ -190,12 +229,15 @@ def iter_record_segments(path: str | Path, max_segment: int = MAX_SEGMENT) -> It
             for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()):
                 pieces = [data[i : min(i + max_segment, e)] for i in range(s, e, max_segment)]
                 for i, piece in enumerate(pieces):
+                    found = True
                     if e == len(data) and i == len(pieces) - 1:
                         pending = piece
                     else:
                         yield name, Segment(piece, i < len(pieces) - 1)
         if pending is not None:
             yield name, Segment(pending, False)
+    if not found:
+        raise FastaError(f"{path}: no A/C/G/T base in any record (only N or other IUPAC codes)")
 
 
 def iter_acgt_segments(path: str | Path, max_segment: int = MAX_SEGMENT) -> Iterator[Segment]:
@@ -395,6 +437,8 @@ def ensure_demo_genome() -> Path:
 
 def sample_windows(fasta, n: int, length: int, seed: int = 0) -> list[str]:
     """``n`` random A/C/G/T windows of ``length`` nt from a FASTA (uniform over runs long enough)."""
+    _check_count("n", n, 0)
+    _check_count("length", length, 1)
     runs, buffer = [], b""
     for _, seg in iter_record_segments(fasta):
         buffer += seg.seq
@@ -444,17 +488,25 @@ class CorpusConfig:
         for name in ("full_probability", "valid_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"CorpusConfig: {name}={getattr(self, name)!r} must lie in [0, 1]")
+        for name in ("max_start", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"CorpusConfig: {name}={value!r} must be an integer >= 0")
 
 
 def _corpus_units(fasta_paths: list[Path], join_gaps: bool) -> Iterator[bytes]:
     """Units the chunker walks: maximal A/C/G/T runs, or whole records with other letters removed."""
     for path in fasta_paths:
         if join_gaps:
+            found = False
             for _, blocks in iter_records_raw(path):
                 seq = b"".join(blocks)
                 kept = seq.translate(None, bytes(b for b in range(256) if not _ACGT_LUT[b]))
                 if kept:
+                    found = True
                     yield kept
+            if not found:
+                raise FastaError(f"{path}: no A/C/G/T base in any record (only N or other IUPAC codes)")
             continue
         parts: list[bytes] = []
         for _, seg in iter_record_segments(path):

@@ -82,7 +82,7 @@ RANDOM_REPLACEMENTS = ("kmers", "vocab")
 DEFAULT_CENTRE_PROBABILITY = {"random": 0.025, "genemask": 0.0176, "global": 0.0136}
 #: With fewer than this many "top half" centres (seg = ceil(n/2) < 5, i.e. n <= 8) all are high.
 MIN_SEGMENTS_FOR_HALF = 5
-_NO_RANK = 1 << 40  # worse than any rank; marks positions that cannot be an anchor
+_NO_RANK = 1 << 40  # worse than any rank key (ranks <= 4**k, checked): marks positions that cannot be an anchor
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,7 +105,8 @@ def as_rank_table(rank_table: Any, k: int, vocab_size: int) -> torch.Tensor:
 
     Accepts that tensor itself (or a numpy array / list), or a CSV path / DataFrame, which
     :func:`genemask.pmi.load_rank_table` reads (ours or the authors' Data-A layout). Entries of
-    special ids are ignored (the collator sets them, see ``special_rank_zero``).
+    special ids are ignored (the collator sets them, see ``special_rank_zero``). k-mer ranks
+    must lie in 1..4**k and not all be equal (:func:`genemask.pmi.check_kmer_ranks`).
     """
     if isinstance(rank_table, (str, os.PathLike)) or type(rank_table).__name__ == "DataFrame":
         from .pmi import load_rank_table
@@ -128,6 +129,9 @@ def as_rank_table(rank_table: Any, k: int, vocab_size: int) -> torch.Tensor:
         missing = int((kmer_ranks < 1).sum())
         first = int(torch.nonzero(kmer_ranks < 1)[0, 0]) + vocab_size - 4**k
         raise ValueError(f"rank_table: {missing} k-mer ids have no rank (< 1), e.g. token id {first}")
+    from .pmi import check_kmer_ranks
+
+    check_kmer_ranks(kmer_ranks.numpy(), k, "rank_table")
     return table
 
 
@@ -350,10 +354,12 @@ class DataCollatorForSpanMasking:
             )
         if not (isinstance(self.switch_threshold, (int, float)) and self.switch_threshold >= 0):
             raise ValueError(f"switch_threshold must be a number >= 0, got {self.switch_threshold!r}")
-        for name in ("switch_step", "total_steps", "pad_to_multiple_of"):
+        for name in ("switch_step", "total_steps", "pad_to_multiple_of", "seed"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < (0 if name == "switch_step" else 1)):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < (0 if name in ("switch_step", "seed") else 1)):
+                raise ValueError(f"{name} must be a {'non-negative' if name in ('switch_step', 'seed') else 'positive'} "
+                                 f"integer or None, got {value!r}")
         if self.strategy == "cmstep" and self.total_steps is None:
             raise ValueError("total_steps is required for strategy 'cmstep' (its schedule is floor(t / floor(T/100)) / 100)")
 

@@ -161,11 +161,21 @@ class NgramCounts:
 
     @classmethod
     def load(cls, path: str | Path) -> NgramCounts:
-        with np.load(path, allow_pickle=False) as data:
-            n_max = sum(1 for key in data.files if key.startswith("n"))
-            counts = [data[f"n{n}"] for n in range(1, n_max + 1)]
-            sources = tuple(str(s) for s in data["sources"])
-        return cls(counts, sources)
+        """Counts written by :meth:`save`; any other or damaged file fails naming it."""
+        import zipfile
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such n-gram counts file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                n_max = sum(1 for key in data.files if key.startswith("n"))
+                counts = [data[f"n{n}"] for n in range(1, n_max + 1)]
+                sources = tuple(str(s) for s in data["sources"])
+            return cls(counts, sources)
+        except (ValueError, KeyError, AttributeError, OSError, EOFError, zipfile.BadZipFile) as err:
+            detail = " ".join(str(err).split())
+            raise ValueError(f"{path}: not an n-gram counts file written by NgramCounts.save ({detail})") from None
 
 
 def encode_ngram(ngram: str) -> int:
@@ -676,12 +686,14 @@ def load_rank_table(source: str | Path | pd.DataFrame, k: int = 6, special_rank:
     ``torch.from_numpy`` for a tensor.
     """
     name = str(source) if not isinstance(source, pd.DataFrame) else "rank table"
-    frame = pd.read_csv(source) if not isinstance(source, pd.DataFrame) else source
+    frame = _read_rank_csv(Path(source)) if not isinstance(source, pd.DataFrame) else source
     if "ngram" in frame.columns and "norm_pmi_rank_rel" in frame.columns:  # the authors' raw CSV
         frame = frame.rename(columns={"ngram": "kmer", "norm_pmi_rank_rel": "rank"})
     missing_cols = {"kmer", "rank"} - set(frame.columns)
     if missing_cols:
         raise ValueError(f"{name}: rank table needs columns 'kmer' and 'rank'; missing {sorted(missing_cols)}")
+    if frame.empty:
+        raise ValueError(f"{name}: rank table has a header but no rows")
     kmers = frame["kmer"].astype(str).str.upper()
     lengths = kmers.str.len().unique()
     if len(lengths) != 1 or lengths[0] != k:
@@ -702,7 +714,35 @@ def load_rank_table(source: str | Path | pd.DataFrame, k: int = 6, special_rank:
     table = np.empty(N_SPECIAL + 4**k, dtype=np.int64)
     table[:N_SPECIAL] = 4**k + 1 if special_rank is None else special_rank
     table[N_SPECIAL:] = by_kmer.reindex(vocab).to_numpy()
+    check_kmer_ranks(table[N_SPECIAL:], k, name)
     return table
+
+
+def check_kmer_ranks(ranks: np.ndarray, k: int, name: str = "rank_table") -> None:
+    """Refuse k-mer ranks that would move masking anchors without meaning: ranks outside
+    1..4**k (the masking collator packs a rank and a position into one integer key, and a rank
+    that large would pass its "cannot be an anchor" mark, so special tokens could become anchors),
+    or one rank for every k-mer (a table that ranks nothing: anchors would fall by position)."""
+    ranks = np.asarray(ranks)
+    low, high = int(ranks.min()), int(ranks.max())
+    if low < 1 or high > 4**k:
+        bad = low if low < 1 else high
+        raise ValueError(f"{name}: rank {bad} is outside 1..{4**k} (one rank per {k}-mer, 1 = highest NPMI)")
+    if low == high:
+        raise ValueError(f"{name}: every {k}-mer has rank {low}, so the table ranks nothing (ties everywhere)")
+
+
+def _read_rank_csv(path: Path) -> pd.DataFrame:
+    """A rank CSV as a frame; unreadable or empty files fail naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such rank table file" if not path.exists() else f"{path}: not a file")
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file, not a rank table (expected columns 'kmer' and 'rank')") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{path}: not a readable CSV rank table ({detail})") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -797,6 +837,7 @@ def run(
     ``kmer_ranking.csv`` and ``params.json`` atomically into ``out_dir``.
 
     Returns the three paths, the table sizes, Z_n per length and the seconds spent counting.
+    Refuses (writing nothing) when no k-mer reaches ``min_count``: that ranking would rank nothing.
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -807,6 +848,11 @@ def run(
     counted = time.perf_counter()
     table = pmi_table(counts, cfg)
     ranking = kmer_ranking(table, cfg.k, cfg.min_count, counts=counts)
+    if ranking["npmi"].isna().all():  # the ranking would be by count and then alphabet alone
+        source = ", ".join(counts.sources) or "the given counts"
+        raise ValueError(f"{source}: no {cfg.k}-mer occurs min_count={cfg.min_count} times (the most frequent: "
+                         f"{int(counts.of(cfg.k).max())}), so no k-mer has an NPMI to rank by; give more sequence "
+                         "or a lower min_count")
     paths = {
         "ngrams": out_dir / "ngrams.parquet",
         "kmer_ranking": out_dir / "kmer_ranking.csv",

@@ -139,7 +139,11 @@ class TaskDataError(ValueError):
 
 
 class DataUnavailable(LookupError):
-    """A split or shot that the shared data does not hold (a documented gap, not bad input)."""
+    """A split or shot that the shared data does not hold (a documented gap, not bad input).
+
+    Raised only for gaps the registry documents (``unavailable_shots``, ``GueTask.missing``); a
+    file the registry lists but that is absent or unreadable is a :class:`TaskDataError`, so a
+    deleted split fails its run instead of being skipped like a gap."""
 
 
 _LABEL = re.compile(r"^-?\d+$")
@@ -184,7 +188,12 @@ def _read_text(path: Path) -> str:
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise DataUnavailable(f"{path}: no such file") from None
+        raise TaskDataError(f"{path}: no such file (a split the registry lists: deleted or moved? "
+                            "is $GENEMASK_DATA the data folder?)") from None
+    except IsADirectoryError:
+        raise TaskDataError(f"{path}: is a directory, not a split file") from None
+    except PermissionError:
+        raise TaskDataError(f"{path}: not readable (permission denied)") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -432,6 +441,8 @@ def remove_overlap(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.Dat
 
 def sample_per_class(frame: pd.DataFrame, shots: int, seed: int, where: str = "") -> pd.DataFrame:
     """``shots`` rows of every class, drawn with ``seed`` and shuffled (one few-shot training set)."""
+    _check_count("shots", shots, optional=False)
+    _check_count("seed", seed, minimum=0, optional=False)
     counts = frame["label"].value_counts().sort_index()
     short = counts[counts < shots]
     if len(short):
@@ -444,6 +455,23 @@ def sample_per_class(frame: pd.DataFrame, shots: int, seed: int, where: str = ""
 
 
 _CACHE: dict[tuple[str, int | None], pd.DataFrame] = {}
+
+
+def _check_all_classes(frame: pd.DataFrame, n_classes: int, where: str) -> None:
+    """A training or test set must hold every class: one without a class trains or scores a model
+    on a different task without a word (a truncated or filtered file)."""
+    absent = sorted(set(range(n_classes)) - set(frame["label"].unique().tolist()))
+    if absent:
+        raise TaskDataError(f"{where}: no row of class {absent[0]} (of 0..{n_classes - 1}); "
+                            f"rows per class: {frame['label'].value_counts().sort_index().to_dict()}")
+
+
+def _check_count(name: str, value, minimum: int = 1, optional: bool = True) -> None:
+    """A whole-number parameter of a public function, named in the error."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}" + (" or None" if optional else ""))
 
 
 def _read_cached(path: Path, n_classes: int | None) -> pd.DataFrame:
@@ -471,6 +499,8 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
         raise ValueError(f"dataset {name!r} is a GUE task; few-shot datasets: {', '.join(sorted(FEWSHOT))}")
     if not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1:
         raise ValueError(f"shots={shots!r}: expected a positive integer (examples per class)")
+    _check_count("seed", seed, minimum=0, optional=False)
+    _check_count("max_test", max_test)
     if shots in d.unavailable_shots:
         raise DataUnavailable(f"{name}: {shots}-shot training data is not in the shared data ({d.missing})")
     root = d.root()
@@ -517,7 +547,9 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
         test = _read_cached(root / d.test_substitute, d.n_classes)
         info["test_file"] = d.test_substitute
         info["test_substitute"] = d.missing
+    _check_all_classes(pool, d.n_classes, f"{name}: training file {info['train_file']}")
     test, removed = remove_overlap(pool, test)
+    _check_all_classes(test, d.n_classes, f"{name}: test set {info['test_file']}")
     info["test_overlap_removed"] = removed
     if max_test is not None and len(test) > max_test:
         test = test.sample(n=max_test, random_state=0).sort_index().reset_index(drop=True)
@@ -540,6 +572,8 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: i
         raise ValueError(f"dataset {name!r} is a few-shot dataset; GUE tasks: {', '.join(GUE)}")
     if missing_train not in ("skip", "dev"):
         raise ValueError(f"missing_train={missing_train!r}: expected 'skip' or 'dev'")
+    _check_count("seed", seed, minimum=0, optional=False)
+    _check_count("max_eval", max_eval)
     if "test" in t.missing:
         raise DataUnavailable(f"{name}: no split of this task is in the shared data (files > 4 MB): skipped")
     root = t.root()
@@ -559,9 +593,9 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: i
         train = _read_cached(root / "train.csv", t.n_classes)
     test, info["test_overlap_removed"] = remove_overlap(train, test)
     dev, info["dev_overlap_removed"] = remove_overlap(train, dev)
+    for split_name, frame in (("train", train), ("test", test)):
+        _check_all_classes(frame, t.n_classes, f"{name}: {split_name} split under {root}")
     if max_eval is not None:
-        if not isinstance(max_eval, (int, np.integer)) or isinstance(max_eval, bool) or max_eval < 1:
-            raise ValueError(f"max_eval={max_eval!r}: expected a positive number of rows")
         if len(test) > max_eval:
             test = test.sample(n=max_eval, random_state=0).sort_index().reset_index(drop=True)
         if len(dev) > max_eval:
@@ -572,7 +606,12 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: i
 
 
 def available_gue_tasks(missing_train: str = "skip", include_demo: bool = False) -> list[str]:
-    """GUE tasks this data directory can run: train (or, with ``missing_train='dev'``, dev) and test present."""
+    """GUE tasks this data directory can run: train (or, with ``missing_train='dev'``, dev) and test
+    present, as the registry documents the shared data. A data folder without ``gue/`` has none;
+    one with ``gue/`` that lacks a split the registry lists is refused, naming the file (a deleted
+    split must not quietly shrink the task list)."""
+    if missing_train not in ("skip", "dev"):
+        raise ValueError(f"missing_train={missing_train!r}: expected 'skip' or 'dev'")
     out = []
     for name, t in GUE.items():
         if t.demo and not include_demo or "test" in t.missing:
@@ -580,9 +619,14 @@ def available_gue_tasks(missing_train: str = "skip", include_demo: bool = False)
         if "train" in t.missing and missing_train == "skip":
             continue
         root = t.root()
+        if not t.demo and not (paths.data_dir() / "gue").is_dir():
+            continue
         needed = ["dev.csv", "test.csv"] + ([] if "train" in t.missing else ["train.csv"])
-        if all((root / f).exists() for f in needed):
-            out.append(name)
+        absent = [f for f in needed if not (root / f).is_file()]
+        if absent:
+            raise TaskDataError(f"{root / absent[0]}: no such file, but the registry lists it in the shared data "
+                                f"(deleted or moved? MANIFEST.md lists every file; or name the tasks to run)")
+        out.append(name)
     return out
 
 
