@@ -30,9 +30,8 @@ DATASET_LABELS = {"prom-core": "Prom-core", "prom-300": "Prom-300", "cohn-enh": 
                   "silencer": "Sil-300"}
 
 
-def _read(name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    path = resources.files(__name__) / name
-    with resources.as_file(path) as file:
+def _read(name: str, columns: tuple[str, ...], path=None) -> pd.DataFrame:
+    with resources.as_file(path or resources.files(__name__) / name) as file:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False)
     if tuple(frame.columns) != columns:
         raise ValueError(f"{name}: columns {list(frame.columns)}, expected {list(columns)}")
@@ -51,15 +50,21 @@ def _numeric(frame: pd.DataFrame, column: str, name: str, integer: bool = False)
     return parsed.astype("Int64") if integer else parsed.astype(float)
 
 
-@lru_cache(maxsize=1)
-def _values() -> pd.DataFrame:
-    frame = _read("values.csv", VALUE_COLUMNS)
+def read_values(path=None) -> pd.DataFrame:
+    """Parse and check a values file (default: the package's ``values.csv``); a bad row fails with
+    its line number."""
+    frame = _read("values.csv", VALUE_COLUMNS, path)
     for column, integer in (("shots", True), ("steps", True), ("value", False), ("sd", False)):
         frame[column] = _numeric(frame, column, "values.csv", integer)
     missing = frame.index[frame["value"].isna()]
     if len(missing):
         raise ValueError(f"values.csv line {missing[0] + 2}: no value")
     return frame
+
+
+@lru_cache(maxsize=1)
+def _values() -> pd.DataFrame:
+    return read_values()
 
 
 def values(paper: str | None = None, table: str | None = None, **where) -> pd.DataFrame:

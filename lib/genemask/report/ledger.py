@@ -255,7 +255,8 @@ def perplexity_collapse(ctx: Context) -> Evidence:
     fig2 = published.values("GeneMask", "Fig2", metric="collapse_start_step")
     first_collapse = int(fig2["value"].min())
     collapsed = [r for r, p in profiles.items() if p["collapse_step"] is not None]
-    ours = (f"{len(collapsed)} of {len(profiles)} runs fell below half their peak perplexity within {last:,} steps; "
+    ours = (f"{len(collapsed)} of {len(profiles)} runs fell a hundredfold below their peak perplexity within {last:,} steps "
+            f"(final perplexity {min(p['final'] for p in profiles.values()):,.0f}–{max(p['final'] for p in profiles.values()):,.0f}); "
             f"the paper's earliest collapse starts at about {first_collapse:,} steps")
     if last < first_collapse:
         return Evidence(ours, "not testable here", "our runs end before the paper's earliest collapse")
@@ -435,6 +436,15 @@ def findings(ctx: Context) -> pd.DataFrame:
         rows.append({"id": entry["id"], "paper": entry["paper"], "finding": entry["finding"], "evidence": evidence.ours,
                      "status": evidence.verdict, "reason": evidence.reason})
     return pd.DataFrame(rows)
+
+
+def finding(finding_id: str) -> str:
+    """The text of one methodological finding or claim quote of claims.yaml, for a page to cite."""
+    data = _entries()
+    for entry in [*data["findings"], *data["claims"]]:
+        if entry["id"] == finding_id:
+            return entry.get("finding") or entry["quote"]
+    raise KeyError(f"claims.yaml has no entry {finding_id!r}")
 
 
 def verdict_counts(table: pd.DataFrame) -> pd.Series:

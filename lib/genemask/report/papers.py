@@ -288,15 +288,15 @@ def published_gue_wide(table: str, block: str | None = None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------- Fig. 2, Table 5
 
-def perplexity_profile(metrics: pd.DataFrame) -> dict:
+def perplexity_profile(metrics: pd.DataFrame, factor: float = 100.0) -> dict:
     """What GeneMask Fig. 2 shows of a curve: the first and final validation perplexity, the largest
-    value, and the first step where it fell below half of that largest value (the collapse; None when
-    it never did)."""
+    value, and the first step where it fell ``factor``-fold below that largest value (Fig. 2's collapse:
+    from a plateau of over a thousand to single digits; None when it never did)."""
     from .pretrain import eval_rows
 
     evals = eval_rows(metrics)
     peak = float(evals["val_perplexity"].max())
-    below = evals[evals["val_perplexity"] < peak / 2]
+    below = evals[evals["val_perplexity"] < peak / factor]
     return {"first_eval_step": int(evals["step"].iloc[0]), "first": float(evals["val_perplexity"].iloc[0]),
             "peak": peak, "final": float(evals["val_perplexity"].iloc[-1]), "last_step": int(evals["step"].iloc[-1]),
             "collapse_step": int(below["step"].iloc[0]) if len(below) else None}
@@ -315,3 +315,81 @@ def motif_rank_table(rankings: dict[str, pd.DataFrame]) -> pd.DataFrame:
             row[label] = ", ".join(map(str, ranks[:len(motif.ranks)]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------- book loading
+
+@dataclass
+class Collected:
+    """Everything the paper pages read from one profile's committed results (None where a stage has
+    not run)."""
+
+    profile: str
+    fewshot: pd.DataFrame | None
+    fewshot_runs: pd.DataFrame | None
+    rate: pd.DataFrame | None
+    gue: pd.DataFrame | None
+    gue_runs: pd.DataFrame | None
+    pretrain_cells: pd.DataFrame | None
+    metrics: dict
+    pmi_cells: pd.DataFrame | None
+    enrichment: pd.DataFrame | None
+
+
+def collect_results(profile: str | None = None) -> Collected:
+    """Read the few-shot, masking-rate, GUE, pretraining, PMI and motif results of ``profile``."""
+    from . import collect, stage_results
+    from .downstream import gue_scores
+    from .pretrain import load_cells
+
+    profile, fewshot_cells = stage_results("fewshot", profile)
+    _, rate_cells = stage_results("fewshot-rate", profile)
+    _, gue_cells = stage_results("gue", profile)
+    _, pretrain_cells = stage_results("pretrain", profile)
+    _, pmi_cells = stage_results("pmi", profile)
+    _, motif_cells = stage_results("motifs", profile)
+    gue = collect(gue_cells, "gue_results.csv")
+    metrics = {}
+    if pretrain_cells is not None:
+        frame, _ = load_cells(pretrain_cells)
+        metrics = {run: group.reset_index(drop=True) for run, group in frame.groupby("run", sort=False)} if frame is not None else {}
+    return Collected(profile=profile, fewshot=collect(fewshot_cells, "fewshot_results.csv"),
+                     fewshot_runs=collect(fewshot_cells, "fewshot_runs.csv"), rate=collect(rate_cells, "fewshot_results.csv"),
+                     gue=gue_scores(gue) if gue is not None else None, gue_runs=collect(gue_cells, "gue_runs.csv"),
+                     pretrain_cells=pretrain_cells, metrics=metrics, pmi_cells=pmi_cells,
+                     enrichment=collect(motif_cells, "enrichment_summary.csv"))
+
+
+def rankings(collected: Collected, authors: str | Path | None) -> dict[str, pd.DataFrame]:
+    """k-mer rankings by reader's label: the authors' Data-A (when its file exists) and each of ours."""
+    from .motifs import load_ranking, ranking_label
+
+    out = {}
+    if authors is not None and Path(authors).is_file():
+        out["Data-A"] = load_ranking(authors)
+    for row in (collected.pmi_cells.itertuples() if collected.pmi_cells is not None else []):
+        path = Path(row.dir) / "kmer_ranking.csv"
+        if path.exists():
+            out[ranking_label(path)] = load_ranking(path)
+    return out
+
+
+def sampling_notes(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, how our training rows were drawn and what the test set is, where either departs from
+    the paper's protocol (a released set every seed shares, a substitute test set)."""
+    cols = [c for c in ("train_sampling", "test_substitute") if c in runs]
+    part = runs.drop_duplicates("dataset")[["dataset", *cols]].fillna("")
+    part = part[part.get("test_substitute", "").astype(bool) | part.get("train_sampling", "").str.contains("not resampled")]
+    return part.assign(dataset=part["dataset"].map(lambda d: published.DATASET_LABELS.get(d, d))).reset_index(drop=True)
+
+
+def anomalies(paper: str, table: str) -> pd.DataFrame:
+    """The published cells of one table that carry a note about an inconsistency."""
+    frame = published.values(paper, table)
+    frame = frame[frame.note.str.contains("probably|slip|non-monotone|copy|misprinted", regex=True)]
+    return frame[["block", "model", "dataset", "shots", "metric", "value", "sd", "note"]].reset_index(drop=True)
+
+
+def compact(frame: pd.DataFrame, font: str = "85%"):
+    """A styled table in a smaller font, so that the papers' wide layouts fit the page."""
+    return frame.style.set_table_attributes(f'style="font-size: {font}"').format(precision=3, na_rep="")
