@@ -90,7 +90,8 @@ class Scale:
                     if self.protocol == "probe" else self.protocol)
         return (f"Ours: `{self.size}`-size model ({self.parameters_m:.1f} M parameters), {steps} pretraining steps of "
                 f"{self.batch_size} sequences × {self.max_len} tokens ({self.tokens_seen / 1e6:.1f} M tokens seen by a "
-                f"{max(self.steps):,}-step run); {protocol}; {self.seeds} seeds, at most {self.max_test:,} test rows.")
+                f"{max(self.steps):,}-step run); {protocol}; {self.seeds} seed{'s' if self.seeds != 1 else ''}, "
+                f"at most {self.max_test:,} test rows.")
 
 
 def tokens_seen(metrics: pd.DataFrame) -> int:
@@ -308,7 +309,8 @@ def motif_rank_table(rankings: dict[str, pd.DataFrame]) -> pd.DataFrame:
     motifs = published.motif_ranks()
     rows = []
     for motif in motifs.itertuples():
-        row = {"dataset": motif.dataset.replace(";", ", "), "motif": motif.motif, "probe": motif.probe,
+        dataset = "(text, Sect. 6.3)" if motif.dataset == "text" else motif.dataset.replace(";", ", ")
+        row = {"dataset": dataset, "motif": motif.motif, "probe": motif.probe,
                "paper": ", ".join(map(str, motif.ranks))}
         for label, ranking in rankings.items():
             ranks = sorted(ranking.loc[ranking["kmer"].str.contains(motif.probe, regex=False), "rank"].astype(int))
@@ -390,6 +392,39 @@ def anomalies(paper: str, table: str) -> pd.DataFrame:
     return frame[["block", "model", "dataset", "shots", "metric", "value", "sd", "note"]].reset_index(drop=True)
 
 
-def compact(frame: pd.DataFrame, font: str = "85%"):
-    """A styled table in a smaller font, so that the papers' wide layouts fit the page."""
-    return frame.style.set_table_attributes(f'style="font-size: {font}"').format(precision=3, na_rep="")
+def compact(frame: pd.DataFrame, font: str = "85%", precision: int = 3, index: bool = True, wrap: bool = False):
+    """A styled table in a smaller font with padded cells, so that the papers' wide layouts fit the page
+    and neighbouring ``mean ± sd`` cells stay apart; ``index=False`` hides a meaningless row index,
+    ``wrap=True`` lets long text cells wrap."""
+    styles = [{"selector": "th", "props": "padding: 2px 10px; white-space: nowrap"},
+              {"selector": "td", "props": "padding: 2px 10px" + ("" if wrap else "; white-space: nowrap")}]
+    styled = (frame.style.set_table_attributes(f'style="font-size: {font}"').set_table_styles(styles)
+              .format(precision=precision, na_rep="", thousands=","))
+    return styled if index else styled.hide(axis="index")
+
+
+# ------------------------------------------------------------------------- numbers for page prose
+
+def corpus_bases(pmi_cells: pd.DataFrame | None) -> int | None:
+    """Bases of human sequence our PMI counts (and so our corpus) cover: the unigram total of the first
+    PMI cell's params.json."""
+    import json
+
+    for row in (pmi_cells.itertuples() if pmi_cells is not None else []):
+        path = Path(row.dir) / "params.json"
+        if path.exists():
+            return int(json.loads(path.read_text())["totals"]["1"])
+    return None
+
+
+def rate_budget_ratios(our_steps) -> dict:
+    """How much larger CM-GEMS Fig. 4's setting is than our masking-rate runs: the paper's budgets over
+    ours, budget by budget in order (min and max), and DNABERT's parameters over the LOGO size's."""
+    from ..models import size_table
+
+    theirs = sorted(published.values("CM-GEMS", "Fig4", metric="accuracy")["steps"].unique())
+    ours = sorted(int(s) for s in our_steps)
+    ratios = [t / o for t, o in zip(theirs, ours)]
+    sizes = size_table(("dnabert", "logo"))["parameters (M)"]
+    return {"steps_min": min(ratios), "steps_max": max(ratios), "theirs": theirs, "ours": ours,
+            "model": float(sizes["dnabert"] / sizes["logo"])}
