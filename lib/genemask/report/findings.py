@@ -184,6 +184,8 @@ def rate_effect(results: pd.DataFrame, strategy: str = "genemask", rate: float =
     import json
 
     doubled = json.dumps({"mlm_probability": rate})
+    if "pretrain_strategy" not in results:
+        raise ValueError("rate_effect needs the identity columns of genemask.report.runs.downstream (pretrain_strategy, ...)")
     base = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_ranking"] != "Data-A")]
     rows = []
     for steps, part in base.groupby("pretrain_steps", sort=True):
@@ -198,7 +200,7 @@ def rate_effect(results: pd.DataFrame, strategy: str = "genemask", rate: float =
                         f"{label}_ci95_low": stats["ci95_low"], f"{label}_ci95_high": stats["ci95_high"]})
         diff = contrast(part, double[0], default[0], metric)
         row.update({k: diff[k] for k in ("mean_difference", "ci95_low", "ci95_high", "p_boot", "wins", "losses",
-                                         "pretrain_seeds_a", "verdict")})
+                                         "pretrain_seeds_a", "pretrain_seeds_b", "downstream_seeds", "verdict")})
         rows.append(row)
     return pd.DataFrame(rows)
 

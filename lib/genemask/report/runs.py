@@ -36,6 +36,22 @@ def pretraining_runs(profile: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "key", "dir", *COLUMNS, "method"])
 
 
+def identity_of(method: str, profile: str | None = None) -> RunIdentity:
+    """The identity behind a method label of this profile's results (labels name methods one to
+    one, :func:`check_methods`); the seed is dropped. A join on the label, never a parse of it."""
+    from ..models import MODEL_SIZES
+
+    runs = pretraining_runs(profile)
+    found = runs[runs["method"] == method]
+    if len(found):
+        return from_columns(found.iloc[0]).method()
+    for size in MODEL_SIZES:
+        untrained = RunIdentity.untrained(size)
+        if untrained.label() == method:
+            return untrained
+    raise ValueError(f"method {method!r}: no pretraining run of profile {profile or _profile()!r} has this label")
+
+
 def _profile() -> str:
     from . import book_profile
 
