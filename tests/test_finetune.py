@@ -123,7 +123,11 @@ def test_labels_out_of_range_are_refused(small_split):
 
 def test_run_fewshot_tidy_and_bad_input():
     run = finetune.run_fewshot("random:tiny", ["demo-prom"], [10], 2, small={"epochs": 1}, max_test=50)
-    assert list(run.results.columns) == ["model", "dataset", "shot", "seed", "metric", "value"]
+    from genemask.identity import COLUMNS
+
+    # The pretraining run's identity travels as columns with every row (here: never pretrained).
+    assert list(run.results.columns) == ["model", "dataset", "shot", "seed", "metric", "value", *COLUMNS]
+    assert (run.results.pretrain_strategy == "none").all() and (run.results.pretrain_model == "tiny").all()
     assert set(run.results.metric) == {"accuracy", "f1", "mcc", "auc"} and len(run.results) == 8
     assert (run.results.model == "random-init:tiny").all() and run.runs.steps.tolist() == [4, 4]
     with pytest.raises(ValueError, match="unknown dataset 'nope'; known:"):

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import models, tokenizer
+from .genome import check_integer
 from .identity import RunIdentity
 
 RANDOM_PREFIX = "random:"
@@ -57,32 +58,25 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         """Refuse a budget that would crash mid-run or train on nothing, naming the parameter."""
         _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        _check_integer("batch_size", self.batch_size)
+        check_integer("batch_size", self.batch_size)
         _check_number("epochs", self.epochs, low=0.0, low_open=True)
-        _check_integer("max_steps", self.max_steps, optional=True)
+        check_integer("max_steps", self.max_steps, optional=True)
         _check_number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0)
-        _check_integer("warmup_steps", self.warmup_steps, minimum=0)
+        check_integer("warmup_steps", self.warmup_steps, minimum=0)
         _check_number("weight_decay", self.weight_decay, low=0.0)
         _check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
         _check_number("hidden_dropout", self.hidden_dropout, low=0.0, high=1.0, high_open=True, optional=True)
-        _check_integer("max_length", self.max_length, minimum=MIN_MAX_LENGTH,
+        check_integer("max_length", self.max_length, minimum=MIN_MAX_LENGTH,
                        why=" ([CLS], at least one k-mer, [SEP])")
-        _check_integer("eval_steps", self.eval_steps, optional=True)
-        _check_integer("eval_batch_size", self.eval_batch_size)
-        _check_integer("seed", self.seed, minimum=0)
-        _check_integer("threads", self.threads)
+        check_integer("eval_steps", self.eval_steps, optional=True)
+        check_integer("eval_batch_size", self.eval_batch_size)
+        check_integer("seed", self.seed, minimum=0)
+        check_integer("threads", self.threads)
         _device(self.device)
 
 
 #: Fewest tokens a classifier input can have and still hold sequence: [CLS], one k-mer, [SEP].
 MIN_MAX_LENGTH = 3
-
-
-def _check_integer(name: str, value, minimum: int = 1, optional: bool = False, why: str = "") -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{why}" + (" or None" if optional else ""))
 
 
 def _check_number(name: str, value, low: float | None = None, high: float | None = None, low_open: bool = False,
@@ -141,9 +135,9 @@ def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | No
     A ``max_steps`` override caps warmup at a tenth of it (the task's 30-50 warmup steps would
     otherwise swallow a reduced budget); ``max_length`` caps the task's sequence length.
     """
-    _check_integer("max_steps", max_steps, optional=True)
+    check_integer("max_steps", max_steps, optional=True)
     if max_length is not None:  # checked here too: min() below would hide a bad cap behind the task's
-        _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
+        check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     task_max_steps = task.max_steps if epochs is None else None
     warmup = task.warmup_steps if max_steps is None else min(task.warmup_steps, max(1, max_steps // 10))
     return FinetuneConfig(learning_rate=task.learning_rate, batch_size=task.batch_size if batch_size is None else batch_size,
@@ -250,8 +244,8 @@ def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: i
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    _check_integer("num_labels", num_labels, minimum=2, why=" (classes)")
-    _check_integer("seed", seed, minimum=0)
+    check_integer("num_labels", num_labels, minimum=2, why=" (classes)")
+    check_integer("seed", seed, minimum=0)
     _check_number("hidden_dropout", hidden_dropout, low=0.0, high=1.0, high_open=True, optional=True)
     info = checkpoint_info(checkpoint)
     if k is not None and k != info["k"]:
@@ -295,7 +289,7 @@ def _check_loaded_weights(checkpoint, model, loading: dict) -> None:
     n_encoder = sum(1 for key in model.state_dict() if not key.startswith(NEW_WEIGHT_PREFIXES))
     problems = []
     if missing:
-        problems.append(f"{len(missing)} of its {n_encoder} encoder weights are missing (e.g. {', '.join(missing[:3])})")
+        problems.append(f"{len(missing)} of its {n_encoder} encoder weights are missing (e.g. {', '.join(sorted(missing)[:3])})")
     if mismatched:
         problems.append(f"{len(mismatched)} have another shape (e.g. {', '.join(mismatched[:3])})")
     unexpected = [key for key in loading.get("unexpected_keys", ()) if not key.startswith("cls.")]  # cls.: the MLM head
@@ -352,7 +346,7 @@ def encode(frame: pd.DataFrame, k: int, max_length: int, n_classes: int | None =
     """Tokenize a (sequence, label) frame once, vectorised, with [CLS]/[SEP] and right truncation."""
     import torch
 
-    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
+    check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
 
     labels = frame["label"].to_numpy()
     if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
@@ -390,7 +384,7 @@ def predict(model, data: Encoded, batch_size: int = 128):
     """(class probabilities, mean cross-entropy) of a model over encoded data."""
     import torch
 
-    _check_integer("batch_size", batch_size)
+    check_integer("batch_size", batch_size)
 
     model.eval()
     device = next(model.parameters()).device
@@ -497,9 +491,9 @@ def embed(checkpoint: str | Path, sequences: list[str], k: int | None = None, ma
     one row of features per sequence, for the linear-probe protocol."""
     import torch
 
-    _check_integer("batch_size", batch_size)
-    _check_integer("threads", threads)
-    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
+    check_integer("batch_size", batch_size)
+    check_integer("threads", threads)
+    check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     model, k = load_classifier(checkpoint, 2, seed=0, k=k)
     encoder = model.base_model.eval()
     data = encode(pd.DataFrame({"sequence": list(sequences), "label": 0}), k, max_length)
@@ -651,7 +645,7 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     shots = [shots] if isinstance(shots, (int, np.integer)) and not isinstance(shots, bool) else shots
     if not isinstance(shots, (list, tuple)) or not shots:
         raise ValueError(f"shots={shots!r}: expected a number of examples per class or a non-empty list of them")
-    _check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
+    check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     plan, skipped = [], []
     for dataset in datasets:
         entry = tasks.get_dataset(dataset)

@@ -43,10 +43,14 @@ class FastaError(ValueError):
     """A file that is not usable nucleotide FASTA; the message names the file (and line)."""
 
 
-def _check_count(name: str, value, minimum: int) -> None:
-    """A whole-number parameter, refused naming it (a float or a 0 would fail deep in numpy)."""
+def check_integer(name: str, value, minimum: int = 1, optional: bool = False, why: str = "") -> None:
+    """A whole-number parameter of a public function, refused naming it: a float, a bool or a 0
+    would otherwise fail deep in numpy or torch, or quietly do nothing. The package's one home
+    for this check (genome is the module every other one builds on)."""
+    if value is None and optional:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
+        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{why}" + (" or None" if optional else ""))
 
 
 class Segment(NamedTuple):
@@ -214,7 +218,7 @@ def iter_record_segments(path: str | Path, max_segment: int = MAX_SEGMENT) -> It
     ``continues`` flag is known; work stays linear in the file size. A file without a single
     A/C/G/T base (all N, say) is an error, raised at its end: every consumer would get nothing.
     """
-    _check_count("max_segment", max_segment, 1)
+    check_integer("max_segment", max_segment)
     found = False
     for name, blocks in iter_records_raw(path):
         pending: bytes | None = None
@@ -437,8 +441,8 @@ def ensure_demo_genome() -> Path:
 
 def sample_windows(fasta, n: int, length: int, seed: int = 0) -> list[str]:
     """``n`` random A/C/G/T windows of ``length`` nt from a FASTA (uniform over runs long enough)."""
-    _check_count("n", n, 0)
-    _check_count("length", length, 1)
+    check_integer("n", n, minimum=0)
+    check_integer("length", length)
     runs, buffer = [], b""
     for _, seg in iter_record_segments(fasta):
         buffer += seg.seq

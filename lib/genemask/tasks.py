@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-from .genome import _mutate, _random_dna, ensure_demo_genome, read_fasta
+from .genome import _mutate, _random_dna, check_integer, ensure_demo_genome, read_fasta
 from .io import write_with
 from .tokenizer import kmerize, kmers_to_seq
 
@@ -441,8 +441,8 @@ def remove_overlap(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.Dat
 
 def sample_per_class(frame: pd.DataFrame, shots: int, seed: int, where: str = "") -> pd.DataFrame:
     """``shots`` rows of every class, drawn with ``seed`` and shuffled (one few-shot training set)."""
-    _check_count("shots", shots, optional=False)
-    _check_count("seed", seed, minimum=0, optional=False)
+    check_integer("shots", shots)
+    check_integer("seed", seed, minimum=0)
     counts = frame["label"].value_counts().sort_index()
     short = counts[counts < shots]
     if len(short):
@@ -464,14 +464,6 @@ def _check_all_classes(frame: pd.DataFrame, n_classes: int, where: str) -> None:
     if absent:
         raise TaskDataError(f"{where}: no row of class {absent[0]} (of 0..{n_classes - 1}); "
                             f"rows per class: {frame['label'].value_counts().sort_index().to_dict()}")
-
-
-def _check_count(name: str, value, minimum: int = 1, optional: bool = True) -> None:
-    """A whole-number parameter of a public function, named in the error."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}" + (" or None" if optional else ""))
 
 
 def _read_cached(path: Path, n_classes: int | None) -> pd.DataFrame:
@@ -499,8 +491,8 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
         raise ValueError(f"dataset {name!r} is a GUE task; few-shot datasets: {', '.join(sorted(FEWSHOT))}")
     if not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1:
         raise ValueError(f"shots={shots!r}: expected a positive integer (examples per class)")
-    _check_count("seed", seed, minimum=0, optional=False)
-    _check_count("max_test", max_test)
+    check_integer("seed", seed, minimum=0)
+    check_integer("max_test", max_test, optional=True)
     if shots in d.unavailable_shots:
         raise DataUnavailable(f"{name}: {shots}-shot training data is not in the shared data ({d.missing})")
     root = d.root()
@@ -572,8 +564,8 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: i
         raise ValueError(f"dataset {name!r} is a few-shot dataset; GUE tasks: {', '.join(GUE)}")
     if missing_train not in ("skip", "dev"):
         raise ValueError(f"missing_train={missing_train!r}: expected 'skip' or 'dev'")
-    _check_count("seed", seed, minimum=0, optional=False)
-    _check_count("max_eval", max_eval)
+    check_integer("seed", seed, minimum=0)
+    check_integer("max_eval", max_eval, optional=True)
     if "test" in t.missing:
         raise DataUnavailable(f"{name}: no split of this task is in the shared data (files > 4 MB): skipped")
     root = t.root()
