@@ -200,9 +200,10 @@ def test_fewshot_side_by_side_and_largest_gap():
     rows = {"ORI 10K": "random@1000:logo", "GeneMask 10K": "genemask@1000:logo"}
     table = papers.fewshot_side_by_side(paper, stats_frame, rows, "accuracy", our_metric="mcc")
     line = table.loc[("Prom-core", 10)]
-    assert line[("ORI 10K", "paper")] == "0.400 ± 0.010" and line[("GeneMask 10K", "paper")] == "0.700 ± 0.020*"
-    assert line[("ORI 10K", "ours")] == "0.510 ± 0.010" and line[("ORI 10K", "gap")] == "+0.110"
-    assert line[("GeneMask 10K", "ours MCC")] == "0.210 ± 0.010"
+    pm = "\u2009±\u2009"
+    assert line[("ORI 10K", "paper")] == f"0.400{pm}0.010" and line[("GeneMask 10K", "paper")] == f"0.700{pm}0.020*"
+    assert line[("ORI 10K", "ours")] == f"0.510{pm}0.010" and line[("ORI 10K", "gap")] == "+0.110"
+    assert line[("GeneMask 10K", "ours MCC")] == f"0.210{pm}0.010"
     assert table.loc[("Prom-300", 10)][("ORI 10K", "paper")] == ""  # the paper has no such cell here
     gap = papers.largest_gap(paper, stats_frame, rows, "accuracy")
     assert gap["model"] == "ORI 10K" and gap["gap"] == pytest.approx(0.11)

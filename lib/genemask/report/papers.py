@@ -63,7 +63,7 @@ def cell(mean: float, sd: float | None = None, digits: int = 3, sig: str = "") -
         return ""
     text = f"{mean:.{digits}f}"
     if sd is not None and np.isfinite(sd):
-        text += f" ± {sd:.{digits}f}"
+        text += f"\u2009±\u2009{sd:.{digits}f}"  # thin spaces: the papers' wide tables fit the page
     return text + sig
 
 
@@ -398,14 +398,18 @@ def anomalies(paper: str, table: str) -> pd.DataFrame:
     return frame[["block", "model", "dataset", "shots", "metric", "value", "sd", "note"]].reset_index(drop=True)
 
 
-def compact(frame: pd.DataFrame, font: str = "85%", precision: int = 3, index: bool = True, wrap: bool = False):
+def compact(frame: pd.DataFrame, font: str = "80%", precision: int = 3, index: bool = True, wrap: bool = False,
+            formats: dict | None = None):
     """A styled table in a smaller font with padded cells, so that the papers' wide layouts fit the page
     and neighbouring ``mean ± sd`` cells stay apart; ``index=False`` hides a meaningless row index,
-    ``wrap=True`` lets long text cells wrap."""
-    styles = [{"selector": "th", "props": "padding: 2px 10px; white-space: nowrap"},
-              {"selector": "td", "props": "padding: 2px 10px" + ("" if wrap else "; white-space: nowrap")}]
+    ``wrap=True`` lets long text cells wrap; ``formats`` maps columns to their own format strings."""
+    styles = [{"selector": "th", "props": "padding: 1px 6px; white-space: nowrap"},
+              {"selector": "td", "props": "padding: 1px 6px" + ("" if wrap else "; white-space: nowrap")}]
     styled = (frame.style.set_table_attributes(f'style="font-size: {font}"').set_table_styles(styles)
               .format(precision=precision, na_rep="", thousands=","))
+    if formats:
+        styled = styled.format({**{c: f"{{:,.{precision}f}}" for c in frame.columns if c not in formats and
+                                   pd.api.types.is_float_dtype(frame[c])}, **formats}, na_rep="")
     return styled if index else styled.hide(axis="index")
 
 
