@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import hashlib
 import json
 import math
@@ -529,8 +528,6 @@ class UnitRun:
 
     def _time_pretrain(self, run: dict, steps: int, label: str, **overrides) -> dict:
         """A short run of ``steps`` steps: seconds per step and tokens/s after the warm-up steps."""
-        import torch
-
         from . import pretrain
 
         cfg = self._config(run, steps=steps, eval_steps=steps, save_steps=0, resume=False,
@@ -657,7 +654,11 @@ class UnitRun:
         for key, run, _ in self.cells["pretrain"]:
             fewshot_per_run = required_steps * plan["finetune_step_seconds"].get(run["model"], 0.01) / plan["finetune_speedup"]
             cost = per_step[run["model"]] * run["steps"] * 1.05 + plan["run_overhead_seconds"] * (0.2 if self.smoke else 1)
-            if needed + cost + fewshot_per_run > self.left():
+            if not runs and cost < self.left() <= cost + fewshot_per_run:
+                # The first run fits only without its few-shot time: its curve is worth the window;
+                # fine-tuning gets what is left and is trimmed (and redone with the run) if cut.
+                self.say(f"NOTE pretrain {key} fits only with ~{self.left() - cost:.0f} s left for few-shot")
+            elif needed + cost + fewshot_per_run > self.left():
                 self.trim(f"pretrain {key} ({run['strategy']}, seed {run.get('seed', 0)})",
                           f"planned {needed + cost:.0f} s of pretraining and ~{fewshot_per_run:.0f} s of few-shot after it "
                           f"exceed the {self.left():.0f} s left (measured {per_step[run['model']]:.4f} s/step)")
@@ -669,8 +670,6 @@ class UnitRun:
         return runs
 
     def _pretrain(self, run: dict, key: str) -> Path:
-        import torch
-
         from . import pretrain
         from .report import pretrain as pretrain_report
 
@@ -732,7 +731,7 @@ class UnitRun:
         jobs = [f for cell in pending for f in cell.jobs]
         start = time.perf_counter()
         while jobs and self.left() > 0:
-            done, _ = wait(jobs, timeout=max(0.1, min(self.left(), 5.0)), return_when=FIRST_COMPLETED)
+            wait(jobs, timeout=max(0.1, min(self.left(), 5.0)), return_when=FIRST_COMPLETED)
             jobs = [f for f in jobs if not f.done()]
             for cell in pending:
                 if not cell.done and all(f.done() for f in cell.jobs):
