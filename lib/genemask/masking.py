@@ -144,16 +144,16 @@ def _spans(rows: torch.Tensor, cols: torch.Tensor, before: int, after: int, shap
     clipped to the batch (callers clip them to maskable tokens): one scatter for all spans."""
     B, L = shape
     width = L + before + after
-    padded = torch.zeros((B, width), dtype=torch.bool)
+    padded = torch.zeros((B, width), dtype=torch.bool, device=rows.device)
     if rows.numel():
-        flat = (rows * width + cols).unsqueeze(1) + torch.arange(before + after + 1)
+        flat = (rows * width + cols).unsqueeze(1) + torch.arange(before + after + 1, device=rows.device)
         padded.view(-1).index_fill_(0, flat.view(-1), True)
     return padded[:, before : before + L].contiguous()
 
 
 def _marks(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """[B, L] bool, True at the given (row, col) pairs."""
-    out = torch.zeros(shape, dtype=torch.bool)
+    out = torch.zeros(shape, dtype=torch.bool, device=rows.device)
     out.view(-1).index_fill_(0, rows * shape[1] + cols, True)
     return out
 
@@ -222,9 +222,9 @@ def _greedy_slots(values: np.ndarray, valid: np.ndarray, table_size: int) -> np.
     steps = _probe_steps(table_size, n_values)[torch.from_numpy(np.where(valid, values, n_values))]
     taken = 8 * table_size  # > any probe step: a held slot is never the first free one
     slots = torch.from_numpy(np.where(valid, values & (table_size - 1), table_size))
-    rows = torch.arange(r)  # the working set
+    rows = torch.arange(r, device="cpu")  # the working set
     current = slots
-    held = torch.zeros((r, m, table_size + 1), dtype=torch.int32)
+    held = torch.zeros((r, m, table_size + 1), dtype=torch.int32, device="cpu")
     for _ in range(m + 1):
         held.scatter_(2, current.unsqueeze(2), taken)
         new = held.cumsum(1, dtype=torch.int32).sub_(held).add_(steps).argmin(2)
@@ -250,8 +250,8 @@ def python_set_iteration_rank(values: torch.Tensor, counts: torch.Tensor) -> tor
     ``[R, M]`` ranks (-1 for padding). Emulates CPython >= 3.7 sets below 50,000 elements.
     Works on these small arrays in numpy, whose per-call overhead is a few times torch's.
     """
-    values = values.numpy().clip(min=0)
-    counts = counts.numpy()
+    values = values.cpu().numpy().clip(min=0)  # host work (see above); the caller moves the result back
+    counts = counts.cpu().numpy()
     R, M = values.shape
     out = np.full((R, M), -1, dtype=np.int64)
     if R == 0 or M == 0:
@@ -286,20 +286,21 @@ def python_set_iteration_rank(values: torch.Tensor, counts: torch.Tensor) -> tor
 def _set_order(rows, cols, slot, counts, width, need) -> torch.Tensor:
     """Per centre (rows, cols; ``slot`` = its index in its row), its place in
     ``list(set(centres of its row))``, for rows where ``need`` (-1 elsewhere)."""
+    device = rows.device
     if bool(need.all()):
-        values = torch.zeros((len(need), max(width, 1)), dtype=torch.long)
+        values = torch.zeros((len(need), max(width, 1)), dtype=torch.long, device=device)
         values[rows, slot] = cols
-        return python_set_iteration_rank(values, counts)[rows, slot]
+        return python_set_iteration_rank(values, counts).to(device)[rows, slot]
     picked = need[rows]
     order = torch.full_like(rows, -1)
     if not picked.any():
         return order
     need_rows = torch.nonzero(need).squeeze(1)
-    compact_row = torch.full((len(need),), -1, dtype=torch.long)
-    compact_row[need_rows] = torch.arange(len(need_rows))
-    values = torch.zeros((len(need_rows), max(width, 1)), dtype=torch.long)
+    compact_row = torch.full((len(need),), -1, dtype=torch.long, device=device)
+    compact_row[need_rows] = torch.arange(len(need_rows), device=device)
+    values = torch.zeros((len(need_rows), max(width, 1)), dtype=torch.long, device=device)
     values[compact_row[rows[picked]], slot[picked]] = cols[picked]
-    ranks = python_set_iteration_rank(values, counts[need_rows])
+    ranks = python_set_iteration_rank(values, counts[need_rows]).to(device)
     order[picked] = ranks[compact_row[rows[picked]], slot[picked]]
     return order
 
@@ -396,6 +397,7 @@ class DataCollatorForSpanMasking:
             self._ranks = ranks
 
         self.generator = torch.Generator().manual_seed(int(self.seed)) if self.seed is not None else None
+        self._device_tables: dict[torch.device, dict[str, torch.Tensor]] = {}
         self._worker_checked = False
         self.step = 0
         self.perplexities: list[float] = []
@@ -536,7 +538,7 @@ class DataCollatorForSpanMasking:
         is not modified.
         """
         self._seed_worker()
-        ids = torch.as_tensor(input_ids)
+        ids = _tensor(input_ids)
         if ids.ndim != 2:
             raise ValueError(f"input_ids: expected a [batch, length] tensor, got shape {tuple(ids.shape)}")
         ids = ids.long().contiguous()  # flat (view(-1)) indexing below
@@ -547,15 +549,15 @@ class DataCollatorForSpanMasking:
         if self._specials_first:
             maskable = ids >= self._first_kmer_id
         else:
-            maskable = self._is_kmer.index_select(0, ids.view(-1)).view(B, L)
+            maskable = self._table("is_kmer", ids.device).index_select(0, ids.view(-1)).view(B, L)
         if attention_mask is not None:
-            maskable &= torch.as_tensor(attention_mask).bool().reshape(B, L)
+            maskable &= _tensor(attention_mask).to(ids.device).bool().reshape(B, L)
 
         phase = self._choose_phase(use_global)
         if centres is None:
             rows, cols = self._sample_centres(maskable, self._centre_probability(phase))
         else:
-            centres = torch.as_tensor(centres).bool()
+            centres = _tensor(centres).to(ids.device).bool()
             if centres.shape != ids.shape:
                 raise ValueError(f"centres: shape {tuple(centres.shape)} differs from input_ids {tuple(ids.shape)}")
             rows, cols = (centres & maskable).nonzero(as_tuple=True)
@@ -591,6 +593,19 @@ class DataCollatorForSpanMasking:
         }
         return corrupted, labels, info
 
+    def _table(self, name: str, device: torch.device) -> torch.Tensor:
+        """``is_kmer``, ``ranks`` or ``anchor_offsets`` on ``device`` (copied there once), so that
+        a batch on a GPU is masked there. Random numbers are still drawn on the CPU generator and
+        moved: a batch is masked identically on any device, and resume states stay portable."""
+        if device.type == "cpu":
+            return {"is_kmer": self._is_kmer, "ranks": self._ranks, "anchor_offsets": self._anchor_offsets}[name]
+        tables = self._device_tables.get(device)
+        if tables is None:
+            tables = {"is_kmer": self._is_kmer.to(device), "anchor_offsets": self._anchor_offsets.to(device),
+                      "ranks": self._ranks.to(device) if self._ranks is not None else None}
+            self._device_tables[device] = tables
+        return tables[name]
+
     def _sample_centres(self, maskable: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Bernoulli(p) centres on the maskable positions, as (rows, cols) in row-major order.
 
@@ -601,7 +616,8 @@ class DataCollatorForSpanMasking:
         (a < 1e-9 event per row) get further blocks.
         """
         B, L = maskable.shape
-        empty = torch.empty(0, dtype=torch.long)
+        device = maskable.device
+        empty = torch.empty(0, dtype=torch.long, device=device)
         if probability == 0 or B == 0 or L == 0:
             return empty, empty
         if probability == 1:
@@ -609,17 +625,17 @@ class DataCollatorForSpanMasking:
         expected = L * probability
         block = min(L, int(expected + 6 * math.sqrt(expected * (1 - probability)) + 8))
         scale = 1.0 / math.log1p(-probability)
-        ends = torch.zeros((B, 1), dtype=torch.float64)  # 1-based position of the last success
+        ends = torch.zeros((B, 1), dtype=torch.float64, device="cpu")  # 1-based position of the last success
         blocks = []
         while True:
-            uniforms = torch.rand((B, block), dtype=torch.float64, generator=self.generator)
+            uniforms = torch.rand((B, block), dtype=torch.float64, generator=self.generator, device="cpu")
             steps = torch.log1p(-uniforms).mul_(scale).floor_().add_(1)  # Geometric(p) on 1, 2, ...
             blocks.append(steps.cumsum_(1).add_(ends))
             ends = blocks[-1][:, -1:]
             if bool((ends > L).all()):
                 break
-        positions = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)).clamp_(max=L + 1).long()
-        first = torch.arange(B).unsqueeze(1) * L - 1  # flat index of position 1-based p is row * L + p - 1
+        positions = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)).clamp_(max=L + 1).long().to(device)
+        first = torch.arange(B, device=device).unsqueeze(1) * L - 1  # flat index of position 1-based p is row * L + p - 1
         keep = (positions <= L) & maskable.view(-1).take(first + positions.clamp(max=L))
         rows, column = keep.nonzero(as_tuple=True)
         return rows, positions[rows, column] - 1
@@ -630,7 +646,7 @@ class DataCollatorForSpanMasking:
         if self.strategy != "cmstep":
             return self.strategy
         if use_global is None:
-            coin = torch.rand((), generator=self.generator)
+            coin = torch.rand((), generator=self.generator, device="cpu")
             use_global = bool(coin < self.global_fraction())
         self._last_phase = "global" if use_global else "random"
         return self._last_phase
@@ -638,20 +654,22 @@ class DataCollatorForSpanMasking:
     def _centre_probability(self, phase: str) -> float:
         return getattr(self, f"{phase}_probability")
 
-    def _ranks_by_position(self, length: int) -> torch.Tensor:
+    def _ranks_by_position(self, length: int, device: torch.device) -> torch.Tensor:
         """Bug 1: the rank at position p is that of vocabulary id p (past the vocabulary: as a
         special token)."""
-        by_position = torch.full((length,), int(self._ranks[self._special_ids[0]]), dtype=torch.long)
+        ranks = self._table("ranks", device)
+        by_position = torch.full((length,), int(self._ranks[self._special_ids[0]]), dtype=torch.long, device=device)
         n = min(length, self.vocab_size)
-        by_position[:n] = self._ranks[:n]
+        by_position[:n] = ranks[:n]
         return by_position
 
     def _genemask(self, ids, maskable, rows, cols, counts, info) -> torch.Tensor:
         B, L = ids.shape
+        device = ids.device
         masked = _spans(rows, cols, *self.nucleotide_span, (B, L))
         n_total = rows.numel()
         width = int(counts.max()) if n_total else 0
-        slot = torch.arange(n_total) - (counts.cumsum(0) - counts)[rows]  # index of a centre in its row
+        slot = torch.arange(n_total, device=device) - (counts.cumsum(0) - counts)[rows]  # index of a centre in its row
 
         if self.selection == "v1":
             # Every "high" entry re-adds the 11-span around `center`, the loop variable left over
@@ -664,16 +682,16 @@ class DataCollatorForSpanMasking:
         # Anchor of each centre: best rank among the centre's 1-nt span; ties keep the first
         # candidate in the released order (centre, -2, -1, +1, +2, +3), as its strict `<` does.
         n_candidates = len(self._anchor_offsets)
-        candidates = cols.unsqueeze(1) + self._anchor_offsets
+        candidates = cols.unsqueeze(1) + self._table("anchor_offsets", device)
         inside = (candidates >= 0) & (candidates < L)
         candidates_c = candidates.clamp(0, L - 1)
         flat = rows.unsqueeze(1) * L + candidates_c
         usable = inside & maskable.view(-1)[flat]
         if self.rank_lookup == "token":
-            candidate_ranks = self._ranks[ids.view(-1)[flat]]
+            candidate_ranks = self._table("ranks", device)[ids.view(-1)[flat]]
         else:
-            candidate_ranks = self._ranks_by_position(L)[candidates_c]
-        key = torch.where(usable, candidate_ranks * n_candidates + torch.arange(n_candidates), _NO_RANK)
+            candidate_ranks = self._ranks_by_position(L, device)[candidates_c]
+        key = torch.where(usable, candidate_ranks * n_candidates + torch.arange(n_candidates, device=device), _NO_RANK)
         best = key.argmin(1, keepdim=True)
         anchor_position = candidates.gather(1, best).squeeze(1)
         anchor_rank = candidate_ranks.gather(1, best).squeeze(1)
@@ -688,7 +706,7 @@ class DataCollatorForSpanMasking:
             # v3: stable sort by anchor rank (ties in set order), keep the first ceil(n/2).
             tiebreak = slot
             if (~all_high).any():  # some row has >= 9 centres, so width >= 9 > segments
-                padded_rank = torch.full((B, width), _NO_RANK, dtype=torch.long)
+                padded_rank = torch.full((B, width), _NO_RANK, dtype=torch.long, device=device)
                 padded_rank[rows, slot] = anchor_rank
                 sorted_rank = padded_rank.sort(1).values
                 cut = segments.clamp(1, width - 1).unsqueeze(1)
@@ -699,16 +717,16 @@ class DataCollatorForSpanMasking:
                 if tie_at_cut.any():
                     group = tie_at_cut[rows] & (anchor_rank == cut_rank[rows])
                     at, where_ = rows[group], anchor_position[group]
-                    lowest = torch.full((B,), L).scatter_reduce(0, at, where_, "amin")
-                    highest = torch.full((B,), -1).scatter_reduce(0, at, where_, "amax")
+                    lowest = torch.full((B,), L, device=device).scatter_reduce(0, at, where_, "amin")
+                    highest = torch.full((B,), -1, device=device).scatter_reduce(0, at, where_, "amax")
                     tie_at_cut &= lowest != highest
                 if tie_at_cut.any():
                     order = _set_order(rows, cols, slot, counts, width, tie_at_cut)
                     tiebreak = torch.where(tie_at_cut[rows], order, slot)
-            padded_key = torch.full((B, max(width, 1)), _NO_RANK, dtype=torch.long)
+            padded_key = torch.full((B, max(width, 1)), _NO_RANK, dtype=torch.long, device=device)
             padded_key[rows, slot] = anchor_rank * (width + 1) + tiebreak
             by_key = padded_key.argsort(1)
-            place = torch.empty_like(by_key).scatter_(1, by_key, torch.arange(by_key.shape[1]).expand_as(by_key))
+            place = torch.empty_like(by_key).scatter_(1, by_key, torch.arange(by_key.shape[1], device=device).expand_as(by_key))
             high = all_high[rows] | (place[rows, slot] < segments[rows])
 
         info.update(anchors=_marks(rows[high], anchor_position[high], (B, L)), anchor_position=anchor_position, anchor_rank=anchor_rank, high=high)
@@ -718,18 +736,20 @@ class DataCollatorForSpanMasking:
         """k = number of centres (their positions are dropped); 11-spans at the k best-ranked
         maskable positions, ties by position (the released ``sorted(key=(rank, index))``)."""
         B, L = ids.shape
+        device = ids.device
         k_max = int(counts.max()) if B else 0
         if not k_max:
-            info["anchors"] = torch.zeros((B, L), dtype=torch.bool)
-            return torch.zeros((B, L), dtype=torch.bool)
+            info["anchors"] = torch.zeros((B, L), dtype=torch.bool, device=device)
+            return torch.zeros((B, L), dtype=torch.bool, device=device)
+        positions = torch.arange(L, device=device)
         if self.rank_lookup == "token":
-            key = self._ranks.index_select(0, ids.view(-1)).view(B, L) * L + torch.arange(L)
+            key = self._table("ranks", device).index_select(0, ids.view(-1)).view(B, L) * L + positions
         else:
-            key = (self._ranks_by_position(L) * L + torch.arange(L)).expand(B, L)
+            key = (self._ranks_by_position(L, device) * L + positions).expand(B, L)
         key = key.masked_fill(~maskable, _NO_RANK)
         best = key.topk(k_max, dim=1, largest=False, sorted=True).indices
-        take = torch.arange(k_max) < counts.unsqueeze(1)
-        rows = torch.arange(B).unsqueeze(1).expand_as(best)[take]
+        take = torch.arange(k_max, device=device) < counts.unsqueeze(1)
+        rows = torch.arange(B, device=device).unsqueeze(1).expand_as(best)[take]
         cols = best[take]
         info["anchors"] = _marks(rows, cols, (B, L))
         return _spans(rows, cols, *self.kmer_span, (B, L))
@@ -737,9 +757,9 @@ class DataCollatorForSpanMasking:
     def _corrupt(self, original: torch.Tensor) -> torch.Tensor:
         """80/10/10 for the masked tokens ``original``, one uniform each: below 0.8 → [MASK], below
         0.9 → a random token, else unchanged (Hugging Face's distribution, ~7x fewer draws)."""
-        uniforms = torch.rand(original.shape, generator=self.generator)
+        uniforms = torch.rand(original.shape, generator=self.generator, device="cpu").to(original.device)
         low = 0 if self.random_replacement == "vocab" else self._first_kmer_id
-        random_tokens = torch.randint(low, self.vocab_size, original.shape, generator=self.generator)
+        random_tokens = torch.randint(low, self.vocab_size, original.shape, generator=self.generator, device="cpu").to(original.device)
         keep_or_random = torch.where(uniforms < self.mask_replace_prob + self.random_replace_prob, random_tokens, original)
         return torch.where(uniforms < self.mask_replace_prob, self.mask_token_id, keep_or_random)
 
@@ -755,6 +775,11 @@ class DataCollatorForSpanMasking:
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _tensor(value: Any) -> torch.Tensor:
+    """A tensor as it is (on its own device), anything else as a CPU tensor."""
+    return value if isinstance(value, torch.Tensor) else torch.as_tensor(value, device="cpu")
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:

@@ -554,11 +554,14 @@ def _finished(out_dir: Path, cfg: PretrainConfig) -> dict | None:
 # The run
 
 
-def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = False) -> PretrainResult:
+def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = False,
+        mask_on_device: bool = False) -> PretrainResult:
     """Pretrain as ``cfg`` says; resume from ``out_dir``'s latest state when there is one.
 
     ``stop_after`` ends the run after that many optimizer steps without a final checkpoint, as a
     kill would (tests use it for resume). Re-running a finished run returns its result at once.
+    ``mask_on_device`` runs the collator's tensor work on the training device (``genemask.gpu``):
+    the same masks, since the collator draws its random numbers on the CPU either way.
     """
     started = time.perf_counter()
     out_dir = Path(cfg.out_dir) if cfg.out_dir else _default_out_dir()
@@ -572,7 +575,7 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
         dist.barrier()
         lock = _exclusive(out_dir, wait=False) if dist.main else contextlib.nullcontext()
         with lock:
-            return _run(cfg, out_dir, dist, started, stop_after, verbose)
+            return _run(cfg, out_dir, dist, started, stop_after, verbose, mask_on_device)
     finally:
         torch.set_num_threads(threads)
         if created_group:
@@ -580,7 +583,7 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
 
 
 def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_after: int | None,
-         verbose: bool) -> PretrainResult:
+         verbose: bool, mask_on_device: bool = False) -> PretrainResult:
     metrics_path = out_dir / "metrics.csv"
     done = _finished(out_dir, cfg) if cfg.resume else None
     if done is not None:
@@ -645,11 +648,13 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
             data_start = time.perf_counter()
             ids, attention = batches.batch(micro_batches)
             micro_batches += 1
+            tokens += int(attention.sum())
+            if mask_on_device:
+                ids, attention = ids.to(dist.device), attention.to(dist.device)
             masked, labels, _ = collator.mask_batch(ids, attention)
             data_seconds += time.perf_counter() - data_start
             phase = collator.last_stats["phase"]
             fractions.append(collator.last_stats["masked_fraction"])
-            tokens += int(attention.sum())
             with sync_context(accum == cfg.grad_accum - 1), autocast():
                 loss_sum, n = loss_module(masked.to(dist.device), attention.to(dist.device), labels.to(dist.device))
                 loss = loss_sum / max(n, 1)
