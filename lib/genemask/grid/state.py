@@ -87,8 +87,9 @@ def _resolve_refs(params: dict, matched_keys: dict[str, str]) -> dict:
     return out
 
 
-def grid_state(plan: Plan) -> GridState:
-    """The state of every planned cell, and the recorded cells the plan no longer asks for."""
+def grid_state(plan: Plan, use_runs: bool = True) -> GridState:
+    """The state of every planned cell, and the recorded cells the plan no longer asks for.
+    ``use_runs=False`` judges by ``results/`` alone (what the book shows)."""
     profile = plan.spec.profile
     library = provenance.library_hash()
     states: dict[str, CellState] = {}
@@ -102,7 +103,7 @@ def grid_state(plan: Plan) -> GridState:
             if isinstance(record.get("params"), dict):
                 by_signature.setdefault(stage, {})[json.dumps(record["params"], sort_keys=True, default=str)] = key
     for cell in plan.cells:
-        record, why_not = run_record(cell)
+        record, why_not = run_record(cell) if use_runs else (None, "")
         where, record_key = ("runs", cell.key) if record else ("", "")
         if why_not:  # a run whose folder is gone is not done, whatever results/ still holds
             states[cell.id] = CellState(TO_RUN, why_not)
