@@ -316,6 +316,12 @@ def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspa
     record = json.loads((folder / "provenance.json").read_text())
     assert record["migrated"] and record["run_id"] == f"migrated:make/{cell.key}" and record["params"] == {"x": 1}
     assert "made before provenance was recorded" in record["note"]
+    # A cell an older grid finished in runs/ (no run record) gets one, so Snakemake does not redo it.
+    cell.out_dir.mkdir(parents=True)
+    cell.output.write_text("{}")
+    assert grid.migrate(spec, echo=_quiet)["run records"] == 1
+    assert json.loads(cell.marker.read_text())["run_id"] == record["run_id"]
+    assert cell.marker.stat().st_mtime == cell.output.stat().st_mtime
     before = {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
     assert grid.migrate(spec, echo=_quiet)["recorded"] == 0
     assert before == {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
