@@ -345,3 +345,21 @@ def test_portable_text_rewrites_paths_of_any_machine():
     text = '{"a": "/work/main/runs/cpu/pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
     assert provenance.portable_text(text, "cpu") == '{"a": "@pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
     assert provenance.machine_paths('{"p": "/work/shared/data/x.fa", "q": "${GENEMASK_DATA}/x"}') == ["/work/shared/data/x.fa"]
+
+
+def test_edited_notebook_makes_its_results_stale_then_superseded(workspace):
+    """A notebook edit gives its cells new keys; the results made under the old key are reported
+    stale (never silently orphaned or shown as done), and rerunning replaces them."""
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}}])
+    (old,) = grid.run_grid(spec, echo=_quiet)
+    nb = nbformat.read(workspace / "make.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("y = 2  # an edit"))
+    nbformat.write(nb, workspace / "make.ipynb")
+    lines = []
+    (new,) = grid.run_grid(spec, status=True, echo=lines.append)
+    assert new.key != old.key and new.status == "stale"
+    assert any(f"made by other notebook code (recorded as {old.key})" in line for line in lines)
+    (new,) = grid.run_grid(spec, rerun_stale=True, echo=_quiet)
+    assert new.status == "done"
+    assert [r["key"] for r in state.results_rows("t", "make")] == [new.key]
+    assert not (workspace / "results" / "t" / "make" / old.key).exists()
