@@ -9,23 +9,38 @@ JOBS ?= 2
 STAMP := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 PIP_QUIET := 2>&1 | grep -v -E "^WARNING: Location|ignored: it is neither" || true
+# Kernels the book and the grid start log nothing below CRITICAL (ipykernel's "running over TCP
+# without encryption" warning, once per page, is library chatter).
+export IPYTHONDIR := $(CURDIR)/.cache/ipython
+KERNEL_CONFIG := $(IPYTHONDIR)/profile_default/ipython_kernel_config.py
 
-.PHONY: reproduce test book grid bench venv tools clean-runs
+.PHONY: reproduce test book grid status bench venv tools clean-runs
 
-reproduce: venv $(MATHJAX)  ## run params/$(PROFILE).yaml (demo: the whole grid) and build the book
+reproduce: venv $(MATHJAX) $(KERNEL_CONFIG)  ## run params/$(PROFILE).yaml (demo: the whole grid) and build the book
 	@if [ "$(PROFILE)" = "demo" ]; then $(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS); \
 	else echo "profile $(PROFILE): building the book from committed results/$(PROFILE) (no retraining)"; fi
 	@GENEMASK_PROFILE=$(PROFILE) $(MAKE) --no-print-directory book
 	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
 
-test: venv tools $(MATHJAX)  ## unit tests and nbval on notebooks/
+test: venv tools $(MATHJAX) $(KERNEL_CONFIG)  ## unit tests and nbval on notebooks/
 	$(VENV)/bin/pytest -q
 
-book: venv $(MATHJAX)  ## build the Jupyter Book (offline, warnings are errors; every page, since the profile is not in the sources)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build book/ --all -W -n --keep-going -q
+# The book executes pages through jupyter-cache (execute_notebooks: cache), one cache per
+# (profile, results, library) fingerprint: a page re-executes only when its code changed or when
+# what it reads did; Sphinx re-reads every page (--all), which takes the outputs from the cache.
+book: venv $(MATHJAX) $(KERNEL_CONFIG)  ## build the Jupyter Book (offline, warnings are errors)
+	@fp=$$($(PY) -c "from genemask.report.provenance import book_fingerprint; print(book_fingerprint())") \
+	  && mkdir -p book/_build/.caches/$$fp && rm -rf book/_build/.jupyter_cache && ln -s .caches/$$fp book/_build/.jupyter_cache
+	@HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build book/ --all -W -n --keep-going -q
 
-grid: venv  ## run a params file: make grid PROFILE=cpu JOBS=2
+$(KERNEL_CONFIG):
+	@mkdir -p $(dir $@) && echo 'c.IPKernelApp.log_level = "CRITICAL"' > $@
+
+grid: venv $(KERNEL_CONFIG)  ## run a params file: make grid PROFILE=cpu JOBS=2
 	$(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS)
+
+status: venv  ## every cell of a params file: done and fresh, stale, or to run (make status PROFILE=cpu)
+	@$(PY) -m genemask.cli grid params/$(PROFILE).yaml --status
 
 bench: venv tools  ## performance benchmarks (each prints ratios against a named peer)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -37,7 +52,7 @@ $(STAMP): pyproject.toml
 	@echo "installing the environment into $(VENV) (first time: about a minute)"
 	@$(PY) -m pip install -q -U pip $(PIP_QUIET)
 	@$(PY) -m pip install -q -e '.[test]' $(PIP_QUIET)
-	@$(PY) -c "import genemask, torch, transformers, papermill, jupyter_book" || { echo "environment install failed"; exit 1; }
+	@$(PY) -c "import genemask, torch, transformers, papermill, jupyter_book, snakemake" || { echo "environment install failed"; exit 1; }
 	@touch $(STAMP)
 
 # jellyfish (Debian package, not the PyPI string library) is the reference k-mer counter for the

@@ -1,18 +1,26 @@
-"""The grid runner on tiny generated notebooks: caching, failures, references, parameter checks."""
+"""The grid on tiny generated notebooks: Snakemake runs, caching, failures, references, parameter
+checks, provenance and staleness, and each defect of issue 16 with the input that showed it."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import nbformat
 import pytest
 import yaml
 
-from genemask import grid
+from genemask import grid, paths
+from genemask.grid import provenance, state
+from genemask.grid.workflow import profile_lock
 
 
-def _notebook(path, params_src: str, body: str):
+def _notebook(path, params_src: str, body: str | list[str]):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(params_src)
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(b) for b in ([body] if isinstance(body, str) else body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
@@ -25,39 +33,60 @@ def workspace(tmp_path, monkeypatch):
     _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
               "import pathlib\nassert x != 3, 'x must not be 3'\n"
               "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
-              "pathlib.Path(out_dir, 'value.txt').write_text(str(x * 10))")
+              "pathlib.Path(out_dir, 'value.txt').write_text(str(x * 10))\n"
+              f"pathlib.Path(out_dir, 'where.json').write_text('{{\"path\": \"' + out_dir + '\"}}')")
     _notebook(tmp_path / "use.ipynb", "source = ''\nout_dir = None",
               "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
               "pathlib.Path(out_dir, 'got.txt').write_text(pathlib.Path(source).read_text())")
     return tmp_path
 
 
-def _params(tmp_path, stages, name="p.yaml"):
+def _params(tmp_path, stages, name="p.yaml", profile="t"):
     path = tmp_path / name
-    path.write_text(yaml.safe_dump({"profile": "t", "stages": stages}))
+    path.write_text(yaml.safe_dump({"profile": profile, "stages": stages}))
     return path
 
 
+def _quiet(*_):
+    return None
+
+
 def test_runs_caches_reports_failures_and_chains_stages(workspace):
+    """Also: an upstream failure blocks its downstream cells by name (none silently dropped);
+    provenance is recorded and results carry no machine paths."""
     spec = _params(workspace, [
         {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2, 3]}},
         {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.txt"}},
     ])
-    cells = grid.run_grid(spec, jobs=2, echo=lambda *_: None)
+    cells = grid.run_grid(spec, jobs=2, echo=_quiet)
     make = [c for c in cells if c.stage == "make"]
     assert sorted(c.status for c in make) == ["done", "done", "failed"]
     failed = next(c for c in make if c.status == "failed")
     assert "x must not be 3" in failed.error and not failed.output.exists()
     assert failed.output.with_name(f"{failed.key}.failed.ipynb").exists()
     use = [c for c in cells if c.stage == "use"]
-    assert sorted((c.out_dir / "got.txt").read_text() for c in use) == ["10", "20"]
+    assert sorted(c.status for c in use) == ["blocked", "done", "done"]
+    assert next(c for c in use if c.status == "blocked").error == f"not run: upstream make/{failed.key} failed"
+    assert sorted((c.out_dir / "got.txt").read_text() for c in use if c.status == "done") == ["10", "20"]
     report = json.loads((workspace / "runs" / "t" / "grid_report.json").read_text())
-    assert len(report) == 5
+    assert len(report) == 6
     collected = {p.name for p in (workspace / "results" / "t" / "make").iterdir()}
     assert collected == {"cells.csv"} | {c.key for c in make if c.status == "done"}
 
-    again = grid.run_grid(spec, jobs=2, echo=lambda *_: None)
-    assert sorted(c.status for c in again) == ["cached"] * 4 + ["failed"]  # a failure is never cached
+    done = next(c for c in make if c.status == "done")
+    record = json.loads((workspace / "results" / "t" / "make" / done.key / "provenance.json").read_text())
+    assert record["library_hash"] == provenance.library_hash() and len(record["library_hash"]) == 16
+    assert set(record) >= {"commit", "dirty", "versions", "params", "wall_seconds", "cpu_seconds", "run_id", "finished"}
+    assert record["versions"]["papermill"] and record["wall_seconds"] > 0 and record["cpu_seconds"] > 0
+    assert record["params"] == {"x": done.params["x"]}
+    use_record = json.loads(next((workspace / "results" / "t" / "use").glob("*/provenance.json")).read_text())
+    assert use_record["params"]["source"].startswith("@make/") and list(use_record["inputs"])[0].startswith("make/")
+    for file in (workspace / "results").rglob("*.*"):
+        assert str(workspace) not in file.read_text(), file  # e.g. where.json's out_dir is @make/<key>
+    assert json.loads((workspace / "results" / "t" / "make" / done.key / "where.json").read_text())["path"] == f"@make/{done.key}"
+
+    again = grid.run_grid(spec, jobs=2, echo=_quiet)
+    assert sorted(c.status for c in again) == ["blocked", "cached", "cached", "cached", "cached", "failed"]
 
 
 def test_unknown_parameter_is_rejected_before_running(workspace):
@@ -66,31 +95,60 @@ def test_unknown_parameter_is_rejected_before_running(workspace):
         {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"sorce": "x"}},
     ])
     with pytest.raises(grid.GridError, match=r"unknown parameter\(s\) \['sorce'\] for use.ipynb; it declares \['out_dir', 'source'\]"):
-        grid.run_grid(spec, echo=lambda *_: None)
+        grid.run_grid(spec, echo=_quiet)
     assert not (workspace / "runs").exists()
 
 
 def test_mistyped_value_is_rejected(workspace):
     spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": ["one"]}}])
-    with pytest.raises(grid.GridError, match=r"parameter 'x' of make.ipynb expects int"):
-        grid.run_grid(spec, echo=lambda *_: None)
+    with pytest.raises(grid.GridError, match=r"p.yaml: stage 'make': parameter 'x' of make.ipynb expects int"):
+        grid.run_grid(spec, echo=_quiet)
 
 
-@pytest.mark.parametrize("stages, message", [
-    ([{"name": "a", "notebook": "nope.ipynb"}], "does not exist"),
-    ([{"name": "a"}], "missing 'notebook'"),
-    ([{"name": "a", "notebook": "x", "gird": {}}], "unknown key"),
+@pytest.mark.parametrize("text, message", [
+    ("stages: [{name: a, notebook: nope.ipynb}]", r"p.yaml: stage 1 \(a\): notebook nope.ipynb does not exist"),
+    ("stages: [{name: a}]", r"p.yaml: stage 1: missing 'notebook'"),
+    ("stages: [{name: a, notebook: NB, gird: {}}]", r"p.yaml: stage 1: unknown key\(s\) \['gird'\]"),
+    # issue 12: these three gave TypeError tracebacks
+    ("stages: 5", r"p.yaml: 'stages' must be a non-empty list of stage mappings, got int 5"),
+    ("stages: [{name: 123, notebook: NB}]", r"p.yaml: stage 1: 'name' must be a string, got int 123"),
+    ("stages: [{name: a, notebook: NB, params: [1, 2]}]", r"p.yaml: stage 1 \(a\): 'params' must be a mapping .*got list \[1, 2\]"),
+    # issue 16
+    ("profle: x\nstages: [{name: a, notebook: NB}]", r"p.yaml: unknown top-level key\(s\) \['profle'\]; allowed: profile, stages"),
+    ("stages: [{name: a, notebook: NB, grid: {x: []}}]", r"p.yaml: stage 1 \(a\): 'grid' parameter 'x' has no values"),
+    ("profile: ../../x\nstages: [{name: a, notebook: NB}]", r"p.yaml: 'profile' '../../x' is not a safe folder name"),
+    ("stages: [{name: ../a, notebook: NB}]", r"p.yaml: stage 1: 'name' '../a' is not a safe folder name"),
+    ("stages: [{name: a, notebook: NB, cells: []}]", r"'cells' must be a non-empty list"),
+    ("stages: [{name: a, notebook: NB, timeout: -5}]", r"'timeout' must be a positive number of seconds"),
+    ("stages: [{name: a, notebook: NB}, {name: a, notebook: NB}]", r"duplicate stage name\(s\) \['a'\]"),
 ])
-def test_bad_params_file(workspace, stages, message):
+def test_bad_params_file(workspace, text, message):
+    path = workspace / "p.yaml"
+    path.write_text(text.replace("NB", str(workspace / "make.ipynb")))
     with pytest.raises(grid.GridError, match=message):
-        grid.load_spec(_params(workspace, stages))
+        grid.load_spec(path)
 
 
-def test_dry_run_lists_cells(workspace):
-    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}}])
+def test_dry_run_lists_every_cell_including_downstream(workspace):
+    """On a fresh checkout the dry run lists downstream cells too (it listed 4 of demo's 32)."""
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.txt"}},
+    ])
     lines = []
     cells = grid.run_grid(spec, dry_run=True, echo=lines.append)
-    assert [c.status for c in cells] == ["planned", "planned"] and not (workspace / "runs").exists()
+    assert [c.status for c in cells] == ["planned"] * 4 and not (workspace / "runs").exists()
+    assert sum(line.startswith("  to run ") for line in lines) == 4 and lines[-1].endswith("0 done and fresh, 0 stale, 4 to run")
+
+
+def test_demo_dry_run_lists_all_its_cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
+    spec = grid.load_spec(paths.PARAMS / "demo.yaml")
+    cells = grid.run_grid(paths.PARAMS / "demo.yaml", dry_run=True, echo=_quiet)
+    assert {c.stage for c in cells} == {s.name for s in spec.stages} and all(c.status == "planned" for c in cells)
+    pretrain = [c for c in cells if c.stage == "pretrain"]
+    assert len({c.params["strategy"] for c in pretrain}) == len(pretrain) == 8  # every strategy, once
 
 
 def test_reference_selects_upstream_cells_by_parameter(workspace):
@@ -98,14 +156,175 @@ def test_reference_selects_upstream_cells_by_parameter(workspace):
         {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
         {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make[x=2]/value.txt"}},
     ])
-    cells = grid.run_grid(spec, jobs=1, echo=lambda *_: None)
+    cells = grid.run_grid(spec, jobs=1, stages=["use"], echo=_quiet)  # runs make[x=2] for it, not make[x=1]
     assert [(c.out_dir / "got.txt").read_text() for c in cells if c.stage == "use"] == ["20"]
+    assert sorted(c.status for c in cells if c.stage == "make") == ["done", "planned"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("@make[x=7]/value.txt", r"no cell of stage 'make' has x=7 \(its cells have \{'x': \['1', '2'\]\}\)"),
+    ("@mkae/value.txt", r"refers to no stage 'mkae'"),
+    ("@use/got.txt", r"refers to a later stage 'use'|refers to no stage 'use'"),
+    ("@make[x]/value.txt", r"selector item 'x' is not name=value"),
+])
+def test_bad_reference_fails_before_anything_runs(workspace, source, message):
     bad = _params(workspace, [
         {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
-        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make[x=7]/value.txt"}},
-    ], name="bad.yaml")
-    with pytest.raises(grid.GridError, match=r"no cell of stage 'make' has x=7"):
-        grid.run_grid(bad, jobs=1, echo=lambda *_: None)
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": source}},
+    ])
+    with pytest.raises(grid.GridError, match=message):
+        grid.run_grid(bad, jobs=1, echo=_quiet)
+    assert not (workspace / "runs").exists()  # the upstream stage did not run first
+
+
+def test_upstream_stage_with_no_successful_cell_is_an_error(workspace, capsys):
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [3]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.txt"}},
+    ])
+    from genemask.cli import main
+
+    assert main(["grid", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert "blocked" in out and "stage 'make' has no successful cell" in out and "stage 'use' has no successful cell" in out
+
+
+def test_timeout_bounds_the_whole_cell_and_big_results_are_reported(workspace):
+    """Two notebook cells of 2 s each pass a per-notebook-cell timeout of 3 s; the cell's is 3 s.
+    A result file over 1 MiB is not collected, and the run says so and records it."""
+    _notebook(workspace / "slow.ipynb", "out_dir = None", ["import time; time.sleep(2)", "import time; time.sleep(2)"])
+    _notebook(workspace / "big.ipynb", "out_dir = None",
+              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True)\n"
+              "pathlib.Path(out_dir, 'big.csv').write_text('a,b\\n' + '1,2\\n' * 400_000)\n"
+              "pathlib.Path(out_dir, 'small.csv').write_text('a\\n1\\n')")
+    spec = _params(workspace, [
+        {"name": "slow", "notebook": str(workspace / "slow.ipynb"), "timeout": 3},
+        {"name": "big", "notebook": str(workspace / "big.ipynb")},
+    ])
+    lines = []
+    cells = grid.run_grid(spec, jobs=2, echo=lines.append)
+    slow, big = cells
+    assert slow.status == "failed" and slow.error.startswith("timed out after 3 s")
+    assert big.status == "done"
+    collected = workspace / "results" / "t" / "big" / big.key
+    assert sorted(p.name for p in collected.iterdir()) == ["provenance.json", "small.csv"]
+    assert json.loads((collected / "provenance.json").read_text())["not_collected"] == ["big.csv"]
+    assert any("big.csv is 1.5 MiB, over the 1 MiB limit for results/: not collected" in line for line in lines)
+
+
+def _descendants(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_killing_the_grid_leaves_no_kernel_or_papermill_behind(workspace):
+    import psutil
+
+    _notebook(workspace / "sleep.ipynb", "out_dir = None", "import time; time.sleep(120)")
+    spec = _params(workspace, [{"name": "sleep", "notebook": str(workspace / "sleep.ipynb")}])
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")}
+    proc = subprocess.Popen([sys.executable, "-m", "genemask.cli", "grid", str(spec)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        for p in _descendants(proc.pid):
+            seen[p.pid] = p
+        try:
+            if any("ipykernel" in " ".join(p.cmdline()) for p in seen.values() if p.is_running()):
+                break
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the kernel never started")
+    time.sleep(1)
+    for p in _descendants(proc.pid):
+        seen[p.pid] = p
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    time.sleep(1)
+    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+
+
+def test_a_second_grid_on_the_same_profile_is_refused_and_results_merge(workspace):
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}}])
+    with profile_lock("t"):
+        with pytest.raises(grid.GridError, match=r"another genemask grid is running profile 't' \(pid \d+"):
+            grid.run_grid(spec, echo=_quiet)
+    grid.run_grid(spec, jobs=2, echo=_quiet)
+    more = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [4]}}], name="q.yaml")
+    grid.run_grid(more, echo=_quiet)
+    rows = state.results_rows("t", "make")
+    assert sorted(r["x"] for r in rows) == ["1", "2", "4"]  # the second grid kept the first one's cells
+
+
+def test_moved_folder_is_not_cached_and_stale_library_is_never_done(workspace, monkeypatch):
+    spec = _params(workspace, [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.txt"}},
+    ])
+    make, use = grid.run_grid(spec, echo=_quiet)
+    assert make.status == use.status == "done"
+    # A moved out_dir: the cell is to run again (it was reported "cached" and dropped from results).
+    (workspace / "moved").mkdir()
+    use.out_dir.rename(workspace / "moved" / use.key)
+    lines = []
+    grid.run_grid(spec, status=True, echo=lines.append)
+    assert any(line.startswith(f"  to run  {use.key}") and "was moved or deleted" in line for line in lines)
+    make2, use2 = grid.run_grid(spec, echo=_quiet)
+    assert (make2.status, use2.status) == ("cached", "done") and (use2.out_dir / "got.txt").exists()
+    # Other library code: every cell is stale, shown as STALE (not done), kept unless asked.
+    monkeypatch.setattr(provenance, "_library_hash_cached", lambda *_: "0123456789abcdef")
+    lines = []
+    cells = grid.run_grid(spec, status=True, echo=lines.append)
+    assert [c.status for c in cells] == ["stale", "stale"]
+    assert any(f"STALE   {make.key}" in line and "made by library" in line and "now 0123456789abcdef" in line for line in lines)
+    assert [c.status for c in grid.run_grid(spec, echo=_quiet)] == ["stale", "stale"]
+    assert [c.status for c in grid.run_grid(spec, rerun_stale=True, echo=_quiet)] == ["done", "done"]
+
+
+def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspace, monkeypatch):
+    """A fresh clone has no runs/: the committed results say what was done. Results collected
+    before provenance get a migrated record, machine paths become portable, and again is a no-op."""
+    data = workspace / "data"
+    data.mkdir()
+    monkeypatch.setenv("GENEMASK_DATA", str(data))
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}}])
+    (cell,) = grid.plan_grid(spec).cells
+    folder = workspace / "results" / "t" / "make" / cell.key
+    folder.mkdir(parents=True)
+    (folder.parent / "cells.csv").write_text(f"key,x\n{cell.key},1\n")
+    (folder / "summary.json").write_text(json.dumps({"fasta": f"{data}/genome/a.fa",
+                                                     "ckpt": f"/elsewhere/runs/t/make/{cell.key}/checkpoint"}))
+    (orphan := workspace / "results" / "t" / "gone").mkdir(parents=True)
+    (orphan / "cells.csv").write_text("key,y\nabcdefabcdefabcd,2\n")
+    lines = []
+    grid.run_grid(spec, status=True, echo=lines.append)
+    assert any(line.startswith(f"  STALE   {cell.key}") and "[results]" in line and "library unknown" in line for line in lines)
+    assert any("[gone] ORPHANED: 1 recorded cell(s)" in line for line in lines)
+    counts = grid.migrate(spec, echo=_quiet)
+    assert counts["recorded"] == 2 and counts["machine paths left"] == 0
+    assert json.loads((folder / "summary.json").read_text()) == {"fasta": "${GENEMASK_DATA}/genome/a.fa",
+                                                                 "ckpt": f"@make/{cell.key}/checkpoint"}
+    record = json.loads((folder / "provenance.json").read_text())
+    assert record["migrated"] and record["run_id"] == f"migrated:make/{cell.key}" and record["params"] == {"x": 1}
+    assert "made before provenance was recorded" in record["note"]
+    # A cell an older grid finished in runs/ (no run record) gets one, so Snakemake does not redo it.
+    cell.out_dir.mkdir(parents=True)
+    cell.output.write_text("{}")
+    assert grid.migrate(spec, echo=_quiet)["run records"] == 1
+    assert json.loads(cell.marker.read_text())["run_id"] == record["run_id"]
+    assert cell.marker.stat().st_mtime == cell.output.stat().st_mtime
+    before = {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
+    assert grid.migrate(spec, echo=_quiet)["recorded"] == 0
+    assert before == {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
 
 
 def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
@@ -120,3 +339,27 @@ def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.delenv("GENEMASK_LABEL")
     with pytest.raises(grid.GridError, match="not set"):
         grid._expand_env("$GENEMASK_LABEL/x", "stage 'pmi'")
+
+
+def test_portable_text_rewrites_paths_of_any_machine():
+    text = '{"a": "/work/main/runs/cpu/pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
+    assert provenance.portable_text(text, "cpu") == '{"a": "@pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
+    assert provenance.machine_paths('{"p": "/work/shared/data/x.fa", "q": "${GENEMASK_DATA}/x"}') == ["/work/shared/data/x.fa"]
+
+
+def test_edited_notebook_makes_its_results_stale_then_superseded(workspace):
+    """A notebook edit gives its cells new keys; the results made under the old key are reported
+    stale (never silently orphaned or shown as done), and rerunning replaces them."""
+    spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}}])
+    (old,) = grid.run_grid(spec, echo=_quiet)
+    nb = nbformat.read(workspace / "make.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("y = 2  # an edit"))
+    nbformat.write(nb, workspace / "make.ipynb")
+    lines = []
+    (new,) = grid.run_grid(spec, status=True, echo=lines.append)
+    assert new.key != old.key and new.status == "stale"
+    assert any(f"made by other notebook code (recorded as {old.key})" in line for line in lines)
+    (new,) = grid.run_grid(spec, rerun_stale=True, echo=_quiet)
+    assert new.status == "done"
+    assert [r["key"] for r in state.results_rows("t", "make")] == [new.key]
+    assert not (workspace / "results" / "t" / "make" / old.key).exists()

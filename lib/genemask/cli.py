@@ -1,4 +1,4 @@
-"""Command line: ``genemask grid PARAMS.yaml [--jobs N] [--dry-run]`` and friends.
+"""Command line: ``genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status]`` and friends.
 
 Each subcommand is a thin shell over a library function, so notebooks and scripts can call the
 same code.
@@ -10,14 +10,21 @@ import sys
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from .grid import GridError, run_grid
+    from .grid import GridError, migrate, run_grid
 
     try:
-        cells = run_grid(args.params, jobs=args.jobs, dry_run=args.dry_run, stages=args.stage or None)
+        if args.migrate:
+            migrate(args.params)
+            return 0
+        cells = run_grid(args.params, jobs=args.jobs, dry_run=args.dry_run, status=args.status,
+                         stages=args.stage or None, rerun_stale=args.rerun_stale, snakemake_args=args.snakemake)
     except GridError as err:
         print(f"genemask grid: {err}", file=sys.stderr)
         return 2
-    return 1 if any(c.status == "failed" for c in cells) else 0
+    except KeyboardInterrupt as err:
+        print(f"genemask grid: {err or 'interrupted'}; running cells were stopped", file=sys.stderr)
+        return 130
+    return 1 if any(c.status in ("failed", "blocked") for c in cells) else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,11 +39,17 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genemask", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    grid = sub.add_parser("grid", help="run a params file's notebook grid with papermill (cached, parallel)")
+    grid = sub.add_parser("grid", help="run a params file's notebook grid through Snakemake (cached, parallel)",
+                          epilog="Arguments after -- go to snakemake, e.g. -- --executor slurm --profile profiles/slurm")
     grid.add_argument("params", help="params YAML, e.g. params/demo.yaml")
     grid.add_argument("--jobs", "-j", type=int, default=1, help="cells run in parallel (default 1)")
-    grid.add_argument("--dry-run", action="store_true", help="check parameters and list the cells, run nothing")
-    grid.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    grid.add_argument("--dry-run", action="store_true", help="check every parameter and reference, list every cell's state, run nothing")
+    grid.add_argument("--status", action="store_true",
+                      help="say of every cell: done and fresh, stale (done by other library or notebook code), or to run")
+    grid.add_argument("--rerun-stale", action="store_true", help="also rerun the stale cells (default: keep them, reported as stale)")
+    grid.add_argument("--stage", action="append", help="run only this stage's cells and what they need (repeatable)")
+    grid.add_argument("--migrate", action="store_true",
+                      help="record provenance for results/<profile> cells collected without it, and make their paths portable")
     grid.set_defaults(func=_grid)
     demo = sub.add_parser("demo-data", help="generate the deterministic demo genome and demo tasks")
     demo.set_defaults(func=_demo)
@@ -44,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
+    args.snakemake = extra
     return args.func(args)
 
 

@@ -584,7 +584,9 @@ class Corpus:
 
 
 def corpus_key(fasta: str | Path | list, cfg: CorpusConfig) -> str:
-    """Cache key: the files (resolved path, size, modification time) and every parameter."""
+    """Cache key: the files (resolved path, size, modification time), every parameter, and the
+    source of the code that builds a corpus (this module and the tokenizer), so an edit to either
+    builds a new corpus instead of reusing one the old code made."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -598,7 +600,10 @@ def corpus_key(fasta: str | Path | list, cfg: CorpusConfig) -> str:
         except FileNotFoundError:
             raise FastaError(f"{path}: no such FASTA file") from None
         files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    payload = json.dumps({"files": files, "config": asdict(cfg), "version": __version__}, sort_keys=True)
+    from .grid.provenance import library_hash
+
+    code = library_hash(("genome.py", "tokenizer.py"))
+    payload = json.dumps({"files": files, "config": asdict(cfg), "version": __version__, "code": code}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,163 @@
+"""One grid cell, run: the command every Snakemake job executes.
+
+``python -m genemask.grid.cell PARAMS.yaml STAGE KEY`` re-plans the grid (cheap, and the same on a
+cluster node), runs the cell's notebook with papermill in this process, and on success moves the
+executed notebook into place and writes the cell's run record last, so a record exists only for a
+finished cell. ``timeout`` bounds the whole cell: a watchdog kills the kernel when it is exceeded.
+SIGTERM or SIGINT kill the kernel before this process exits, so no kernel outlives its cell.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from .. import paths
+from ..io import write_text
+from . import provenance
+from .plan import Cell, expand_env, plan_grid, portable_params
+from .spec import GridError
+
+QUIET_ENV = {"GENEMASK_QUIET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+
+
+CELL_ERROR_PREFIX = "cell failed: "
+#: Kernel log lines (the TCP-without-encryption warning, interrupts) are library chatter, not results.
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+def kill_descendants(pid: int | None = None, grace: float = 3.0) -> list[int]:
+    """Terminate every descendant of ``pid`` (default: this process), then kill what is left."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid or os.getpid()).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return [c.pid for c in children]
+
+
+def error_file(cell: Cell) -> Path:
+    return cell.output.with_name(f"{cell.key}.error.txt")
+
+
+def _one_line(err: BaseException) -> str:
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    text = f"{ename}: {evalue}" if ename else f"{type(err).__name__}: {err}"
+    return " ".join(text.split())[:500]
+
+
+def _portable_notebook(notebook: Path) -> str:
+    """The notebook relative to the repository (its name alone when it lies outside)."""
+    shown = paths.display(notebook)
+    return Path(shown).name if Path(shown).is_absolute() else shown
+
+
+def execute(cell: Cell, profile: str) -> int:
+    """Run one planned cell; 0 on success. Its failure leaves ``<key>.failed.ipynb`` and
+    ``<key>.error.txt`` (one line), never a run record."""
+    import papermill as pm
+
+    cell.output.parent.mkdir(parents=True, exist_ok=True)
+    partial = cell.output.with_name(f".{cell.key}.running.ipynb")
+    failed = cell.output.with_name(f"{cell.key}.failed.ipynb")
+    errors = error_file(cell)
+    errors.unlink(missing_ok=True)
+    inputs = {}
+    for stage, key in cell.deps:
+        record = provenance.read_record(paths.runs_dir(profile, stage) / f"{key}.provenance.json")
+        if record is None:
+            write_text(errors, f"upstream cell {stage}/{key} has no run record\n")
+            return 1
+        inputs[f"{stage}/{key}"] = record.get("run_id")
+    expanded = expand_env(cell.params, f"stage {cell.stage!r}")
+    write_text(cell.output.with_name(f"{cell.key}.params.yaml"), yaml.safe_dump(expanded, sort_keys=True))
+    os.environ.update(QUIET_ENV)
+    library = provenance.library_hash()  # what the kernel will import
+    timed_out = threading.Event()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        kill_descendants()
+
+    def on_signal(signum, _frame) -> None:
+        kill_descendants(grace=1.0)
+        write_text(errors, f"killed by signal {signum}\n")
+        if partial.exists():
+            os.replace(partial, failed)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watchdog = threading.Timer(cell.timeout, on_timeout) if cell.timeout else None
+    start, cpu0 = time.perf_counter(), os.times()
+    try:
+        if watchdog:
+            watchdog.daemon = True
+            watchdog.start()
+        pm.execute_notebook(str(cell.notebook), str(partial), parameters=expanded, cwd=str(cell.notebook.parent),
+                            kernel_name="python3", progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
+        if timed_out.is_set():
+            raise TimeoutError
+    except Exception as err:  # noqa: BLE001 - every failure is reported as one line, the cell's error
+        if partial.exists():
+            os.replace(partial, failed)
+        message = (f"timed out after {cell.timeout} s (the stage's timeout, for the whole cell)"
+                   if timed_out.is_set() else _one_line(err))
+        write_text(errors, message + "\n")
+        print(f"{CELL_ERROR_PREFIX}{cell.id}: {message}", file=sys.stderr)
+        return 1
+    finally:
+        if watchdog:
+            watchdog.cancel()
+    wall, cpu1 = time.perf_counter() - start, os.times()
+    cpu = sum(cpu1[i] - cpu0[i] for i in range(4))
+    os.replace(partial, cell.output)
+    failed.unlink(missing_ok=True)
+    finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    record = {
+        "stage": cell.stage, "key": cell.key, "run_id": provenance.run_id(cell.stage, cell.key, finished),
+        "finished": finished, **provenance.git_state(), "library_hash": library,
+        "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
+        "versions": provenance.package_versions(), "notebook": _portable_notebook(cell.notebook),
+        "params": portable_params(cell.params), "inputs": inputs,
+        "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+    }
+    record = {k: v for k, v in record.items() if v is not None or k in ("commit", "dirty")}
+    provenance.write_record(cell.marker, record)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3:
+        print("usage: python -m genemask.grid.cell PARAMS.yaml STAGE KEY", file=sys.stderr)
+        return 2
+    try:
+        plan = plan_grid(argv[0])
+        return execute(plan.cell(argv[1], argv[2]), plan.spec.profile)
+    except GridError as err:
+        print(f"genemask grid: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

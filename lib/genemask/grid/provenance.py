@@ -1,0 +1,173 @@
+"""How a result cell was made: commit, library source hash, package versions, portable parameters, time.
+
+A cell's key names *what* was asked (notebook code + parameters); its provenance record says *how*
+it was made. A record whose library hash differs from the library now in ``lib/genemask`` is stale:
+the cell would not necessarily come out the same today.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+
+#: Packages whose versions decide results (recorded with every cell).
+PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "snakemake")
+
+RECORD = "provenance.json"  # in results/<profile>/<stage>/<key>/
+
+
+def library_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def source_hash(files: dict[str, bytes]) -> str:
+    """Hash of a set of source files given as {path relative to lib/genemask: bytes}."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def library_files(root: Path | None = None, only: tuple[str, ...] = ()) -> dict[str, bytes]:
+    root = root or library_root()
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    return {k: v for k, v in files.items() if not only or k in only}
+
+
+@lru_cache(maxsize=None)
+def _library_hash_cached(root: str, only: tuple[str, ...]) -> str:
+    return source_hash(library_files(Path(root), only))
+
+
+def library_hash(only: tuple[str, ...] = ()) -> str:
+    """Hash of the library source (``lib/genemask/**/*.py``, or only the named files) as it is now."""
+    return _library_hash_cached(str(library_root()), only)
+
+
+def library_hash_at(commit: str) -> str | None:
+    """Hash of ``lib/genemask/**/*.py`` as committed in ``commit`` (None without git)."""
+    listing = _git("ls-tree", "-r", "--name-only", commit, "--", "lib/genemask")
+    if listing is None:
+        return None
+    files = {}
+    for name in listing.splitlines():
+        if name.endswith(".py"):
+            blob = _git_bytes("show", f"{commit}:{name}")
+            if blob is not None:
+                files[name[len("lib/genemask/"):]] = blob
+    return source_hash(files)
+
+
+def _git_bytes(*args: str) -> bytes | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git(*args: str) -> str | None:
+    out = _git_bytes(*args)
+    return out.decode().strip() if out is not None else None
+
+
+def git_state() -> dict[str, Any]:
+    """The commit checked out and whether tracked files differ from it (None outside a git clone)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def first_commit_of(path: Path) -> str | None:
+    """The commit that first added ``path`` (a file or folder) to git history."""
+    rel = paths.display(path)
+    out = _git("log", "--diff-filter=A", "--format=%H", "--", rel)
+    return out.splitlines()[-1] if out else None
+
+
+def package_versions() -> dict[str, str | None]:
+    import platform
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# Portable paths --------------------------------------------------------------------------------
+
+def _path_chars() -> str:
+    return r"[^\s\"',\]\)}]"
+
+
+def portable_value(value: Any) -> Any:
+    """An upstream cell's output path as ``@stage/key/file`` (the key names the upstream cell in
+    its own ``cells.csv``), a path in the data folder as ``${GENEMASK_DATA}/...``, one in the
+    repository relative to it; lists and mappings element-wise; anything else unchanged."""
+    if isinstance(value, list):
+        return [portable_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: portable_value(v) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith(os.sep):
+        runs = str(paths.runs_root()) + os.sep
+        if value.startswith(runs):
+            parts = value[len(runs):].split(os.sep)  # profile, stage, key, file...
+            return "@" + "/".join(parts[1:])
+        data = str(paths.data_dir()) + os.sep
+        if value.startswith(data):
+            return "${GENEMASK_DATA}/" + value[len(data):]
+        root = str(paths.ROOT) + os.sep
+        if value.startswith(root):
+            return value[len(root):]
+    return value
+
+
+def portable_text(text: str, profile: str) -> str:
+    """``text`` (a result file) with machine paths rewritten portably: any ``.../runs/<profile>/<stage>/<key>...``
+    (made on whichever machine) → ``@<stage>/<key>...``, the data folder → ``${GENEMASK_DATA}``,
+    the repository → relative."""
+    chars = _path_chars()
+    text = re.sub(rf"/{chars}*?/runs/{re.escape(profile)}/([\w.-]+/[0-9a-f]{{16}}{chars}*)", r"@\1", text)
+    runs = str(paths.runs_root() / profile) + "/"
+    text = re.sub(rf"{re.escape(runs)}([\w.-]+/[0-9a-f]{{16}}{chars}*)", r"@\1", text)
+    for prefix, repl in ((str(paths.data_dir()) + "/", "${GENEMASK_DATA}/"), (str(paths.ROOT) + "/", "")):
+        text = text.replace(prefix, repl)
+    return text
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w$}@.])(/(?:home|work|tmp|mnt|scratch|data|Users|root|var|opt|srv)/[^\s\"',]*)")
+
+
+def machine_paths(text: str) -> list[str]:
+    """Absolute paths of some machine left in ``text`` (what committed results must not hold)."""
+    return _MACHINE_PATH.findall(text)
+
+
+def run_id(stage: str, key: str, finished: str) -> str:
+    return hashlib.sha256(f"{stage}/{key}/{finished}".encode()).hexdigest()[:16]
+
+
+def write_record(path: Path, record: dict) -> None:
+    from ..io import write_json
+
+    write_json(path, record)
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,202 @@
+"""Which cells are done and fresh, done by other code (stale), or still to run.
+
+A cell's record is its run record ``runs/<profile>/<stage>/<key>.provenance.json`` (valid only while
+its ``out_dir`` exists), else its collected record ``results/<profile>/<stage>/<key>/provenance.json``
+listed in that stage's ``cells.csv``: ``runs/`` is git-ignored, so on a fresh clone the committed
+results are the record of what was done. A record is fresh when it was made by the library source
+that is in ``lib/genemask`` now and every upstream cell it read is fresh and unchanged since;
+otherwise it is stale, and a stale cell is never reported as done.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import paths
+from . import provenance
+from .plan import Cell, Plan, key_portable, portable_params
+
+FRESH, STALE, TO_RUN = "fresh", "stale", "to run"
+
+
+@dataclass
+class CellState:
+    state: str
+    reason: str = ""
+    record: dict | None = None
+    where: str = ""  # "runs" | "results" | ""
+    record_key: str = ""  # the key the record was made under (differs when the notebook changed)
+
+
+@dataclass
+class GridState:
+    plan: Plan
+    states: dict[str, CellState]  # by cell id
+    orphans: dict[str, list[str]] = field(default_factory=dict)  # stage -> recorded keys not in the plan
+    library: str = ""
+
+    def of(self, cell: Cell) -> CellState:
+        return self.states[cell.id]
+
+    def counts(self, stage: str | None = None) -> dict[str, int]:
+        out = {FRESH: 0, STALE: 0, TO_RUN: 0}
+        for cell in self.plan.cells:
+            if stage is None or cell.stage == stage:
+                out[self.of(cell).state] += 1
+        return out
+
+
+def results_rows(profile: str, stage: str) -> list[dict[str, str]]:
+    """``results/<profile>/<stage>/cells.csv`` as strings, exactly as written."""
+    index = paths.results_dir(profile) / stage / "cells.csv"
+    if not index.exists():
+        return []
+    with index.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def results_record(profile: str, stage: str, key: str) -> dict:
+    """The collected record of one cell; a cell collected before provenance was recorded has none."""
+    record = provenance.read_record(paths.results_dir(profile) / stage / key / provenance.RECORD)
+    return record if record is not None else {"library_hash": None, "note": "made before provenance was recorded"}
+
+
+def run_record(cell: Cell) -> tuple[dict | None, str]:
+    """(record, why not) of a cell's run in runs/."""
+    record = provenance.read_record(cell.marker)
+    if record is None:
+        return None, ""
+    if cell.out_dir is not None and not cell.out_dir.is_dir():
+        return None, f"its folder {paths.display(cell.out_dir)} was moved or deleted"
+    return record, ""
+
+
+def _resolve_refs(params: dict, matched_keys: dict[str, str]) -> dict:
+    """Upstream references rewritten to the keys their upstream records were made under."""
+    out = {}
+    for name, value in params.items():
+        text = key_portable(value)
+        if isinstance(text, str) and text.startswith("@"):
+            stage, _, rest = text[1:].partition("/")
+            key, _, sub = rest.partition("/")
+            key = matched_keys.get(f"{stage}/{key}", key)
+            text = f"@{stage}/{key}" + (f"/{sub}" if sub else "")
+        out[name] = text
+    return out
+
+
+def grid_state(plan: Plan, use_runs: bool = True) -> GridState:
+    """The state of every planned cell, and the recorded cells the plan no longer asks for.
+    ``use_runs=False`` judges by ``results/`` alone (what the book shows)."""
+    profile = plan.spec.profile
+    library = provenance.library_hash()
+    states: dict[str, CellState] = {}
+    matched_keys: dict[str, str] = {}
+    recorded: dict[str, dict[str, dict]] = {}  # stage -> key -> record (results)
+    for stage in {c.stage for c in plan.cells}:
+        recorded[stage] = {row["key"]: results_record(profile, stage, row["key"]) for row in results_rows(profile, stage)}
+    by_signature: dict[str, dict[str, str]] = {}
+    for stage, records in recorded.items():
+        for key, record in records.items():
+            if isinstance(record.get("params"), dict):
+                by_signature.setdefault(stage, {})[json.dumps(record["params"], sort_keys=True, default=str)] = key
+    for cell in plan.cells:
+        record, why_not = run_record(cell) if use_runs else (None, "")
+        where, record_key = ("runs", cell.key) if record else ("", "")
+        if why_not:  # a run whose folder is gone is not done, whatever results/ still holds
+            states[cell.id] = CellState(TO_RUN, why_not)
+            continue
+        if record is None and cell.key in recorded.get(cell.stage, {}):
+            record, where, record_key = recorded[cell.stage][cell.key], "results", cell.key
+        if record is None:
+            sig = json.dumps(portable_params(_resolve_refs(cell.shown_params(), matched_keys)), sort_keys=True, default=str)
+            old = by_signature.get(cell.stage, {}).get(sig)
+            if old is not None:
+                record, where, record_key = recorded[cell.stage][old], "results", old
+        if record is None:
+            states[cell.id] = CellState(TO_RUN, why_not or "not run yet")
+            continue
+        matched_keys[cell.id] = record_key
+        reasons = []
+        if record_key != cell.key:
+            reasons.append(f"made by other notebook code (recorded as {record_key})")
+        made_by = record.get("library_hash")
+        if made_by != library:
+            reasons.append(f"made by library {made_by or 'unknown'}, now {library}")
+        for dep in cell.deps:
+            dep_id = f"{dep[0]}/{dep[1]}"
+            dep_state = states.get(dep_id)
+            if dep_state is None or dep_state.state != FRESH:
+                reasons.append(f"upstream {dep_id} is {dep_state.state if dep_state else 'unknown'}")
+            else:
+                seen = (record.get("inputs") or {}).get(f"{dep[0]}/{dep_state.record_key}")
+                now = (dep_state.record or {}).get("run_id")
+                if seen != now:
+                    reasons.append(f"upstream {dep_id} was remade since")
+        states[cell.id] = CellState(STALE if reasons else FRESH, "; ".join(reasons), record, where, record_key)
+    orphans: dict[str, list[str]] = {}
+    used = {(c.stage, s.record_key) for c in plan.cells for s in [states[c.id]] if s.where == "results"}
+    results_root = paths.results_dir(profile)
+    stages_on_disk = sorted(p.name for p in results_root.iterdir() if (p / "cells.csv").exists()) if results_root.is_dir() else []
+    for stage in stages_on_disk:
+        keys = [row["key"] for row in results_rows(profile, stage)]
+        left = [k for k in keys if (stage, k) not in used and not any(c.stage == stage and c.key == k for c in plan.cells)]
+        if left:
+            orphans[stage] = left
+    return GridState(plan, states, orphans, library)
+
+
+def changed_params(cells: list[Cell]) -> list[str]:
+    """The parameters whose values differ between cells of a stage (what tells its cells apart)."""
+    if len(cells) < 2:
+        return []
+    names: list[str] = []
+    for cell in cells:
+        for name in cell.shown_params():
+            if name not in names:
+                names.append(name)
+    return [n for n in names if len({json.dumps(key_portable(c.params.get(n)), sort_keys=True, default=str) for c in cells}) > 1]
+
+
+def describe(cell: Cell, names: list[str]) -> str:
+    parts = []
+    for name in names:
+        value = key_portable(cell.params.get(name))
+        text = json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+        parts.append(f"{name}={text if len(text) < 60 else text[:57] + '...'}")
+    return " ".join(parts)
+
+
+def status_lines(gs: GridState) -> list[str]:
+    """One line per cell and a summary per stage, for ``--status`` and ``--dry-run``."""
+    lines = [f"library now {gs.library}; profile {gs.plan.spec.profile} ({paths.display(gs.plan.spec.source)})"]
+    for stage in gs.plan.spec.stages:
+        cells = gs.plan.stage_cells(stage.name)
+        counts = gs.counts(stage.name)
+        lines.append(f"[{stage.name}] {len(cells)} cell(s): {counts[FRESH]} done and fresh, {counts[STALE]} stale, "
+                     f"{counts[TO_RUN]} to run   ({paths.display(stage.notebook)})")
+        names = changed_params(cells)
+        for cell in cells:
+            st = gs.of(cell)
+            label = {FRESH: "done", STALE: "STALE", TO_RUN: "to run"}[st.state]
+            detail = f" [{st.where}]" if st.where else ""
+            made = (st.record or {}).get("commit")
+            if made:
+                detail += f" commit {str(made)[:10]}{' (dirty)' if (st.record or {}).get('dirty') else ''}"
+            line = f"  {label:7s} {cell.key} {describe(cell, names)}{detail}"
+            if st.reason and st.state != FRESH:
+                line += f"  -- {st.reason}"
+            lines.append(line)
+    for stage, keys in gs.orphans.items():
+        lines.append(f"[{stage}] ORPHANED: {len(keys)} recorded cell(s) in {paths.display(paths.results_dir(gs.plan.spec.profile) / stage)} "
+                     f"that {paths.display(gs.plan.spec.source)} does not ask for: {', '.join(keys)}")
+    total = gs.counts()
+    lines.append(f"grid {gs.plan.spec.profile}: {len(gs.plan.cells)} cells: {total[FRESH]} done and fresh, "
+                 f"{total[STALE]} stale, {total[TO_RUN]} to run")
+    return lines
+
+
+def record_path(profile: str, stage: str, key: str) -> Path:
+    return paths.results_dir(profile) / stage / key / provenance.RECORD

@@ -1,0 +1,194 @@
+"""``genemask grid``: check the whole plan, say what is fresh, stale or to run, run the rest with
+Snakemake, collect results.
+
+Snakemake executes the cells (``Snakefile`` beside this module; one rule per stage, one job per
+cell), so the same grid runs on a cluster with ``snakemake --executor slurm``. This front door adds
+what a workflow engine does not know: the pre-flight of every parameter against its notebook, the
+library-aware staleness of :mod:`.state`, a per-profile lock, and collection into ``results/``.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .. import paths
+from ..io import write_json
+from .cell import CELL_ERROR_PREFIX, error_file
+from .collect import collect_results
+from .plan import Cell, plan_grid
+from .spec import GridError
+from .state import FRESH, STALE, TO_RUN, grid_state, run_record, status_lines
+
+SNAKEFILE = Path(__file__).with_name("Snakefile")
+
+
+@contextmanager
+def profile_lock(profile: str) -> Iterator[None]:
+    """One grid per profile at a time: a second one fails at once instead of marking the first's
+    cells failed or overwriting its ``cells.csv``."""
+    root = paths.runs_root() / profile
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / ".grid.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise GridError(f"another genemask grid is running profile {profile!r} (pid {holder}; lock {paths.display(path)}); "
+                        "wait for it to finish") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int:
+    """Run Snakemake in its own session; on SIGINT/SIGTERM stop it and every process under it
+    (cell runners and their kernels), so nothing outlives the grid."""
+    import psutil
+
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(signum, _frame):
+        try:
+            tree = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for p in tree:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with open(log, "w") as keep:  # all of Snakemake's output; the terminal gets progress and cell errors
+            for line in proc.stdout:
+                keep.write(line)
+                if _PROGRESS.match(line.strip()) or line.startswith(CELL_ERROR_PREFIX):
+                    echo(f"  {line.strip()}")
+        return proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+_PROGRESS = re.compile(r"^\d+ of \d+ steps \(")
+
+
+def snakemake_command(params_file: Path, profile: str, jobs: int, targets: list[Cell], force: list[Cell],
+                      extra: list[str] = ()) -> list[str]:
+    cmd = [sys.executable, "-m", "snakemake", *[str(c.marker) for c in targets],
+           "-s", str(SNAKEFILE), "--config", f"params={params_file.resolve()}",
+           "--directory", str(paths.runs_root() / profile), "--cores", str(max(1, jobs)), "--keep-going",
+           "--rerun-triggers", "mtime", "--nolock", "--quiet", "rules", "host", *extra]
+    if force:
+        cmd += ["--forcerun", *[str(c.marker) for c in force]]
+    return cmd
+
+
+def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, status: bool = False,
+             stages: list[str] | None = None, rerun_stale: bool = False, echo=print,
+             snakemake_args: list[str] = ()) -> list[Cell]:
+    """Plan and check every cell, then (unless ``dry_run``/``status``) run those to run (and the
+    stale ones with ``rerun_stale``) through Snakemake and collect results. Returns every planned
+    cell with its status: done | cached | stale | failed | blocked (or, without running: cached |
+    stale | planned)."""
+    params_file = Path(params_file)
+    plan = plan_grid(params_file, check_env=not status)
+    names = [s.name for s in plan.spec.stages]
+    missing = sorted(set(stages or []) - set(names))
+    if missing:
+        raise GridError(f"{params_file}: no stage(s) {missing}; stages are {names}")
+    gs = grid_state(plan)
+    shown = {FRESH: "cached", STALE: "stale", TO_RUN: "planned"}
+    if status or dry_run:
+        for line in status_lines(gs):
+            echo(line)
+        for cell in plan.cells:
+            cell.status = shown[gs.of(cell).state]
+        return plan.cells
+    selected = [c for c in plan.cells if not stages or c.stage in stages]
+    targets = [c for c in selected if gs.of(c).state == TO_RUN or (rerun_stale and gs.of(c).state == STALE)]
+    profile = plan.spec.profile
+    with profile_lock(profile):
+        start = time.time()
+        if targets:
+            force = [c for c in targets if c.marker.exists()]
+            echo(f"grid {profile}: running {len(targets)} of {len(plan.cells)} cell(s) with Snakemake, {jobs} at a time")
+            log = paths.runs_root() / profile / "snakemake.log"
+            rc = _run_snakemake(snakemake_command(params_file, profile, jobs, targets, force, list(snakemake_args)), log, echo)
+            if rc not in (0, 1):
+                echo(f"  snakemake exited with {rc} (its output: {paths.display(log)})")
+        else:
+            echo(f"grid {profile}: nothing to run ({len(plan.cells)} cell(s))")
+        after = grid_state(plan)
+        by_id = plan.by_id()
+        for cell in plan.cells:
+            record, _ = run_record(cell)
+            ran = record is not None and cell.marker.stat().st_mtime >= start - 1
+            state = after.of(cell).state
+            if ran:
+                cell.status, cell.seconds = "done", float(record.get("wall_seconds") or 0)
+            elif cell in targets:
+                err = error_file(cell)
+                if err.exists():
+                    cell.status, cell.error = "failed", err.read_text().strip()
+                else:
+                    blockers = [d for d in cell.deps if by_id[f"{d[0]}/{d[1]}"].status in ("failed", "blocked")]
+                    cell.status = "blocked"
+                    cell.error = (f"not run: upstream {blockers[0][0]}/{blockers[0][1]} failed" if blockers
+                                  else "not run (Snakemake did not schedule it)")
+            else:
+                cell.status = shown[state]  # not asked for: cached | stale | planned
+        for stage in plan.spec.stages:
+            cells = plan.stage_cells(stage.name)
+            if not cells:
+                continue
+            echo(f"[{stage.name}] " + ", ".join(f"{n} {s}" for s in ("done", "cached", "stale", "failed", "blocked")
+                                                if (n := sum(c.status == s for c in cells))))
+            for c in cells:
+                if c.status in ("done", "failed", "blocked"):
+                    echo(f"  {c.status:7s} {c.key} {c.seconds:7.1f}s" + (f"  ERROR: {c.error}" if c.error else ""))
+        report = paths.runs_root() / profile / "grid_report.json"
+        write_json(report, [
+            {**{k: v for k, v in asdict(c).items() if k not in ("notebook", "output", "out_dir", "deps", "params")},
+             "params": {k: v for k, v in c.params.items() if k != "out_dir"},
+             "notebook": paths.display(c.notebook), "output": paths.display(c.output),
+             "out_dir": paths.display(c.out_dir) if c.out_dir else None}
+            for c in plan.cells
+        ])
+        collect_results(plan, grid_state(plan), echo=echo)
+    counts = {s: sum(c.status == s for c in plan.cells) for s in ("done", "cached", "stale", "failed", "blocked")}
+    echo(f"grid {profile}: {counts['done']} run, {counts['cached']} cached, {counts['stale']} stale (kept; "
+         f"--rerun-stale reruns them), {counts['failed']} failed, {counts['blocked']} blocked "
+         f"(report: {paths.display(report)})")
+    if counts["failed"] or counts["blocked"]:
+        stuck = {c.stage for c in plan.cells if c.status in ("failed", "blocked")}
+        for stage in plan.spec.stages:
+            cells = plan.stage_cells(stage.name)
+            if stage.name in stuck and not any(c.status in ("done", "cached", "stale") for c in cells):
+                echo(f"grid {profile}: stage {stage.name!r} has no successful cell")
+    return plan.cells

@@ -1,0 +1,117 @@
+"""How the results the book shows were made, and which are stale, from ``results/<profile>/``.
+
+Each collected cell carries ``provenance.json`` (see :mod:`genemask.grid.provenance`). A cell is
+``fresh`` when the library that made it is the library here now and its upstream cells are fresh,
+``stale`` otherwise, ``orphaned`` when the profile's params file no longer asks for it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+
+COLUMNS = ["stage", "key", "state", "commit", "library", "migrated", "wall_min", "cpu_min", "why"]
+
+
+def provenance_table(profile: str | None = None, params_file: str | Path | None = None) -> pd.DataFrame:
+    """One row per collected cell: stage, key, state (fresh | stale | orphaned), the commit that
+    made it, its library hash, whether its record was migrated, wall and CPU minutes, why stale."""
+    from ..grid import GridError, grid_state, plan_grid
+    from ..grid.state import results_record, results_rows
+    from . import book_profile
+
+    profile = profile or book_profile()
+    params_file = Path(params_file) if params_file else paths.PARAMS / f"{profile}.yaml"
+    rows = []
+
+    def row(stage: str, key: str, state: str, record: dict, why: str) -> dict:
+        wall, cpu = record.get("wall_seconds"), record.get("cpu_seconds")
+        commit = record.get("commit")
+        return {"stage": stage, "key": key, "state": state,
+                "commit": (str(commit)[:10] + (" (dirty)" if record.get("dirty") else "")) if commit else "unknown",
+                "library": record.get("library_hash") or "unknown", "migrated": bool(record.get("migrated")),
+                "wall_min": round(wall / 60, 1) if wall else None, "cpu_min": round(cpu / 60, 1) if cpu else None,
+                "why": why}
+
+    try:
+        gs = grid_state(plan_grid(params_file, check_env=False), use_runs=False) if params_file.exists() else None
+    except GridError:
+        gs = None
+    if gs is not None and gs.plan.spec.profile == profile:
+        for cell in gs.plan.cells:
+            st = gs.of(cell)
+            if st.where == "results" and st.record is not None:
+                rows.append(row(cell.stage, st.record_key, st.state, st.record, st.reason))
+        for stage, keys in gs.orphans.items():
+            for key in keys:
+                rows.append(row(stage, key, "orphaned", results_record(profile, stage, key),
+                                f"{paths.display(params_file)} does not ask for it"))
+    else:  # no params file for this profile: judge by the library alone
+        from ..grid.provenance import library_hash
+
+        now = library_hash()
+        root = paths.results_dir(profile)
+        for stage in sorted(p.name for p in root.iterdir() if (p / "cells.csv").exists()) if root.is_dir() else []:
+            for entry in results_rows(profile, stage):
+                record = results_record(profile, stage, entry["key"])
+                fresh = record.get("library_hash") == now
+                rows.append(row(stage, entry["key"], "fresh" if fresh else "stale", record,
+                                "" if fresh else f"made by library {record.get('library_hash') or 'unknown'}, now {now}"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: cells, how many fresh / stale / orphaned, the commits that made them, wall hours."""
+    if table.empty:
+        return pd.DataFrame(columns=["cells", "fresh", "stale", "orphaned", "made by commit(s)", "wall h"])
+    out = table.groupby("stage", sort=False).agg(
+        cells=("key", "size"),
+        fresh=("state", lambda s: int((s == "fresh").sum())),
+        stale=("state", lambda s: int((s == "stale").sum())),
+        orphaned=("state", lambda s: int((s == "orphaned").sum())),
+        commits=("commit", lambda s: ", ".join(sorted(set(s)))),
+        wall=("wall_min", lambda s: round(s.sum() / 60, 2) if s.notna().any() else None),
+    )
+    return out.rename(columns={"commits": "made by commit(s)", "wall": "wall h"})
+
+
+def provenance_note(table: pd.DataFrame, profile: str) -> str:
+    """One paragraph for the top of a page: are the results shown made by the code here?"""
+    if table.empty:
+        return f"Profile `{profile}` has no collected results yet."
+    counts = table["state"].value_counts()
+    n, stale, orphaned = len(table), int(counts.get("stale", 0)), int(counts.get("orphaned", 0))
+    migrated = int(table["migrated"].sum())
+    parts = [f"Profile `{profile}`: {n} collected result cell(s)."]
+    if stale == 0 and orphaned == 0:
+        parts.append("Every one was made by the library source in this repository now.")
+    else:
+        if stale:
+            parts.append(f"**{stale} are stale**: made by other library or notebook code than this repository's now "
+                         "(`genemask grid params/<profile>.yaml --status` lists why; `--rerun-stale` remakes them).")
+        if orphaned:
+            parts.append(f"**{orphaned} are orphaned**: the profile's params file no longer asks for them.")
+    if migrated:
+        parts.append(f"{migrated} were made before provenance was recorded; their records (migrated) name the commit "
+                     "that first added them, whose library they ran or an older one.")
+    return " ".join(parts)
+
+
+def book_fingerprint(profile: str | None = None) -> str:
+    """What the book's pages read, as one hash: the profile shown, its collected results and the
+    library source. ``make book`` keeps one jupyter-cache per fingerprint, so a page is re-executed
+    when its own code changed or when any of these did, never shown with outputs of other inputs."""
+    import hashlib
+
+    from ..grid.provenance import library_hash
+    from . import book_profile
+
+    profile = profile or book_profile()
+    digest = hashlib.sha256(f"{profile}\0{library_hash()}\0".encode())
+    root = paths.results_dir(profile)
+    for file in sorted(root.rglob("*")) if root.is_dir() else []:
+        if file.is_file():
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return f"{profile}-{digest.hexdigest()[:16]}"

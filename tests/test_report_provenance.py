@@ -1,0 +1,56 @@
+"""The book's provenance report: fresh, stale and orphaned results, read from results/ alone."""
+import json
+
+import nbformat
+import yaml
+
+from genemask.grid import plan_grid, provenance
+from genemask.report.provenance import provenance_note, provenance_summary, provenance_table
+
+
+def _results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1\nout_dir = None")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "make.ipynb")
+    params = tmp_path / "t.yaml"
+    params.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "make", "notebook": str(tmp_path / "make.ipynb"), "grid": {"x": [1, 2]}}]}))
+    one, two = plan_grid(params).cells
+    stage = tmp_path / "results" / "t" / "make"
+    for cell, library in ((one, provenance.library_hash()), (two, "0000000000000000")):
+        (stage / cell.key).mkdir(parents=True)
+        (stage / cell.key / "provenance.json").write_text(json.dumps(
+            {"library_hash": library, "commit": "abcdef1234567890", "dirty": library != provenance.library_hash(),
+             "wall_seconds": 120, "cpu_seconds": 60, "run_id": cell.key}))
+    (stage / "cells.csv").write_text(f"key,x\n{one.key},1\n{two.key},2\n")
+    (tmp_path / "results" / "t" / "gone").mkdir()
+    (tmp_path / "results" / "t" / "gone" / "cells.csv").write_text("key,y\nabcdefabcdefabcd,3\n")
+    return params, one, two
+
+
+def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
+    params, one, two = _results(tmp_path, monkeypatch)
+    table = provenance_table("t", params).set_index("key")
+    assert table.loc[one.key, "state"] == "fresh" and table.loc[one.key, "commit"] == "abcdef1234"
+    assert table.loc[two.key, "state"] == "stale" and table.loc[two.key, "commit"] == "abcdef1234 (dirty)"
+    assert "made by library 0000000000000000" in table.loc[two.key, "why"]
+    assert table.loc["abcdefabcdefabcd", "state"] == "orphaned" and table.loc["abcdefabcdefabcd", "library"] == "unknown"
+    summary = provenance_summary(table.reset_index())
+    assert summary.loc["make", ["cells", "fresh", "stale", "orphaned"]].tolist() == [2, 1, 1, 0]
+    assert summary.loc["make", "wall h"] == 0.07
+    note = provenance_note(table.reset_index(), "t")
+    assert "**1 are stale**" in note and "**1 are orphaned**" in note
+
+
+def test_all_fresh_says_so(tmp_path, monkeypatch):
+    params, one, two = _results(tmp_path, monkeypatch)
+    record = tmp_path / "results" / "t" / "make" / two.key / "provenance.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "library_hash": provenance.library_hash()}))
+    table = provenance_table("t", params)
+    table = table[table.state != "orphaned"]
+    assert provenance_note(table, "t").endswith("Every one was made by the library source in this repository now.")
