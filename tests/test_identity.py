@@ -84,3 +84,16 @@ def test_committed_cpu_results_join_and_name_one_method_per_label():
     frame = runs.downstream(["fewshot"], "fewshot_results.csv", "cpu")
     assert {"random@1000:logo", "genemask@1000:logo", "random-init:logo"} <= set(frame["method"])
     assert frame.groupby("method")["pretrain_strategy"].nunique().max() == 1
+
+
+def test_identity_of_joins_a_label_to_its_run(tmp_path, monkeypatch):
+    from genemask.report import runs
+
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
+    _write_cells(tmp_path / "cpu", "pretrain", [{"key": "aaaa", "strategy": "cmgems", "seed": 2, "model": "logo", "steps": 1000,
+                                                 "switch_threshold": 20.0, "masking_options": "{}"}])
+    run = runs.identity_of("cmgems[switch=20]@1000:logo", "cpu")
+    assert (run.strategy, run.switch_threshold, run.seed) == ("cmgems", 20.0, -1)  # a method: no seed
+    assert runs.identity_of("random-init:logo", "cpu").strategy == "none"
+    with pytest.raises(ValueError, match="no pretraining run of profile 'cpu' has this label"):
+        runs.identity_of("global@1000:logo", "cpu")
