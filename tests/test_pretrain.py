@@ -122,9 +122,12 @@ def test_a_failed_save_is_never_resumed(inputs, tmp_path):
 
 def test_resume_refuses_other_parameters(inputs, tmp_path):
     pretrain.run(config(inputs, tmp_path / "run"), stop_after=5)
-    with pytest.raises(ValueError, match=r"different parameters \(lr\)"):
-        pretrain.run(config(inputs, tmp_path / "run", lr=1e-3))
-    fresh = pretrain.run(config(inputs, tmp_path / "run", lr=1e-3, resume=False))
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "run").rglob("*"))
+    for resume in (True, False):  # another run is never resumed nor started over in its folder
+        with pytest.raises(ValueError, match=r"holds another pretraining run \(different lr; see \.genemask-pretrain\.json\)"):
+            pretrain.run(config(inputs, tmp_path / "run", lr=1e-3, resume=resume))
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "run").rglob("*")) == before
+    fresh = pretrain.run(config(inputs, tmp_path / "run", resume=False))  # the same run starts over
     assert fresh.resumed_from is None and fresh.finished
 
 
@@ -136,14 +139,34 @@ def test_learning_rate_schedule():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model": "huge"}, r"model='huge': unknown model"),
-    ({"strategy": "spanbert"}, r"strategy='spanbert': unknown"),
+    ({"model": "huge"}, r"model='huge' is unknown"),
+    ({"strategy": "spanbert"}, r"strategy='spanbert' is unknown"),
     ({"steps": 0}, r"steps=0 must be >= 1"),
     ({"steps": -5}, r"steps=-5 must be >= 1"),
     ({"batch_size": 0}, r"batch_size=0 must be >= 1"),
     ({"max_len": 1024}, r"max_len=1024 must lie in \[3, 512\]"),
     ({"masking_options": {"centre_prob": 0.1}}, r"masking_options: unknown option\(s\) \['centre_prob'\]"),
     ({"strategy": "cmgems", "eval_steps": 0}, r"set eval_steps > 0"),
+    ({"steps": 1.5}, r"steps=1.5 must be an integer"),
+    ({"batch_size": True}, r"batch_size=True must be an integer"),
+    ({"seed": -1}, r"seed=-1 must be >= 0"),
+    ({"max_len": 2}, r"max_len=2 must be >= 3"),
+    ({"k": 7}, r"k=7 must be one of \(3, 4, 5, 6\)"),
+    ({"lr": "a"}, r"lr='a' must be a finite number"),
+    ({"lr": float("nan")}, r"lr=nan must be a finite number"),
+    ({"lr": 0}, r"lr=0 must be > 0"),
+    ({"warmup": "x"}, r"warmup='x' must be a finite number"),
+    ({"warmup": -1}, r"warmup=-1 must be >= 0"),
+    ({"adam_beta1": 1.0}, r"adam_beta1=1.0 must lie in \[0, 1\)"),
+    ({"weight_decay": -0.1}, r"weight_decay=-0.1 must be >= 0"),
+    ({"max_grad_norm": 0}, r"max_grad_norm=0 must be > 0"),
+    ({"bf16": "yes"}, r"bf16='yes' must be true or false"),
+    ({"resume": 1}, r"resume=1 must be true or false"),
+    ({"device": 5}, r"device=5 must be a string"),
+    ({"device": "tpu"}, r"device='tpu' must be 'auto', 'cpu' or 'cuda\[:N\]'"),
+    ({"fasta": 5}, r"fasta=5 must be a path, a list of paths, or None"),
+    ({"out_dir": 3}, r"out_dir=3 must be a path or None"),
+    ({"masking_options": [1]}, r"masking_options=\[1\] must be a mapping"),
 ])
 def test_bad_parameters(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -191,3 +214,164 @@ def test_ddp_two_cpu_processes(inputs, tmp_path):
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 6 and metrics["val_perplexity"].notna().sum() == 2
     assert math.isfinite(metrics["loss"].iloc[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# out_dir safety, resume states, faults (issue 12)
+
+
+def tree(folder) -> list:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1) for p in folder.rglob("*"))
+
+
+def test_out_dir_with_files_no_run_wrote_is_refused_untouched(inputs, tmp_path):
+    home = tmp_path / "home"
+    (home / "resume").mkdir(parents=True)  # `--out_dir ~` must never delete ~/resume
+    (home / "resume" / "letter.txt").write_text("keep me")
+    (home / "notes.txt").write_text("keep me too")
+    before = tree(home)
+    for resume in (True, False):
+        with pytest.raises(ValueError, match=r"out_dir='.*home' holds files no pretraining run wrote \(notes\.txt, resume\); "
+                                             r"choose an empty or new folder"):
+            pretrain.run(config(inputs, home, resume=resume))
+    assert tree(home) == before
+
+
+def test_finished_run_of_other_parameters_is_refused_and_kept(inputs, tmp_path):
+    out = tmp_path / "run"
+    first = pretrain.run(config(inputs, out, steps=6))
+    before = tree(out)
+    with pytest.raises(ValueError, match=r"holds another pretraining run \(different seed, steps; see "):
+        pretrain.run(config(inputs, out, steps=8, seed=5))
+    assert tree(out) == before and first.metrics["step"].max() == 6
+
+
+def test_run_saved_before_a_field_existed_still_matches(inputs, tmp_path):
+    """A checkpoint whose config predates a field (e.g. one a later version adds) is the same run
+    when this run leaves that field at its default; the marker-less layout of older versions too."""
+    out = tmp_path / "run"
+    pretrain.run(config(inputs, out, steps=4))
+    saved_path = out / "checkpoint" / "pretrain.json"
+    saved = json.loads(saved_path.read_text())
+    del saved["config"]["join_gaps"]
+    saved_path.write_text(json.dumps(saved))
+    (out / pretrain.RUN_MARKER).unlink()
+    stamp = (out / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+    again = pretrain.run(config(inputs, out, steps=4))
+    assert again.finished and (out / "checkpoint" / "model.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match=r"different join_gaps; see checkpoint/pretrain\.json"):
+        (out / pretrain.RUN_MARKER).unlink()
+        pretrain.run(config(inputs, out, steps=4, join_gaps=True))
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.safetensors", "state.json", "metrics.json", "rank0.json"])
+def test_truncated_latest_state_falls_back_to_the_previous(inputs, tmp_path, damaged):
+    out = tmp_path / "run"
+    pretrain.run(config(inputs, out, save_steps=2), stop_after=5)
+    assert [p.name for p in sorted((out / "resume").iterdir())] == ["step-00000002", "step-00000004"]  # two kept
+    victim = out / "resume" / "step-00000004" / damaged
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    with pytest.warns(UserWarning, match=rf"step-00000004/{damaged}: damaged resume state .*trying the previous"):
+        resumed = pretrain.run(config(inputs, out, save_steps=2))
+    assert resumed.resumed_from == 2 and resumed.finished
+    if damaged == "model.safetensors":  # the fallback resumes exactly
+        full = pretrain.run(config(inputs, tmp_path / "full", save_steps=2))
+        a, b = weights(full.checkpoint), weights(resumed.checkpoint)
+        assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+        columns = ["step", "loss", "val_perplexity", "phase", "tokens"]
+        pd.testing.assert_frame_equal(full.metrics[columns], resumed.metrics[columns], check_exact=True)
+
+
+def test_no_readable_state_is_an_error_naming_the_files(inputs, tmp_path):
+    out = tmp_path / "run"
+    pretrain.run(config(inputs, out, save_steps=2), stop_after=5)
+    for step in (2, 4):
+        (out / "resume" / f"step-{step:08d}" / "state.json").write_text('{"step": ')
+    with pytest.warns(UserWarning), pytest.raises(pretrain.DamagedState,
+                                                  match=r"no readable resume state .*step-00000004/state\.json.*step-00000002/state\.json.*resume=False"):
+        pretrain.run(config(inputs, out, save_steps=2))
+    assert pretrain.run(config(inputs, out, save_steps=2, resume=False)).finished
+
+
+def test_corrupt_checkpoint_is_named_not_reused(inputs, tmp_path):
+    out = tmp_path / "run"
+    pretrain.run(config(inputs, out, steps=4))
+    (out / "checkpoint" / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match=r"checkpoint/model\.safetensors: damaged checkpoint .*resume=False trains this run again"):
+        pretrain.run(config(inputs, out, steps=4))
+    (out / "checkpoint" / "pretrain.json").write_text('{"config": {')
+    with pytest.raises(ValueError, match=r"pretrain\.json: damaged JSON"):
+        pretrain.run(config(inputs, out, steps=4))
+
+
+def test_full_disk_names_the_file_and_keeps_the_previous_state(inputs, tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+
+    from genemask import io
+
+    out = tmp_path / "run"
+    pretrain.run(config(inputs, out, save_steps=2), stop_after=3)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:  # a write through genemask.io
+        patch.setattr(io, "_write_all", full)
+        with pytest.raises(io.WriteError, match=r"\.step-00000004\.tmp/rank0\.json: could not write \(No space left on device\)"):
+            pretrain.run(config(inputs, out, save_steps=2))
+    with monkeypatch.context() as patch:  # safetensors' own write
+        patch.setattr(safetensors.torch, "save_model", full)
+        with pytest.raises(io.WriteError, match=r"\.step-00000004\.tmp/model\.safetensors: could not write \(No space left on device\)"):
+            pretrain.run(config(inputs, out, save_steps=2))
+    assert sorted(p.name for p in (out / "resume").iterdir()) == ["step-00000002"]  # nothing half-written kept
+    resumed = pretrain.run(config(inputs, out, save_steps=2))
+    assert resumed.resumed_from == 2 and resumed.finished
+
+
+def test_metrics_are_written_as_the_run_goes(inputs, tmp_path, monkeypatch):
+    full = pretrain.run(config(inputs, tmp_path / "full", save_steps=0))
+    calls = []
+
+    def crash(*args, **kwargs):  # the second evaluation (step 6) dies, as a kill would
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = pretrain._evaluate
+    monkeypatch.setattr(pretrain, "_evaluate", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.run(config(inputs, tmp_path / "crash", save_steps=0))
+    streamed = (tmp_path / "crash" / "metrics.csv").read_text().splitlines()
+    final = (tmp_path / "full" / "metrics.csv").read_text().splitlines()
+    assert len(streamed) == 1 + 5
+    columns = [METRIC_COLUMNS.index(c) for c in ("step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens")]
+    assert [[line.split(",")[i] for i in columns] for line in streamed] == [[line.split(",")[i] for i in columns] for line in final[:6]]
+    assert len(full.metrics) == 12
+
+
+METRIC_COLUMNS = list(pretrain.METRIC_COLUMNS)
+
+
+def test_cli_help_and_progress(inputs, tmp_path, capsys, monkeypatch):
+    parser = pretrain.build_parser()
+    helps = {a.dest: a.help for a in parser._actions if a.dest != "help"}
+    assert set(helps) == {f.name for f in __import__("dataclasses").fields(pretrain.PretrainConfig)} | {"paper"}
+    assert all(text and len(text) > 8 for text in helps.values()), [k for k, v in helps.items() if not v]
+    argv = ["--steps", "6", "--batch_size", "4", "--max_len", "40", "--eval_steps", "3", "--eval_size", "16",
+            "--fasta", inputs["fasta"], "--rank_table", inputs["rank_table"], "--out_dir", str(tmp_path / "cli")]
+    monkeypatch.delenv("GENEMASK_QUIET", raising=False)
+    assert pretrain.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("pretraining tiny (") and "6 steps x 4 sequences of <= 40 tokens" in out[0]
+    progress = [line for line in out if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["3/6", "6/6"]
+    assert all(("val_ppl" in line and "tokens/s" in line and "ETA" in line) for line in progress)
+    monkeypatch.setenv("GENEMASK_QUIET", "1")
+    assert pretrain.main([*argv[:-1], str(tmp_path / "quiet")]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith(("step ", "pretraining"))]
+    assert pretrain.main([*argv[:-1], str(tmp_path / "cli"), "--lr", "0.01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another pretraining run (different lr" in err[0]

@@ -1,7 +1,11 @@
-"""Atomic file output: a reader (or a resumed run) never sees a half-written file.
+"""Atomic, durable file output: a reader (or a resumed run) never sees a half-written file.
 
 Every writer in the package goes through here: write to a unique temporary file in the target's
-folder, then ``os.replace`` it over the target (atomic on POSIX within one filesystem).
+folder, fsync it, ``os.replace`` it over the target (atomic on POSIX within one filesystem), then
+fsync the folder, so that after a crash or power loss the target is either the old file or the
+whole new one (a rename alone may reach the disk before the data it points to). A write that
+fails (a full disk, a closed quota) raises :class:`WriteError`, which names the target, and
+leaves the previous target in place.
 """
 from __future__ import annotations
 
@@ -14,26 +18,61 @@ from pathlib import Path
 from typing import Any
 
 
+class WriteError(OSError):
+    """A file could not be written; ``str()`` names it and says why (e.g. no space left on device)."""
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_error(target: str | Path, err: OSError) -> WriteError:
+    """The one-line error for a failed write of ``target`` (the previous file is kept)."""
+    return WriteError(err.errno, f"{target}: could not write ({err.strerror or err}); the previous file, if any, is kept")
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it replaces ``target``, on error it is removed."""
+    """Yield a temporary path beside ``target``; on success it is fsynced and replaces ``target``
+    (the folder is fsynced too), on error it is removed and an ``OSError`` becomes a :class:`WriteError`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o644)
+        fsync_path(tmp_path)
         os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        fsync_path(target.parent)
+    except BaseException as err:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, (WriteError, FileNotFoundError, PermissionError)):
+            raise write_error(target, err) from err
         raise
 
 
 def write_bytes(target: str | Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
     return Path(target)
 
 

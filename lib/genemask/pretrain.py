@@ -23,12 +23,19 @@ would draw on the training generator. The checkpoint is still a plain ``BertForM
 
 Output layout under ``out_dir``::
 
+    .genemask-pretrain.json  the run this folder belongs to (written first); a run with other
+                      parameters, or a folder holding anything else, is refused and left untouched
     checkpoint/       final HF checkpoint: model.safetensors, config.json (with ``kmer``),
                       tokenizer files, rank_table.csv (when used), pretrain.json
-    metrics.csv       one row per optimizer step: step, loss, lr, masked_fraction,
-                      val_perplexity (at evaluations), phase, tokens, seconds
-    resume/step-N/    the latest resume state (model, optimizer, per-rank RNG and curriculum),
-                      written to a temporary folder and renamed into place; removed at the end
+    metrics.csv       one row per optimizer step, appended as the run goes: step, loss, lr,
+                      masked_fraction, val_perplexity (at evaluations), phase, tokens, seconds
+    resume/step-N/    the latest two resume states (model, optimizer, per-rank RNG and curriculum),
+                      each written to a temporary folder, fsynced and renamed into place; a damaged
+                      latest state falls back to the previous one; removed at the end
+
+**Memory.** A run's anonymous memory stays flat (LOGO, batch 16 x 128, one thread: ~380 MB from
+step 50 on; before :func:`steady_heap` it grew ~15 MB a step, glibc heap fragmentation; measured
+with ``benchmarks/bench_memory.py``).
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,7 +59,7 @@ import numpy as np
 import torch
 
 from . import __version__, genome, masking, models, paths, tokenizer
-from .io import write_json, write_with
+from .io import fsync_path, write_error, write_json, write_text, write_with
 
 #: The papers' optimizer and budget (Script-A, ``reference/papers.md`` §1.6): DNABERT size,
 #: effective batch 250 (10 per device x 25 accumulation), 10K steps, AdamW 8e-4, warmup 500.
@@ -62,6 +70,82 @@ PAPER_BUDGET: dict[str, Any] = dict(
 )
 METRIC_COLUMNS = ("step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens", "seconds", "data_seconds")
 DEMO_CHECKPOINT_STEPS = 300
+
+
+def _help(text: str) -> dict:
+    """Field metadata: the ``--help`` text of the field's command-line option."""
+    return {"help": text}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_config(cfg: "PretrainConfig") -> None:
+    """Every field's type and range, checked before anything runs; each error is one line naming the field."""
+    def fail(name: str, rule: str):
+        raise ValueError(f"{name}={getattr(cfg, name)!r} {rule}")
+
+    for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_size", 1), ("eval_steps", 0),
+                      ("save_steps", 0), ("threads", 0), ("seed", 0), ("max_len", 3), ("k", 3)):
+        value = getattr(cfg, name)
+        if not _is_int(value):
+            fail(name, "must be an integer")
+        if value < low:
+            fail(name, f"must be >= {low}" + (" (0: never)" if low == 0 and name.endswith("steps") else ""))
+    for name in ("lr", "warmup", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "max_grad_norm", "switch_threshold"):
+        value = getattr(cfg, name)
+        if not _is_number(value) or not math.isfinite(value):
+            fail(name, "must be a finite number")
+    for name in ("lr", "adam_eps", "max_grad_norm"):
+        if not getattr(cfg, name) > 0:
+            fail(name, "must be > 0")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(cfg, name) < 1:
+            fail(name, "must lie in [0, 1)")
+    if cfg.weight_decay < 0:
+        fail("weight_decay", "must be >= 0")
+    if cfg.switch_threshold < 0:
+        fail("switch_threshold", "must be a number >= 0")
+    if cfg.warmup < 0:
+        fail("warmup", "must be >= 0 (steps, or a fraction of steps below 1)")
+    for name in ("join_gaps", "bf16", "resume"):
+        if not isinstance(getattr(cfg, name), (bool, np.bool_)):
+            fail(name, "must be true or false")
+    for name in ("model", "strategy", "device"):
+        if not isinstance(getattr(cfg, name), str):
+            fail(name, "must be a string")
+    for name in ("rank_table", "out_dir"):
+        if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), (str, os.PathLike)):
+            fail(name, "must be a path or None")
+    fasta = cfg.fasta
+    if not (fasta is None or isinstance(fasta, (str, os.PathLike))
+            or (isinstance(fasta, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in fasta))):
+        fail("fasta", "must be a path, a list of paths, or None")
+    if cfg.k not in tokenizer.SUPPORTED_K:
+        fail("k", f"must be one of {tuple(tokenizer.SUPPORTED_K)}")
+    if cfg.model not in models.MODEL_SIZES:
+        fail("model", f"is unknown; choose one of {sorted(models.MODEL_SIZES)}")
+    if cfg.strategy not in masking.STRATEGIES and cfg.strategy not in masking.MASKING_VARIANTS:
+        fail("strategy", f"is unknown; choose a strategy {masking.STRATEGIES} or a variant {tuple(masking.MASKING_VARIANTS)}")
+    if not isinstance(cfg.masking_options, dict):
+        fail("masking_options", "must be a mapping")
+    known = set(masking.DataCollatorForSpanMasking.__dataclass_fields__) - {"tokenizer", "strategy", "rank_table", "seed", "last_stats"}
+    unknown = set(cfg.masking_options) - known - {"mlm_probability"}
+    if unknown:
+        raise ValueError(f"masking_options: unknown option(s) {sorted(unknown)}; known: mlm_probability, {', '.join(sorted(known))}")
+    max_positions = models.MODEL_SIZES[cfg.model].max_position_embeddings
+    if not cfg.max_len <= max_positions:
+        fail("max_len", f"must lie in [3, {max_positions}] for model {cfg.model!r}")
+    if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
+        fail("device", "must be 'auto', 'cpu' or 'cuda[:N]'")
+    strategy, options = cfg.masking()
+    if strategy == "cmgems" and cfg.eval_steps == 0 and options.get("switch_step") is None:
+        raise ValueError("strategy 'cmgems' switches on validation perplexity: set eval_steps > 0 (or masking_options switch_step)")
 
 
 @dataclass
@@ -77,73 +161,45 @@ class PretrainConfig:
     ``warmup`` below 1 is a fraction of ``steps``.
     """
 
-    steps: int = 500
-    model: str = "tiny"
-    strategy: str = "cmgems"
-    switch_threshold: float = 50.0  # cmgems: switch once |change of val perplexity| < this (released: 1.0)
-    masking_options: dict = field(default_factory=dict)
-    rank_table: str | None = None  # None: the demo ranking (01_pmi on the demo genome)
-    fasta: str | list | None = None  # None: the demo genome
-    k: int = 6
-    batch_size: int = 16  # sequences per device and micro-batch
-    grad_accum: int = 1
-    lr: float = 4e-3  # the tiny demo model; the papers' 8e-4 is in PAPER_BUDGET
-    warmup: float = 0.05
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_eps: float = 1e-6
-    max_grad_norm: float = 1.0
-    eval_steps: int = 25  # 0: no evaluation
-    eval_size: int = 256  # validation chunks per evaluation
-    save_steps: int = 200  # resume state every this many steps (0: only at the end)
-    max_len: int = 128  # tokens per sequence, [CLS] and [SEP] included (the papers: 512)
-    join_gaps: bool = False  # corpus: join sequence across N gaps as the released script did
-    seed: int = 0
-    bf16: bool = False  # bfloat16 autocast (GPU)
-    threads: int = 1  # torch CPU threads (0: torch's default). 1 gives the same numbers everywhere and no
-    # oversubscription when grid cells share cores (two threads beside a busy core ran 25x slower)
-    device: str = "auto"
-    out_dir: str | None = None  # None: .cache/notebooks/03_pretrain
-    resume: bool = True  # continue from out_dir's latest resume state
+    steps: int = field(default=500, metadata=_help("optimizer steps"))
+    model: str = field(default="tiny", metadata=_help(f"model size: {', '.join(models.MODEL_SIZES)}"))
+    strategy: str = field(default="cmgems", metadata=_help(
+        f"masking strategy or named variant: {', '.join(dict.fromkeys([*masking.STRATEGIES, *masking.MASKING_VARIANTS]))}"))
+    switch_threshold: float = field(default=50.0, metadata=_help(
+        "cmgems: switch to Global masking once |change of validation perplexity| < this (released: 1.0)"))
+    masking_options: dict = field(default_factory=dict, metadata=_help(
+        'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "centre"}\''))
+    rank_table: str | None = field(default=None, metadata=_help(
+        "k-mer rank table CSV (01_pmi's kmer_ranking.csv or the authors' Data-A); None: the demo ranking"))
+    fasta: str | list | None = field(default=None, metadata=_help("FASTA file(s) to pretrain on; None: the demo genome"))
+    k: int = field(default=6, metadata=_help("k-mer size of the tokenizer (3 to 6)"))
+    batch_size: int = field(default=16, metadata=_help("sequences per device and micro-batch"))
+    grad_accum: int = field(default=1, metadata=_help("micro-batches per optimizer step"))
+    lr: float = field(default=4e-3, metadata=_help("peak learning rate (the tiny demo model; the papers: 8e-4)"))
+    warmup: float = field(default=0.05, metadata=_help("linear warmup: steps, or a fraction of steps when below 1"))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on biases and LayerNorm)"))
+    adam_beta1: float = field(default=0.9, metadata=_help("AdamW beta1"))
+    adam_beta2: float = field(default=0.98, metadata=_help("AdamW beta2"))
+    adam_eps: float = field(default=1e-6, metadata=_help("AdamW epsilon"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm"))
+    eval_steps: int = field(default=25, metadata=_help("steps between validation perplexities (0: none)"))
+    eval_size: int = field(default=256, metadata=_help("validation chunks per evaluation"))
+    save_steps: int = field(default=200, metadata=_help("steps between resume states (0: only at the end)"))
+    max_len: int = field(default=128, metadata=_help("tokens per sequence, [CLS] and [SEP] included (the papers: 512)"))
+    join_gaps: bool = field(default=False, metadata=_help("corpus: join sequence across N gaps as the released script did"))
+    seed: int = field(default=0, metadata=_help("seed of the model's initialisation, data order, masking and dropout"))
+    bf16: bool = field(default=False, metadata=_help("bfloat16 autocast (GPU only)"))
+    # 1 thread gives the same numbers everywhere and no oversubscription when grid cells share cores
+    # (two threads beside a busy core ran 25x slower).
+    threads: int = field(default=1, metadata=_help("torch CPU threads (0: torch's default)"))
+    device: str = field(default="auto", metadata=_help("auto, cpu or cuda[:N]"))
+    out_dir: str | None = field(default=None, metadata=_help(
+        "folder of this run (None: .cache/notebooks/03_pretrain); a folder holding another run or other files is refused"))
+    resume: bool = field(default=True, metadata=_help(
+        "continue from out_dir's latest resume state (--no-resume: start this run over)"))
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "eval_steps", "eval_size", "save_steps", "max_len", "k", "seed", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name}={value!r} must be an integer")
-        for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_size", 1)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= {low}")
-        for name in ("eval_steps", "save_steps", "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0 (0: never)")
-        if self.model not in models.MODEL_SIZES:
-            raise ValueError(f"model={self.model!r}: unknown model; choose one of {sorted(models.MODEL_SIZES)}")
-        if self.strategy not in masking.STRATEGIES and self.strategy not in masking.MASKING_VARIANTS:
-            raise ValueError(f"strategy={self.strategy!r}: unknown; choose a strategy {masking.STRATEGIES} "
-                             f"or a variant {tuple(masking.MASKING_VARIANTS)}")
-        if not isinstance(self.masking_options, dict):
-            raise ValueError(f"masking_options={self.masking_options!r} must be a mapping")
-        known = set(masking.DataCollatorForSpanMasking.__dataclass_fields__) - {"tokenizer", "strategy", "rank_table", "seed", "last_stats"}
-        unknown = set(self.masking_options) - known - {"mlm_probability"}
-        if unknown:
-            raise ValueError(f"masking_options: unknown option(s) {sorted(unknown)}; known: mlm_probability, {', '.join(sorted(known))}")
-        for name in ("lr", "adam_eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
-        if not (isinstance(self.switch_threshold, (int, float)) and self.switch_threshold >= 0):
-            raise ValueError(f"switch_threshold={self.switch_threshold!r} must be a number >= 0")
-        if not self.warmup >= 0:
-            raise ValueError(f"warmup={self.warmup!r} must be >= 0 (steps, or a fraction of steps below 1)")
-        max_positions = models.MODEL_SIZES[self.model].max_position_embeddings
-        if not 3 <= self.max_len <= max_positions:
-            raise ValueError(f"max_len={self.max_len} must lie in [3, {max_positions}] for model {self.model!r}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device={self.device!r}: use 'auto', 'cpu' or 'cuda[:N]'")
-        strategy, options = self.masking()
-        if strategy == "cmgems" and self.eval_steps == 0 and options.get("switch_step") is None:
-            raise ValueError("strategy 'cmgems' switches on validation perplexity: set eval_steps > 0 (or masking_options switch_step)")
+        _check_config(self)
 
     def masking(self) -> tuple[str, dict]:
         """(strategy, make_collator options): the named variant's options, then ``masking_options``;
@@ -386,6 +442,84 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
+# Run identity and out_dir ownership
+
+#: Written first into an ``out_dir`` a run claims: the identity of the run the folder belongs to.
+RUN_MARKER = ".genemask-pretrain.json"
+#: What an ``out_dir`` may hold before a run claims it: the lock and write probe of a run refused
+#: or killed before it wrote the marker.
+_UNCLAIMED_ENTRIES = (".lock",)
+_UNCLAIMED_PREFIXES = (".write-test-",)
+#: Fields that say where or how a run executes, not which run it is.
+_RUN_LOCAL = ("out_dir", "resume", "device", "threads")
+#: Resume states kept: the latest, and the previous one to fall back on when the latest is damaged.
+STATES_KEPT = 2
+
+
+def _identity(config: dict) -> dict:
+    """The fields that make a run this run, as JSON values; a field a saved config predates counts as
+    its default, so runs saved before a field was added keep matching."""
+    defaults = json.loads(json.dumps(PretrainConfig().to_dict(), default=str))
+    config = json.loads(json.dumps(config, default=str))
+    known = {k: config.get(k, defaults[k]) for k in defaults}
+    extra = {k: v for k, v in config.items() if k not in defaults}  # a field since removed: never equal
+    return {k: v for k, v in {**known, **extra}.items() if k not in _RUN_LOCAL}
+
+
+def _changed(saved: dict, cfg: PretrainConfig) -> list[str]:
+    """The parameters on which a saved run's config differs from ``cfg``."""
+    a, b = _identity(saved), _identity(cfg.to_dict())
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file that should be whole; a damaged one is an error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: damaged JSON ({err})") from None
+
+
+def _owner_config(out_dir: Path) -> tuple[dict | None, Path | None]:
+    """(config, file it came from) of the run ``out_dir`` belongs to: the marker, else (folders
+    written before the marker existed) the final checkpoint's or the newest resume state's config."""
+    candidates = [out_dir / RUN_MARKER, out_dir / "checkpoint" / "pretrain.json",
+                  *(state / "state.json" for state in _states(out_dir))]
+    for path in candidates:
+        if path.is_file():
+            return _read_json(path)["config"], path
+    return None, None
+
+
+def _foreign_entries(out_dir: Path) -> list[str]:
+    """What an unclaimed ``out_dir`` holds besides a lock and write probe (even a ``resume`` or
+    ``checkpoint`` folder there may be someone else's: ``--out_dir ~`` must not touch ``~/resume``)."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p.name for p in out_dir.iterdir()
+                  if p.name not in _UNCLAIMED_ENTRIES and not p.name.startswith(_UNCLAIMED_PREFIXES))
+
+
+def _claim_out_dir(out_dir: Path, cfg: PretrainConfig, write: bool) -> None:
+    """Refuse an ``out_dir`` that holds another run, or files no pretraining run wrote (nothing in it
+    is ever wiped then); else mark it as this run's (``write``: the main process)."""
+    saved, source = _owner_config(out_dir)
+    if saved is None:
+        foreign = _foreign_entries(out_dir)
+        if foreign:
+            shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise ValueError(f"out_dir={str(out_dir)!r} holds files no pretraining run wrote ({shown}); "
+                             "choose an empty or new folder")
+    else:
+        changed = _changed(saved, cfg)
+        if changed:
+            raise ValueError(f"out_dir={str(out_dir)!r} holds another pretraining run (different {', '.join(changed)}; "
+                             f"see {source.relative_to(out_dir)}): use another out_dir")
+    if write and source != out_dir / RUN_MARKER:
+        write_json(out_dir / RUN_MARKER, {"config": cfg.to_dict(), "genemask_version": __version__})
+
+
+# ----------------------------------------------------------------------------------------------
 # Resume state
 
 
@@ -401,20 +535,24 @@ def _resume_root(out_dir: Path) -> Path:
     return out_dir / "resume"
 
 
-def _latest_state(out_dir: Path) -> Path | None:
-    """The newest complete resume folder (temporary ``.step-*`` folders are never complete)."""
+def _states(out_dir: Path) -> list[Path]:
+    """Complete resume folders, newest first (temporary ``.step-*`` folders are never complete)."""
     root = _resume_root(out_dir)
-    states = sorted(p for p in root.glob("step-*") if p.is_dir() and (p / "state.json").exists()) if root.is_dir() else []
-    return states[-1] if states else None
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob("step-*") if p.is_dir() and (p / "state.json").exists()), reverse=True)
 
 
-def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in ("out_dir", "resume", "device", "threads")}
+def _latest_state(out_dir: Path) -> Path | None:
+    states = _states(out_dir)
+    return states[0] if states else None
 
 
 def _save_state(out_dir: Path, step: int, micro_batches: int, model, optimizer, collator, rows: list[dict],
                 cfg: PretrainConfig, dist: _Dist) -> None:
-    """Write the resume state of ``step`` into a temporary folder, then rename it into place."""
+    """Write the resume state of ``step`` into a temporary folder, fsync it, rename it into place, and
+    keep the previous state beside it. A failed write (a full disk) raises an error naming the file
+    and leaves the earlier states as they were."""
     from safetensors.torch import save_file, save_model
 
     root = _resume_root(out_dir)
@@ -429,51 +567,111 @@ def _save_state(out_dir: Path, step: int, micro_batches: int, model, optimizer, 
         "torch_rng": _b64(torch.get_rng_state()),
         "cuda_rng": _b64(torch.cuda.get_rng_state(dist.device)) if dist.device.type == "cuda" else None,
     }
-    (tmp / f"rank{dist.rank}.json").write_text(json.dumps(rank_state))
-    if dist.main:
-        save_model(model, str(tmp / "model.safetensors"))
-        opt = optimizer.state_dict()
-        tensors = {f"{i}.{name}": value.detach().cpu().contiguous() for i, state in opt["state"].items()
-                   for name, value in state.items() if torch.is_tensor(value)}
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "metrics.json").write_text(json.dumps(rows))
-        (tmp / "state.json").write_text(json.dumps({
-            "step": step, "micro_batches": micro_batches, "world_size": dist.world,
-            "param_groups": opt["param_groups"], "config": cfg.to_dict(), "version": __version__}, default=str))
+    try:
+        write_text(tmp / f"rank{dist.rank}.json", json.dumps(rank_state))
+        if dist.main:
+            opt = optimizer.state_dict()
+            tensors = {f"{i}.{name}": value.detach().cpu().contiguous() for i, state in opt["state"].items()
+                       for name, value in state.items() if torch.is_tensor(value)}
+            for name, save in (("model.safetensors", lambda path: save_model(model, str(path))),
+                               ("optimizer.safetensors", lambda path: save_file(tensors, str(path)))):
+                try:
+                    save(tmp / name)
+                    fsync_path(tmp / name)
+                except OSError as err:
+                    raise write_error(tmp / name, err) from err
+            write_text(tmp / "metrics.json", json.dumps(rows))
+            write_text(tmp / "state.json", json.dumps({
+                "step": step, "micro_batches": micro_batches, "world_size": dist.world,
+                "param_groups": opt["param_groups"], "config": cfg.to_dict(), "version": __version__}, default=str))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     dist.barrier()
     if dist.main:
+        fsync_path(tmp)
+        if final.exists():  # a damaged state of this step, which the run fell back from
+            stale = root / f".step-{step:08d}.stale"
+            shutil.rmtree(stale, ignore_errors=True)
+            os.rename(final, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.rename(tmp, final)
-        for old in root.glob("step-*"):
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+        fsync_path(root)
+        for old in _states(out_dir)[STATES_KEPT:]:
+            shutil.rmtree(old, ignore_errors=True)
     dist.barrier()
+
+
+class DamagedState(ValueError):
+    """A resume state that cannot be read whole (truncated, corrupt); ``str()`` names the file."""
+
+
+def _read_state(state_dir: Path, rank: int) -> dict:
+    """Every file of a resume state, read and checked before anything is applied, so a damaged
+    state leaves the model, optimizer and collator untouched for the previous one."""
+    from safetensors.torch import load_file
+
+    def read(name: str, loader):
+        path = state_dir / name
+        try:
+            return loader(path)
+        except Exception as err:  # truncated JSON, safetensors header or data, a missing file
+            raise DamagedState(f"{path}: damaged resume state ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})") from None
+
+    def json_file(path: Path):
+        return json.loads(path.read_text())
+
+    state = {"meta": read("state.json", json_file), "rows": read("metrics.json", json_file),
+             "rank": read(f"rank{rank}.json", json_file),
+             "model": read("model.safetensors", lambda p: load_file(str(p))),
+             "optimizer": read("optimizer.safetensors", lambda p: load_file(str(p)))}
+    for name, key in (("state.json", "step"), ("state.json", "micro_batches"), (f"rank{rank}.json", "collator")):
+        if key not in (state["meta"] if name == "state.json" else state["rank"]):
+            raise DamagedState(f"{state_dir / name}: damaged resume state (no {key!r})")
+    return state
 
 
 def _load_state(state_dir: Path, model, optimizer, collator, cfg: PretrainConfig, dist: _Dist) -> tuple[int, int, list[dict]]:
-    from safetensors.torch import load_file, load_model
+    from safetensors.torch import load_model
 
-    meta = json.loads((state_dir / "state.json").read_text())
-    saved = _comparable(meta["config"])
-    now = _comparable(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    state = _read_state(state_dir, dist.rank)
+    meta = state["meta"]
+    changed = _changed(meta.get("config", {}), cfg)
     if changed:
-        raise ValueError(f"out_dir holds a run with different parameters ({', '.join(changed)}): use another out_dir, or resume=False to start over")
+        raise ValueError(f"{state_dir}: a resume state of a run with different parameters ({', '.join(changed)}): "
+                         "use another out_dir")
     if meta["world_size"] != dist.world:
-        raise ValueError(f"resume state was written by {meta['world_size']} process(es), this run has {dist.world}")
+        raise ValueError(f"{state_dir}: resume state was written by {meta['world_size']} process(es), this run has {dist.world}")
     load_model(model, str(state_dir / "model.safetensors"), device=str(dist.device))
-    tensors = load_file(str(state_dir / "optimizer.safetensors"), device=str(dist.device))
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
+    per_param: dict[int, dict] = {}
+    for key, value in state["optimizer"].items():
         index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    rank_state = json.loads((state_dir / f"rank{dist.rank}.json").read_text())
+        per_param.setdefault(int(index), {})[name] = value if name == "step" else value.to(dist.device)
+    optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    rank_state = state["rank"]
     collator.load_state_dict(rank_state["collator"])
     torch.set_rng_state(_unb64(rank_state["torch_rng"]))
     if rank_state["cuda_rng"] is not None and dist.device.type == "cuda":
         torch.cuda.set_rng_state(_unb64(rank_state["cuda_rng"]), dist.device)
-    rows = json.loads((state_dir / "metrics.json").read_text())
-    return meta["step"], meta["micro_batches"], rows
+    return meta["step"], meta["micro_batches"], state["rows"]
+
+
+def _resume(out_dir: Path, model, optimizer, collator, cfg: PretrainConfig, dist: _Dist) -> tuple[int, int, list[dict], int | None]:
+    """Load the newest readable resume state: a damaged one is skipped with a warning naming its file
+    (the previous state is kept for this); none at all starts at step 0."""
+    damaged = []
+    for state_dir in _states(out_dir):
+        try:
+            step, micro_batches, rows = _load_state(state_dir, model, optimizer, collator, cfg, dist)
+        except DamagedState as err:
+            damaged.append(str(err))
+            warnings.warn(f"{err}; trying the previous resume state", stacklevel=2)
+            continue
+        return step, micro_batches, rows, step
+    if damaged:
+        raise DamagedState(f"no readable resume state in {_resume_root(out_dir)} ({'; '.join(damaged)}): "
+                           "resume=False starts this run over")
+    return 0, 0, [], None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -505,34 +703,99 @@ def _evaluate(loss_module, chunks: genome.TokenChunks, indices: np.ndarray, coll
     return math.exp(min(total / max(count, 1.0), 700.0))
 
 
+def _metric_row(row: dict) -> dict:
+    """A metrics row as metrics.csv stores it: rounded so a 10K-step log stays small enough for
+    results/ (the exact values are in the resume state)."""
+    out = dict(row)
+    for name, digits in _METRIC_DIGITS.items():
+        out[name] = round(out[name], digits)
+    out["lr"] = float(f"{out['lr']:.6g}")
+    return out
+
+
+_METRIC_DIGITS = {"loss": 6, "masked_fraction": 5, "val_perplexity": 4, "seconds": 2, "data_seconds": 3}
+
+
+def _csv_line(row: dict) -> str:
+    """One metrics.csv line, formatted as pandas' ``to_csv`` writes it (NaN empty, floats by repr)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if value != value else repr(value)
+        return "" if value is None else str(value)
+
+    return ",".join(cell(row[c]) for c in METRIC_COLUMNS) + "\n"
+
+
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    # Rounded so a 10K-step log stays small enough for results/ (the exact values are in the resume state).
-    frame = frame.round({"loss": 6, "masked_fraction": 5, "val_perplexity": 4, "seconds": 2, "data_seconds": 3})
-    frame["lr"] = frame["lr"].map(lambda v: float(f"{v:.6g}"))
+    frame = pd.DataFrame([_metric_row(r) for r in rows], columns=list(METRIC_COLUMNS))
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+class _MetricsLog:
+    """metrics.csv as the run goes: rewritten whole at the start (a resumed run's rows up to its
+    state), then one line appended and flushed per step, fsynced at every resume state, so a crash
+    loses at most the steps since the last line reached the disk and never leaves a broken header."""
+
+    def __init__(self, path: Path, rows: list[dict]) -> None:
+        self.path = path
+        _write_metrics(path, rows)
+        self._handle = open(path, "a")
+
+    def append(self, row: dict) -> None:
+        try:
+            self._handle.write(_csv_line(_metric_row(row)))
+            self._handle.flush()
+        except OSError as err:
+            raise write_error(self.path, err) from err
+
+    def sync(self) -> None:
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No "Writing model shards" progress bar from ``save_pretrained`` (library chatter in notebooks)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path | None, summary: dict) -> Path:
-    """The final Hugging Face checkpoint, assembled in a temporary folder and swapped in whole."""
+    """The final Hugging Face checkpoint, assembled in a temporary folder, fsynced and swapped in whole."""
     target = out_dir / "checkpoint"
     tmp = out_dir / ".checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len).save_pretrained(tmp)
-        if rank_table is not None:
-            shutil.copyfile(rank_table, tmp / "rank_table.csv")
+        try:
+            with _quiet_transformers():
+                model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len).save_pretrained(tmp)
+            if rank_table is not None:
+                shutil.copyfile(rank_table, tmp / "rank_table.csv")
+        except OSError as err:
+            raise write_error(Path(err.filename) if err.filename else tmp, err) from err
         write_json(tmp / "pretrain.json", {"config": cfg.to_dict(), **summary})
         for file in tmp.iterdir():
             os.chmod(file, 0o644)  # safetensors writes 0600
+            fsync_path(file)
+        fsync_path(tmp)
         old = out_dir / ".checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.rename(target, old)
         os.rename(tmp, target)
+        fsync_path(out_dir)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -540,18 +803,55 @@ def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path
 
 
 def _finished(out_dir: Path, cfg: PretrainConfig) -> dict | None:
-    """The summary of a finished identical run in ``out_dir`` (re-running is then a no-op)."""
+    """The summary of a finished identical run in ``out_dir`` (re-running is then a no-op); a
+    damaged checkpoint is an error naming its file, never silently reused or retrained over."""
     path = out_dir / "checkpoint" / "pretrain.json"
     if not path.exists() or not (out_dir / "metrics.csv").exists():
         return None
-    saved = json.loads(path.read_text())
-    if _comparable(saved["config"]) != _comparable(json.loads(json.dumps(cfg.to_dict(), default=str))):
+    saved = _read_json(path)
+    if _changed(saved["config"], cfg):
         return None
+    weights = out_dir / "checkpoint" / "model.safetensors"
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as handle:
+            handle.keys()
+    except Exception as err:
+        raise ValueError(f"{weights}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+                         "resume=False trains this run again") from None
     return saved
 
 
 # ----------------------------------------------------------------------------------------------
 # The run
+
+
+#: Allocations from this size up get their own mmap, returned to the OS when freed (see steady_heap).
+MMAP_THRESHOLD = 128 * 1024
+
+
+def steady_heap() -> None:
+    """Keep the process's memory flat over a long run (glibc only; elsewhere nothing to do).
+
+    glibc starts by serving allocations of 128 KiB and more with their own mmap, but raises that
+    threshold to the size of every such block freed (up to 32 MiB). A training step frees
+    activations and gradients of a few hundred KiB to a few MiB whose sizes change with every batch
+    (the masked-token count sets the MLM head's rows, the longest chunk the width), so after the first
+    steps they all land on the heap, where freed blocks of one step's sizes rarely fit the next
+    step's and the heap only grows: measured with ``benchmarks/bench_memory.py`` (LOGO, batch 16 x
+    128, one thread), anonymous RSS rose ~15 MB a step. Fixing the threshold (``mallopt``
+    ``M_MMAP_THRESHOLD``, which also turns the adjustment off) keeps those blocks out of the heap.
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment, glibc's own setting, wins."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = False,
@@ -560,21 +860,27 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
 
     ``stop_after`` ends the run after that many optimizer steps without a final checkpoint, as a
     kill would (tests use it for resume). Re-running a finished run returns its result at once.
+    An ``out_dir`` holding another run, or files no run wrote, is refused before anything is written.
+    ``verbose`` prints a start line and one progress line per evaluation.
     ``mask_on_device`` runs the collator's tensor work on the training device (``genemask.gpu``):
     the same masks, since the collator draws its random numbers on the CPU either way.
     """
     started = time.perf_counter()
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else _default_out_dir()
+    out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else _default_out_dir()
+    _claim_out_dir(out_dir, cfg, write=False)  # refuse before creating anything
     dist, created_group = _init_distributed(cfg)
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    steady_heap()
     try:
         if dist.main:
             _prepare_out_dir(out_dir)
         dist.barrier()
         lock = _exclusive(out_dir, wait=False) if dist.main else contextlib.nullcontext()
         with lock:
+            _claim_out_dir(out_dir, cfg, write=dist.main)
+            dist.barrier()
             return _run(cfg, out_dir, dist, started, stop_after, verbose, mask_on_device)
     finally:
         torch.set_num_threads(threads)
@@ -582,11 +888,42 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
             torch.distributed.destroy_process_group()
 
 
+class _Progress:
+    """One line per evaluation: step, loss, validation perplexity, tokens/s since the last line, ETA."""
+
+    def __init__(self, enabled: bool, first_step: int, target: int, every: int) -> None:
+        self.enabled, self.first_step, self.target, self.every = enabled, first_step, target, max(1, every)
+        self.start = self.last = time.perf_counter()
+        self.tokens = 0
+
+    def step(self, row: dict) -> None:
+        self.tokens += row["tokens"]
+        step = row["step"]
+        if not self.enabled or (step % self.every and step != self.target):
+            return
+        now = time.perf_counter()
+        per_step = (now - self.start) / max(1, step - self.first_step)
+        ppl = row["val_perplexity"]
+        print(f"step {step:>{len(str(self.target))}}/{self.target}  loss {row['loss']:.4f}  "
+              + (f"val_ppl {ppl:.1f}  " if ppl == ppl else "")
+              + f"lr {row['lr']:.2e}  {self.tokens / max(now - self.last, 1e-9):,.0f} tokens/s  "
+              f"elapsed {_duration(now - self.start)}  ETA {_duration(per_step * (self.target - step))}", flush=True)
+        self.last, self.tokens = now, 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_after: int | None,
          verbose: bool, mask_on_device: bool = False) -> PretrainResult:
     metrics_path = out_dir / "metrics.csv"
     done = _finished(out_dir, cfg) if cfg.resume else None
     if done is not None:
+        if verbose and dist.main:
+            print(f"finished already: {out_dir / 'checkpoint'}", flush=True)
         return PretrainResult(out_dir, out_dir / "checkpoint", metrics_path, cfg.steps, done.get("switch_step"),
                               done.get("final_val_perplexity"), time.perf_counter() - started)
 
@@ -617,12 +954,11 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
         loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, device_ids=ids)
 
     step, micro_batches, rows, resumed_from = 0, 0, [], None
-    state_dir = _latest_state(out_dir) if cfg.resume else None
-    if state_dir is not None:
-        step, micro_batches, rows = _load_state(state_dir, model, optimizer, collator, cfg, dist)
-        resumed_from = step
+    if cfg.resume:
+        step, micro_batches, rows, resumed_from = _resume(out_dir, model, optimizer, collator, cfg, dist)
     elif dist.main and _resume_root(out_dir).exists():
-        shutil.rmtree(_resume_root(out_dir))  # resume=False: start over
+        shutil.rmtree(_resume_root(out_dir))  # resume=False: this run (never another, _claim_out_dir) starts over
+    dist.barrier()
 
     batches = _Batches(corpus.train, cfg.batch_size, cfg.max_len, cfg.seed, dist)
     eval_indices = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(corpus.valid))[: cfg.eval_size])
@@ -634,53 +970,67 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     def sync_context(last: bool):
         return loss_module.no_sync() if dist.world > 1 and not last else contextlib.nullcontext()
 
+    target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    talk = verbose and dist.main
+    if talk:
+        print(f"pretraining {cfg.model} ({models.parameter_count(model) / 1e6:.2f} M parameters), {cfg.strategy} masking: "
+              f"{cfg.steps:,} steps x {global_batch * cfg.grad_accum} sequences of <= {cfg.max_len} tokens on "
+              f"{dist.world} {dist.device.type} process(es); corpus {len(corpus.train):,} train / {len(corpus.valid):,} "
+              f"validation chunks", flush=True)
+        print(f"out_dir {out_dir}: metrics.csv grows by a row per step"
+              + (f"; resumed from step {resumed_from}" if resumed_from is not None else ""), flush=True)
+    log = _MetricsLog(metrics_path, rows) if dist.main else None
+    progress = _Progress(talk, step, target, cfg.eval_steps or max(1, cfg.steps // 20))
     elapsed_before = rows[-1]["seconds"] if rows else 0.0
     data_seconds = rows[-1]["data_seconds"] if rows else 0.0  # batch assembly + masking, for the benchmark
     loop_start = time.perf_counter()
-    target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    while step < target:
-        collator.set_step(step)
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        losses, fractions, tokens, phase = [], [], 0, None
-        for accum in range(cfg.grad_accum):
-            data_start = time.perf_counter()
-            ids, attention = batches.batch(micro_batches)
-            micro_batches += 1
-            tokens += int(attention.sum())
-            if mask_on_device:
-                ids, attention = ids.to(dist.device), attention.to(dist.device)
-            masked, labels, _ = collator.mask_batch(ids, attention)
-            data_seconds += time.perf_counter() - data_start
-            phase = collator.last_stats["phase"]
-            fractions.append(collator.last_stats["masked_fraction"])
-            with sync_context(accum == cfg.grad_accum - 1), autocast():
-                loss_sum, n = loss_module(masked.to(dist.device), attention.to(dist.device), labels.to(dist.device))
-                loss = loss_sum / max(n, 1)
-                (loss / cfg.grad_accum).backward()
-            losses.append(float(loss.detach()))
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        collator.set_step(step)
-        mean_loss, mean_fraction, all_tokens = dist.all_reduce(
-            [sum(losses) / len(losses), sum(fractions) / len(fractions), float(tokens)])
-        row = {"step": step, "loss": mean_loss / dist.world, "lr": lr, "masked_fraction": mean_fraction / dist.world,
-               "val_perplexity": float("nan"), "phase": phase, "tokens": int(all_tokens),
-               "seconds": round(elapsed_before + time.perf_counter() - loop_start, 3), "data_seconds": round(data_seconds, 4)}
-        if cfg.eval_steps and (step % cfg.eval_steps == 0 or step == cfg.steps):
-            row["val_perplexity"] = _evaluate(loss_module, corpus.valid, eval_indices, collator, eval_collator, cfg, dist, autocast)
-            collator.observe_validation_perplexity(row["val_perplexity"])
-        rows.append(row)
-        if verbose and dist.main and (row["val_perplexity"] == row["val_perplexity"] or step == target):
-            print(f"step {step}/{cfg.steps} loss {row['loss']:.4f} lr {lr:.2e} masked {row['masked_fraction']:.3f} "
-                  f"val_ppl {row['val_perplexity']:.2f} phase {phase}", flush=True)
-        if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.steps:
-            _save_state(out_dir, step, micro_batches, model, optimizer, collator, rows, cfg, dist)
-            if dist.main:
-                _write_metrics(metrics_path, rows)
+    try:
+        while step < target:
+            collator.set_step(step)
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            losses, fractions, tokens, phase = [], [], 0, None
+            for accum in range(cfg.grad_accum):
+                data_start = time.perf_counter()
+                ids, attention = batches.batch(micro_batches)
+                micro_batches += 1
+                tokens += int(attention.sum())
+                if mask_on_device:
+                    ids, attention = ids.to(dist.device), attention.to(dist.device)
+                masked, labels, _ = collator.mask_batch(ids, attention)
+                data_seconds += time.perf_counter() - data_start
+                phase = collator.last_stats["phase"]
+                fractions.append(collator.last_stats["masked_fraction"])
+                with sync_context(accum == cfg.grad_accum - 1), autocast():
+                    loss_sum, n = loss_module(masked.to(dist.device), attention.to(dist.device), labels.to(dist.device))
+                    loss = loss_sum / max(n, 1)
+                    (loss / cfg.grad_accum).backward()
+                losses.append(float(loss.detach()))
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            collator.set_step(step)
+            mean_loss, mean_fraction, all_tokens = dist.all_reduce(
+                [sum(losses) / len(losses), sum(fractions) / len(fractions), float(tokens)])
+            row = {"step": step, "loss": mean_loss / dist.world, "lr": lr, "masked_fraction": mean_fraction / dist.world,
+                   "val_perplexity": float("nan"), "phase": phase, "tokens": int(all_tokens),
+                   "seconds": round(elapsed_before + time.perf_counter() - loop_start, 3), "data_seconds": round(data_seconds, 4)}
+            if cfg.eval_steps and (step % cfg.eval_steps == 0 or step == cfg.steps):
+                row["val_perplexity"] = _evaluate(loss_module, corpus.valid, eval_indices, collator, eval_collator, cfg, dist, autocast)
+                collator.observe_validation_perplexity(row["val_perplexity"])
+            rows.append(row)
+            if log is not None:
+                log.append(row)
+            progress.step(row)
+            if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.steps:
+                _save_state(out_dir, step, micro_batches, model, optimizer, collator, rows, cfg, dist)
+                if log is not None:
+                    log.sync()
+    finally:
+        if log is not None:
+            log.close()
 
     switch = collator.switched_at_step if strategy == "cmgems" else None
     perplexities = [r["val_perplexity"] for r in rows if r["val_perplexity"] == r["val_perplexity"]]
@@ -715,7 +1065,9 @@ def demo_checkpoint() -> Path:
         return checkpoint
     _prepare_out_dir(out_dir)
     with _exclusive(out_dir, wait=True):
+        _claim_out_dir(out_dir, cfg, write=True)
         if _finished(out_dir, cfg) is None:
+            steady_heap()
             threads = torch.get_num_threads()
             torch.set_num_threads(cfg.threads)
             try:
@@ -730,22 +1082,29 @@ def demo_checkpoint() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``--field value`` for every PretrainConfig field (dicts as JSON, booleans as --x / --no-x)."""
-    parser = argparse.ArgumentParser(prog="python -m genemask.pretrain", description=__doc__.splitlines()[0])
+    """``--field value`` for every PretrainConfig field, its help from the field's metadata (dicts as
+    JSON, booleans as --x / --no-x, ``--fasta`` one or more files). Plain argparse rather than
+    ``HfArgumentParser``: that one refuses ``fasta``'s ``str | list | None`` and JSON dicts."""
+    parser = argparse.ArgumentParser(
+        prog="python -m genemask.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.splitlines()[0] + " Prints one progress line per evaluation (GENEMASK_QUIET=1: none) "
+        "and appends a row per step to OUT_DIR/metrics.csv.",
+        epilog="Multi-process: torchrun --nproc_per_node N -m genemask.pretrain ... (gloo on CPU, nccl on GPUs).")
     defaults = PretrainConfig()
     for f in dataclasses.fields(PretrainConfig):
-        default = getattr(defaults, f.name)
+        default, text = getattr(defaults, f.name), f.metadata.get("help", "")
         if isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default, help=text)
         elif isinstance(default, dict):
-            parser.add_argument(f"--{f.name}", type=json.loads, default=default, help="JSON object")
+            parser.add_argument(f"--{f.name}", type=json.loads, default=default, metavar="JSON", help=text)
         elif f.name == "fasta":
-            parser.add_argument("--fasta", nargs="+", default=None, help="FASTA file(s) (default: the demo genome)")
+            parser.add_argument("--fasta", nargs="+", default=None, metavar="FASTA", help=text)
         elif default is None:
-            parser.add_argument(f"--{f.name}", default=None)
+            parser.add_argument(f"--{f.name}", default=None, metavar="PATH", help=text)
         else:
-            parser.add_argument(f"--{f.name}", type=type(default), default=default)
-    parser.add_argument("--paper", action="store_true", help="start from the papers' budget (PAPER_BUDGET)")
+            parser.add_argument(f"--{f.name}", type=type(default), default=default, help=text)
+    parser.add_argument("--paper", action="store_true",
+                        help="start from the papers' budget (PAPER_BUDGET); options given explicitly still win")
     return parser
 
 
@@ -758,10 +1117,11 @@ def main(argv: list[str] | None = None) -> int:
     if paper:
         explicit = {a.dest for a in parser._actions if any(s in (argv or sys.argv[1:]) for s in a.option_strings)}
         args = {**args, **{k: v for k, v in PAPER_BUDGET.items() if k not in explicit}}
+    quiet = os.environ.get("GENEMASK_QUIET", "") not in ("", "0")
     try:
         cfg = PretrainConfig(**args)
-        result = run(cfg, verbose=True)
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError, genome.FastaError) as err:
+        result = run(cfg, verbose=not quiet)
+    except (ValueError, OSError, RuntimeError, genome.FastaError) as err:
         print(f"genemask.pretrain: {err}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
