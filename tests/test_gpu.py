@@ -82,7 +82,7 @@ def test_flops_per_token_match_the_models_matmuls():
 @pytest.mark.parametrize("edit, message", [
     (lambda q: q["units"][0].update(colour="red"), "unknown key(s) ['colour']"),
     (lambda q: q["units"][0]["pretrain"][0].update(stpes=5), "unknown PretrainConfig field(s) ['stpes']"),
-    (lambda q: q["units"][0]["pretrain"][0].update(model="huge"), "unknown model"),
+    (lambda q: q["units"][0]["pretrain"][0].update(model="huge"), "model='huge' is unknown"),
     (lambda q: q["units"][0]["fewshot"][0].update(shot=[1]), "unknown key(s) ['shot']"),
     (lambda q: q["units"].append(dict(q["units"][0])), "duplicate unit name"),
 ])
