@@ -80,8 +80,17 @@ def write_text(target: str | Path, text: str) -> Path:
     return write_bytes(target, text.encode("utf-8"))
 
 
+def _jsonable(value: Any) -> Any:
+    """Dataclasses (a checkpoint's RunIdentity) as their fields; anything else as its text."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
 def write_json(target: str | Path, obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
 def write_with(target: str | Path, writer: Callable[[Path], Any]) -> Path:
