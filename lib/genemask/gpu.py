@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, paths
-from .io import write_json, write_text, write_with
+from .io import read_yaml, write_json, write_text, write_with
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
@@ -114,17 +114,10 @@ _FEWSHOT_KEYS = {"datasets", "shots", "seeds", "small_shots", "large_shots", "ma
 def load_queue(path: str | Path = PARAMS_FILE) -> Queue:
     """Read ``params/gpu.yaml`` and check every unit's parameters (PretrainConfig, few-shot) now,
     naming the unit and key, so a GPU window never starts on a typo."""
-    import yaml
-
     from . import pretrain
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise QueueError(f"{path}: no such params file") from None
-    except yaml.YAMLError as err:
-        raise QueueError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+    raw = read_yaml(path, QueueError)
     if not isinstance(raw, dict) or not isinstance(raw.get("units"), list):
         raise QueueError(f"{path}: expected a mapping with 'units' (a list)")
     known_top = {"profile", "window_seconds", "peak_tflops", "workers", "pilot_steps", "bench_steps", "planning",

@@ -98,3 +98,16 @@ def write_with(target: str | Path, writer: Callable[[Path], Any]) -> Path:
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
+    """A params file's YAML, or ``error`` with a one-line message naming the file (missing, or not YAML)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such params file") from None
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None

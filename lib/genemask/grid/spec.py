@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import paths
+from ..io import read_yaml
 
 TOP_KEYS = ("profile", "stages")
 STAGE_KEYS = ("name", "notebook", "params", "grid", "cells", "timeout")
@@ -92,12 +91,7 @@ def load_spec(path: str | Path) -> GridSpec:
     """Read and check a params file: top-level keys, stage keys and their types, safe names,
     notebooks that exist, grids with values. Every error names the file and the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise GridError(f"{path}: no such params file") from None
-    except yaml.YAMLError as err:
-        raise GridError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+    raw = read_yaml(path, GridError)
     if not isinstance(raw, dict):
         raise GridError(f"{path}: expected a mapping with 'profile' and 'stages', got {_kind(raw)}")
     unknown = sorted(set(map(str, raw)) - set(TOP_KEYS))
