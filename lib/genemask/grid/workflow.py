@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -134,7 +133,9 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
     targets = [c for c in selected if gs.of(c).state == TO_RUN or (rerun_stale and gs.of(c).state == STALE)]
     profile = plan.spec.profile
     with profile_lock(profile):
-        start = time.time()
+        # A cell ran in this call when its marker was (re)written now: compare with the marker as it
+        # was before, not with the clock (a cell finished by the previous call a moment ago is cached).
+        before = {cell.marker: cell.marker.stat().st_mtime_ns if cell.marker.exists() else None for cell in plan.cells}
         if targets:
             force = [c for c in targets if c.marker.exists()]
             echo(f"grid {profile}: running {len(targets)} of {len(plan.cells)} cell(s) with Snakemake, {jobs} at a time")
@@ -148,7 +149,7 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
         by_id = plan.by_id()
         for cell in plan.cells:
             record, _ = run_record(cell)
-            ran = record is not None and cell.marker.stat().st_mtime >= start - 1
+            ran = record is not None and cell.marker.exists() and cell.marker.stat().st_mtime_ns != before[cell.marker]
             state = after.of(cell).state
             if ran:
                 cell.status, cell.seconds = "done", float(record.get("wall_seconds") or 0)
