@@ -208,15 +208,9 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def fewshot_method(results: pd.DataFrame, strategy: str, ranking: str | None = None) -> str | None:
-    """The method label of ``strategy`` in downstream results (identity columns, see
-    :func:`genemask.report.runs.downstream`) with default masking options and the released switch
-    threshold, masked with ``ranking`` (``"Data-A"``; None: our ranking), at its longest budget; None
-    when the results have no such run. The bugs' contrasts compare these with
+    """The method label of ``strategy`` with default masking options and the released switch
+    threshold (:func:`genemask.report.runs.method_of`); the bugs' contrasts compare these with
     :func:`genemask.report.findings.contrast`."""
-    part = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_masking_options"] == "{}")]
-    part = part[part["pretrain_ranking"] == ranking] if ranking else part[part["pretrain_ranking"] != "Data-A"]
-    threshold = part["pretrain_switch_threshold"]
-    part = part[threshold.isna() | (threshold == 1.0)]
-    if part.empty:
-        return None
-    return str(part.loc[part["pretrain_steps"] == part["pretrain_steps"].max(), "method"].iloc[0])
+    from .runs import method_of
+
+    return method_of(results, strategy, ranking)

@@ -101,6 +101,20 @@ def downstream(stages: str | Iterable[str], file: str, profile: str | None = Non
     return out
 
 
+def method_of(results: pd.DataFrame, strategy: str, ranking: str | None = None, options: str = "{}",
+              switch: float | None = None) -> str | None:
+    """The method label of ``strategy`` in results with identity columns, at its longest budget:
+    masked with ``ranking`` (``"Data-A"``; None: ours), the given masking options (canonical JSON)
+    and CM-GEMS switch threshold (None: the released one). None when no such run is there."""
+    part = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_masking_options"] == options)]
+    part = part[part["pretrain_ranking"] == ranking] if ranking else part[part["pretrain_ranking"] != "Data-A"]
+    threshold = part["pretrain_switch_threshold"]
+    part = part[threshold.isna() | (threshold == 1.0)] if switch is None else part[threshold == switch]
+    if part.empty:
+        return None
+    return str(part.loc[part["pretrain_steps"] == part["pretrain_steps"].max(), "method"].iloc[0])
+
+
 def check_methods(frame: pd.DataFrame) -> None:
     """Labels must name methods one-to-one: two methods that print alike would be pooled."""
     pairs = frame[["method", *METHOD_COLUMNS]].drop_duplicates()
