@@ -375,3 +375,42 @@ def test_cli_help_and_progress(inputs, tmp_path, capsys, monkeypatch):
     assert pretrain.main([*argv[:-1], str(tmp_path / "cli"), "--lr", "0.01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds another pretraining run (different lr" in err[0]
+
+
+def test_kept_checkpoints_and_yardstick_leave_the_run_unchanged(inputs, tmp_path):
+    """keep_steps and the yardstick only observe: the same losses and final weights as a plain run,
+    kept checkpoints survive a resume, and the logged yardstick loss is the kept checkpoint's score."""
+    from genemask import yardstick
+
+    plain = pretrain.run(config(inputs, tmp_path / "plain", eval_steps=4))
+    part = pretrain.run(config(inputs, tmp_path / "kept", eval_steps=4, keep_steps=[4, 8], yardstick=True), stop_after=6)
+    assert [p.name for p in (tmp_path / "kept" / "checkpoints").iterdir()] == ["step-00000004"]
+    kept = pretrain.run(config(inputs, tmp_path / "kept", eval_steps=4, keep_steps=[4, 8], yardstick=True))
+    assert part.finished is False and kept.resumed_from == 4
+    columns = ["step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens"]
+    pd.testing.assert_frame_equal(plain.metrics[columns], kept.metrics[columns], check_exact=True)
+    a, b = weights(plain.checkpoint), weights(kept.checkpoint)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+    assert plain.metrics["yardstick_loss"].isna().all()
+    logged = kept.metrics.set_index("step")["yardstick_loss"].dropna()
+    assert logged.index.tolist() == [4, 8, 12]
+    folders = sorted((tmp_path / "kept" / "checkpoints").iterdir())
+    assert [pretrain.kept_step(p) for p in folders] == [4, 8] and pretrain.kept_step(kept.checkpoint) is None
+    assert json.loads((folders[0] / "pretrain.json").read_text())["steps"] == 4
+    corpus = genome.build_corpus(inputs["fasta"], genome.CorpusConfig(k=6))
+    batches = yardstick.fixed_batches(corpus)
+    for step, folder in zip((4, 8), folders):
+        assert yardstick.score_checkpoint(folder, batches)["yardstick_loss"] == pytest.approx(logged[step], abs=1e-5)
+    assert yardstick.score_checkpoint(kept.checkpoint, batches)["yardstick_loss"] == pytest.approx(logged[12], abs=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"keep_steps": [500]}, r"keep_steps=\[500\] must be distinct increasing steps in \[1, steps=500\)"),
+    ({"keep_steps": [200, 100]}, r"keep_steps=\[200, 100\] must be distinct increasing"),
+    ({"keep_steps": "100"}, r"keep_steps='100' must be a list of integer steps"),
+    ({"yardstick": 1}, r"yardstick=1 must be true or false"),
+    ({"yardstick": True, "eval_steps": 0}, r"yardstick=True is scored at every evaluation: set eval_steps > 0"),
+])
+def test_bad_keep_steps_and_yardstick(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        pretrain.PretrainConfig(**overrides)

@@ -46,6 +46,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -68,7 +69,11 @@ PAPER_BUDGET: dict[str, Any] = dict(
     adam_beta1=0.9, adam_beta2=0.98, adam_eps=1e-6, weight_decay=0.01, max_grad_norm=1.0,
     max_len=512, eval_steps=500, save_steps=1000, seed=42,
 )
-METRIC_COLUMNS = ("step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens", "seconds", "data_seconds")
+METRIC_COLUMNS = ("step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens", "seconds", "data_seconds",
+                  "yardstick_loss")
+#: Where a checkpoint kept at ``step`` of a longer run lies inside its ``out_dir`` (``keep_steps``).
+KEPT_CHECKPOINT = "checkpoints/step-{step:08d}"
+_KEPT_PATTERN = re.compile(r"checkpoints/step-(?P<step>\d{8})/?")
 DEMO_CHECKPOINT_STEPS = 300
 
 
@@ -122,6 +127,15 @@ def _check_config(cfg: "PretrainConfig") -> None:
     for name in ("rank_table", "out_dir"):
         if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), (str, os.PathLike)):
             fail(name, "must be a path or None")
+    keep = cfg.keep_steps
+    if not isinstance(keep, (list, tuple)) or not all(_is_int(s) for s in keep):
+        fail("keep_steps", "must be a list of integer steps")
+    if list(keep) != sorted(set(keep)) or any(not 0 < s < cfg.steps for s in keep):
+        fail("keep_steps", f"must be distinct increasing steps in [1, steps={cfg.steps}) (the final checkpoint is kept anyway)")
+    if not isinstance(cfg.yardstick, (bool, np.bool_)):
+        fail("yardstick", "must be true or false")
+    if cfg.yardstick and cfg.eval_steps == 0:
+        fail("yardstick", "is scored at every evaluation: set eval_steps > 0")
     fasta = cfg.fasta
     if not (fasta is None or isinstance(fasta, (str, os.PathLike))
             or (isinstance(fasta, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in fasta))):
@@ -185,6 +199,11 @@ class PretrainConfig:
     eval_steps: int = field(default=25, metadata=_help("steps between validation perplexities (0: none)"))
     eval_size: int = field(default=256, metadata=_help("validation chunks per evaluation"))
     save_steps: int = field(default=200, metadata=_help("steps between resume states (0: only at the end)"))
+    keep_steps: list = field(default_factory=list, metadata=_help(
+        "steps at which a checkpoint is kept besides the final one, in checkpoints/step-<8 digits> (the transition grid)"))
+    yardstick: bool = field(default=False, metadata=_help(
+        "also score every evaluation on the common yardstick (genemask.yardstick: one fixed random masking of fixed "
+        "validation chunks, comparable across strategies) as metrics.csv's yardstick_loss"))
     max_len: int = field(default=128, metadata=_help("tokens per sequence, [CLS] and [SEP] included (the papers: 512)"))
     join_gaps: bool = field(default=False, metadata=_help("corpus: join sequence across N gaps as the released script did"))
     seed: int = field(default=0, metadata=_help("seed of the model's initialisation, data order, masking and dropout"))
@@ -706,14 +725,15 @@ def _evaluate(loss_module, chunks: genome.TokenChunks, indices: np.ndarray, coll
 def _metric_row(row: dict) -> dict:
     """A metrics row as metrics.csv stores it: rounded so a 10K-step log stays small enough for
     results/ (the exact values are in the resume state)."""
-    out = dict(row)
+    out = {"yardstick_loss": float("nan"), **row}  # rows of a resume state saved before the yardstick existed
     for name, digits in _METRIC_DIGITS.items():
         out[name] = round(out[name], digits)
     out["lr"] = float(f"{out['lr']:.6g}")
     return out
 
 
-_METRIC_DIGITS = {"loss": 6, "masked_fraction": 5, "val_perplexity": 4, "seconds": 2, "data_seconds": 3}
+_METRIC_DIGITS = {"loss": 6, "masked_fraction": 5, "val_perplexity": 4, "yardstick_loss": 6, "seconds": 2,
+                  "data_seconds": 3}
 
 
 def _csv_line(row: dict) -> str:
@@ -771,10 +791,20 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path | None, summary: dict) -> Path:
-    """The final Hugging Face checkpoint, assembled in a temporary folder, fsynced and swapped in whole."""
-    target = out_dir / "checkpoint"
-    tmp = out_dir / ".checkpoint.tmp"
+def kept_step(path: str | Path) -> int | None:
+    """The step of a checkpoint kept by ``keep_steps`` (a path ending in :data:`KEPT_CHECKPOINT`);
+    None for a run's final ``checkpoint``."""
+    match = _KEPT_PATTERN.search(Path(path).as_posix() + "/")
+    return int(match["step"]) if match else None
+
+
+def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path | None, summary: dict,
+                     name: str = "checkpoint") -> Path:
+    """A Hugging Face checkpoint (the final one, or ``name`` = a kept step's), assembled in a
+    temporary folder, fsynced and swapped in whole."""
+    target = out_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{name.replace('/', '-')}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         try:
@@ -790,12 +820,12 @@ def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path
             os.chmod(file, 0o644)  # safetensors writes 0600
             fsync_path(file)
         fsync_path(tmp)
-        old = out_dir / ".checkpoint.old"
+        old = out_dir / f".{name.replace('/', '-')}.old"
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.rename(target, old)
         os.rename(tmp, target)
-        fsync_path(out_dir)
+        fsync_path(target.parent)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -906,6 +936,7 @@ class _Progress:
         ppl = row["val_perplexity"]
         print(f"step {step:>{len(str(self.target))}}/{self.target}  loss {row['loss']:.4f}  "
               + (f"val_ppl {ppl:.1f}  " if ppl == ppl else "")
+              + (f"yardstick {row['yardstick_loss']:.3f}  " if row.get("yardstick_loss", math.nan) == row.get("yardstick_loss") else "")
               + f"lr {row['lr']:.2e}  {self.tokens / max(now - self.last, 1e-9):,.0f} tokens/s  "
               f"elapsed {_duration(now - self.start)}  ETA {_duration(per_step * (self.target - step))}", flush=True)
         self.last, self.tokens = now, 0
@@ -961,6 +992,11 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     dist.barrier()
 
     batches = _Batches(corpus.train, cfg.batch_size, cfg.max_len, cfg.seed, dist)
+    yardstick_batches = None
+    if cfg.yardstick:
+        from . import yardstick  # it scores with this module's loss; imported here, not at the top
+
+        yardstick_batches = yardstick.fixed_batches(corpus)
     eval_indices = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(corpus.valid))[: cfg.eval_size])
     use_bf16 = cfg.bf16 and dist.device.type == "cuda"
 
@@ -1015,15 +1051,22 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
             mean_loss, mean_fraction, all_tokens = dist.all_reduce(
                 [sum(losses) / len(losses), sum(fractions) / len(fractions), float(tokens)])
             row = {"step": step, "loss": mean_loss / dist.world, "lr": lr, "masked_fraction": mean_fraction / dist.world,
-                   "val_perplexity": float("nan"), "phase": phase, "tokens": int(all_tokens),
+                   "val_perplexity": float("nan"), "yardstick_loss": float("nan"), "phase": phase, "tokens": int(all_tokens),
                    "seconds": round(elapsed_before + time.perf_counter() - loop_start, 3), "data_seconds": round(data_seconds, 4)}
             if cfg.eval_steps and (step % cfg.eval_steps == 0 or step == cfg.steps):
                 row["val_perplexity"] = _evaluate(loss_module, corpus.valid, eval_indices, collator, eval_collator, cfg, dist, autocast)
                 collator.observe_validation_perplexity(row["val_perplexity"])
+                if yardstick_batches is not None:
+                    with autocast():
+                        row["yardstick_loss"] = yardstick.score(model, yardstick_batches)["yardstick_loss"]
             rows.append(row)
             if log is not None:
                 log.append(row)
             progress.step(row)
+            if step in cfg.keep_steps and dist.main:
+                kept = {"steps": step, "kept_of_steps": cfg.steps, "strategy": strategy, "masking_options": options,
+                        "phase": phase, "genemask_version": __version__, "torch_version": torch.__version__}
+                _save_checkpoint(out_dir, model, cfg, rank_table, kept, KEPT_CHECKPOINT.format(step=step))
             if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.steps:
                 _save_state(out_dir, step, micro_batches, model, optimizer, collator, rows, cfg, dist)
                 if log is not None:
@@ -1099,6 +1142,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--{f.name}", type=json.loads, default=default, metavar="JSON", help=text)
         elif f.name == "fasta":
             parser.add_argument("--fasta", nargs="+", default=None, metavar="FASTA", help=text)
+        elif isinstance(default, list):
+            parser.add_argument(f"--{f.name}", nargs="*", type=int, default=default, metavar="STEP", help=text)
         elif default is None:
             parser.add_argument(f"--{f.name}", default=None, metavar="PATH", help=text)
         else:
