@@ -33,10 +33,15 @@ def test_identity_from_configs_and_cells_rows():
 
 
 def test_identity_round_trips_through_columns():
-    run = RunIdentity.from_config({"strategy": "global", "steps": 1000, "model": "logo", "seed": 1, "batch_size": 16})
-    frame = pd.DataFrame([run.columns()])
+    run = RunIdentity.from_config({"strategy": "global", "steps": 1000, "model": "logo", "seed": 1, "batch_size": 16,
+                                   "max_len": 128})
+    frame = pd.DataFrame([run.columns(), run.kept_at(250).columns()])
     assert list(frame.columns) == list(COLUMNS)
-    assert from_columns(frame.iloc[0]) == run
+    assert from_columns(frame.iloc[0]) == run and from_columns(frame.iloc[1]) == run.kept_at(250)
+    assert run.kept_at(250).label() == "global@250of1000:logo" and run.kept_at(250).tokens == 250 * 16 * 128
+    assert run.kept_at(250).method() != run.method()  # not the same method as a 250-step run's end
+    with pytest.raises(ValueError, match="step 1000: a kept checkpoint lies inside the run's 1000 steps"):
+        run.kept_at(1000)
 
 
 def _write_cells(root, stage, rows):
@@ -70,6 +75,10 @@ def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
     assert got.loc["f2"].tolist() == ["random-init:logo", 0, "none"]
     assert got.loc["f3"].tolist() == ["random@1000:logo", 1, "random"]
     assert got.loc["f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
+    # A checkpoint kept mid-run is the run at that step, on the run's longer learning-rate schedule.
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbb/checkpoints/step-00000400"}])
+    kept = runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu").iloc[0]
+    assert (kept["method"], kept["pretrain_steps"], kept["pretrain_schedule_steps"]) == ("random@400of1000:logo", 400, 1000)
     _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/dddd/checkpoint"}])
     with pytest.raises(ValueError, match="no collected pretraining cell pretrain-seeds/dddd"):
         runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu")

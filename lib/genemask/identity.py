@@ -66,6 +66,9 @@ class RunIdentity:
     batch_size: int = 0  # sequences per micro-batch (0: unknown or untrained)
     grad_accum: int = 1
     max_len: int = 0  # tokens per sequence
+    # Length of the run's learning-rate schedule when it differs from ``steps``: a checkpoint kept at
+    # step 4000 of a 16K-step run had a higher learning rate there than a 4K-step run's end (0: steps).
+    schedule_steps: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "RunIdentity":
@@ -88,6 +91,12 @@ class RunIdentity:
                    masking_options=json.dumps(options, sort_keys=True), switch_threshold=threshold,
                    batch_size=integer("batch_size", 0), grad_accum=integer("grad_accum", 1),
                    max_len=integer("max_len", 0))
+
+    def kept_at(self, step: int) -> "RunIdentity":
+        """The checkpoint this run kept at ``step`` (``pretrain.PretrainConfig.keep_steps``)."""
+        if not 0 < step < self.steps:
+            raise ValueError(f"step {step}: a kept checkpoint lies inside the run's {self.steps} steps")
+        return RunIdentity(**{**asdict(self), "steps": step, "schedule_steps": self.steps})
 
     @classmethod
     def untrained(cls, model: str) -> "RunIdentity":
@@ -115,7 +124,8 @@ class RunIdentity:
         tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(self.options.items())]
         if self.switch_threshold is not None and self.switch_threshold != RELEASED_SWITCH_THRESHOLD:
             tags.append(f"switch={self.switch_threshold:g}")
-        return (self.strategy + (f"[{','.join(tags)}]" if tags else "") + (f"@{self.steps}" if self.steps else "")
+        schedule = f"of{self.schedule_steps}" if self.schedule_steps else ""
+        return (self.strategy + (f"[{','.join(tags)}]" if tags else "") + (f"@{self.steps}{schedule}" if self.steps else "")
                 + (f":{self.model}" if self.model else ""))
 
     def columns(self) -> dict[str, Any]:
@@ -131,8 +141,9 @@ METHOD_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != PREFIX + "see
 
 def from_columns(row: Mapping[str, Any]) -> RunIdentity:
     """The identity stored in a result row's ``pretrain_*`` columns."""
-    values = {f.name: row[PREFIX + f.name] for f in fields(RunIdentity)}
-    for name in ("steps", "seed", "batch_size", "grad_accum", "max_len"):
+    values = {f.name: row[PREFIX + f.name] for f in fields(RunIdentity) if PREFIX + f.name in row}
+    values.setdefault("schedule_steps", 0)
+    for name in ("steps", "seed", "batch_size", "grad_accum", "max_len", "schedule_steps"):
         values[name] = int(values[name])
     values["switch_threshold"] = None if _missing(values["switch_threshold"]) else float(values["switch_threshold"])
     values["ranking"] = "" if _missing(values["ranking"]) else str(values["ranking"])

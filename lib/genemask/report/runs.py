@@ -16,7 +16,7 @@ from .. import paths
 from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns
 from . import stage_results
 
-_REFERENCE = re.compile(r"@(?P<stage>[\w-]+)/(?P<key>[0-9a-f]+)(?:/.*)?")
+_REFERENCE = re.compile(r"@(?P<stage>[\w-]+)/(?P<key>[0-9a-f]+)(?:/(?P<file>.*))?")
 _RANDOM = "random:"
 
 
@@ -69,7 +69,11 @@ def resolve_checkpoint(reference: str, runs: pd.DataFrame) -> RunIdentity:
     found = runs[(runs["stage"] == match["stage"]) & (runs["key"] == match["key"])]
     if found.empty:
         raise ValueError(f"checkpoint {text!r}: no collected pretraining cell {match['stage']}/{match['key']}")
-    return from_columns(found.iloc[0])
+    from ..pretrain import kept_step  # torch is imported only when a reference needs it
+
+    identity = from_columns(found.iloc[0])
+    step = kept_step(match["file"] or "")
+    return identity if step is None else identity.kept_at(step)
 
 
 def downstream(stages: str | Iterable[str], file: str, profile: str | None = None) -> pd.DataFrame | None:
