@@ -1,0 +1,202 @@
+"""The perplexity transition on the common yardstick: curves, each run's transition step, and the
+downstream gap between strategies before and after it.
+
+GeneMask's Fig. 2 shows pretraining runs on a plateau (the model knows little beyond k-mer
+frequencies) that they later leave. Each run's own validation perplexity uses its own masking, so
+its level differs between strategies; the transition grid therefore scores every evaluation on one
+yardstick (:mod:`genemask.yardstick`: the same random masking of the same validation chunks) and
+this module reads the transition off that curve:
+
+* the **plateau** of a run is the median yardstick loss of its evaluations in
+  ``[plateau_from, plateau_to]`` steps (after warmup, before any pilot run left it);
+* its **transition step** is the first evaluation after ``plateau_to`` whose yardstick loss is at
+  least ``margin`` nats under the plateau (a run that never gets there is *censored*: it did not
+  cross within its budget).
+
+Downstream scores of the checkpoints kept on the way (``keep_steps``) use the two-level contrast of
+:mod:`genemask.report.findings`, at each step separately.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import findings, runs
+from .pretrain import read_summary
+
+STAGE = "transition"
+
+
+@dataclass(frozen=True)
+class TransitionRule:
+    """Where the plateau is measured and how far under it a run must fall to have left it."""
+
+    plateau_from: int = 1000  # after the 500-step warmup of a 10K-step run
+    plateau_to: int = 2000  # before the earliest departure seen in the pilot (~4K steps)
+    margin: float = 0.25  # nats: a yardstick perplexity 22 % under the plateau's
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.plateau_from < self.plateau_to:
+            raise ValueError(f"plateau_from={self.plateau_from}, plateau_to={self.plateau_to}: need 0 <= from < to")
+        if not self.margin > 0:
+            raise ValueError(f"margin={self.margin!r}: must be > 0 nats")
+
+
+def curves(profile: str | None = None, stage: str = STAGE) -> pd.DataFrame:
+    """Every evaluation of every run of ``stage`` that was scored on the yardstick: ``method``,
+    ``strategy``, ``pretrain_seed``, ``step``, ``yardstick_loss``, ``val_perplexity`` (own masking),
+    ``lr``, and the run's ``switch_step`` (CM-GEMS)."""
+    pretraining = runs.pretraining_runs(profile)
+    frames = []
+    for run in pretraining[pretraining["stage"] == stage].itertuples():
+        path = run.dir / "metrics.csv"
+        if not path.exists():
+            continue
+        metrics = pd.read_csv(path)
+        if "yardstick_loss" not in metrics:
+            continue
+        rows = metrics.loc[metrics["yardstick_loss"].notna(), ["step", "yardstick_loss", "val_perplexity", "lr"]]
+        frames.append(rows.assign(method=run.method, strategy=run.pretrain_strategy, pretrain_seed=run.pretrain_seed,
+                                  run_steps=run.pretrain_steps, switch_step=read_summary(run.dir).get("switch_step"),
+                                  cell=run.key))
+    columns = ["method", "strategy", "pretrain_seed", "step", "yardstick_loss", "val_perplexity", "lr", "run_steps",
+               "switch_step", "cell"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def transition_steps(curves_frame: pd.DataFrame, rule: TransitionRule = TransitionRule()) -> pd.DataFrame:
+    """Per run (method, pretraining seed): its plateau loss, transition step (NaN when censored),
+    whether it crossed, and its last evaluation's step and yardstick loss."""
+    rows = []
+    for (method, seed), run in curves_frame.groupby(["method", "pretrain_seed"], sort=True):
+        run = run.sort_values("step")
+        window = run[(run["step"] >= rule.plateau_from) & (run["step"] <= rule.plateau_to)]
+        if window.empty:
+            raise ValueError(f"{method} seed {seed}: no yardstick evaluation in the plateau window "
+                             f"[{rule.plateau_from}, {rule.plateau_to}] steps")
+        plateau = float(window["yardstick_loss"].median())
+        after = run[(run["step"] > rule.plateau_to) & (run["yardstick_loss"] <= plateau - rule.margin)]
+        last = run.iloc[-1]
+        rows.append({"method": method, "strategy": run["strategy"].iloc[0], "pretrain_seed": int(seed),
+                     "plateau_loss": plateau, "crossed": not after.empty,
+                     "transition_step": float(after["step"].iloc[0]) if not after.empty else np.nan,
+                     "last_step": int(last["step"]), "last_loss": float(last["yardstick_loss"]),
+                     "switch_step": run["switch_step"].iloc[0]})
+    return pd.DataFrame(rows, columns=["method", "strategy", "pretrain_seed", "plateau_loss", "crossed",
+                                       "transition_step", "last_step", "last_loss", "switch_step"])
+
+
+def _bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile 95 % interval of the mean over resampled units (runs)."""
+    rng = np.random.default_rng(seed)
+    reps = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    low, high = np.percentile(reps, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def transition_summary(steps: pd.DataFrame, n_boot: int = findings.N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Per method: runs, how many crossed, the transition step's mean over the runs that crossed with
+    a bootstrap interval over those runs and its range, and the plateau and last losses' means."""
+    rows = []
+    for method, part in steps.groupby("method", sort=False):
+        crossed = part.loc[part["crossed"], "transition_step"].to_numpy(dtype=float)
+        row = {"method": method, "strategy": part["strategy"].iloc[0], "runs": len(part), "crossed": len(crossed),
+               "plateau_loss": float(part["plateau_loss"].mean()), "last_loss": float(part["last_loss"].mean()),
+               "last_step": int(part["last_step"].max())}
+        if len(crossed):
+            low, high = _bootstrap_mean(crossed, n_boot, seed)
+            row.update(step_mean=float(crossed.mean()), step_ci95_low=low, step_ci95_high=high,
+                       step_min=float(crossed.min()), step_max=float(crossed.max()))
+        rows.append(row)
+    columns = ["method", "strategy", "runs", "crossed", "step_mean", "step_ci95_low", "step_ci95_high", "step_min",
+               "step_max", "plateau_loss", "last_loss", "last_step"]
+    return pd.DataFrame(rows).reindex(columns=columns).sort_values("step_mean", na_position="last", ignore_index=True)
+
+
+def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_BOOT, seed: int = 0) -> dict:
+    """Transition step of strategy ``a`` minus ``b``, paired by pretraining seed (seed s shares init
+    and data order across strategies), over the seeds where both crossed; a bootstrap over seeds.
+    ``later`` / ``earlier`` / ``no difference detected``; censored runs are counted, not imputed."""
+    pa = steps[steps["strategy"] == a].set_index("pretrain_seed")
+    pb = steps[steps["strategy"] == b].set_index("pretrain_seed")
+    shared = pa.index.intersection(pb.index)
+    both = [s for s in shared if pa.at[s, "crossed"] and pb.at[s, "crossed"]]
+    out = {"a": a, "b": b, "seeds": len(shared), "both_crossed": len(both),
+           "censored_a": int((~pa.loc[shared, "crossed"]).sum()), "censored_b": int((~pb.loc[shared, "crossed"]).sum())}
+    if len(both) < 2:
+        return {**out, "mean_difference": np.nan, "ci95_low": np.nan, "ci95_high": np.nan,
+                "verdict": findings.VERDICTS[3] if len(both) == 1 else "no run of both crossed"}
+    diff = (pa.loc[both, "transition_step"] - pb.loc[both, "transition_step"]).to_numpy(dtype=float)
+    low, high = _bootstrap_mean(diff, n_boot, seed)
+    word = "later" if low > 0 else "earlier" if high < 0 else findings.VERDICTS[2]
+    return {**out, "mean_difference": float(diff.mean()), "ci95_low": low, "ci95_high": high, "verdict": word}
+
+
+def downstream_by_step(results: pd.DataFrame, reference: str = "random", metric: str = "mcc",
+                       n_boot: int = findings.N_BOOT) -> pd.DataFrame:
+    """Per checkpoint step and strategy: the two-level score and the paired contrast against the
+    ``reference`` strategy's checkpoint at the same step of a run of the same length."""
+    trained = results[results["pretrain_strategy"] != "none"]
+    rows = []
+    for step, at_step in trained.groupby("pretrain_steps", sort=True):
+        methods = at_step.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+        for strategy, method in methods.items():
+            score = findings.method_score(at_step, method, metric, n_boot)
+            row = {"step": int(step), "strategy": strategy, "method": method, "mean": score["mean"],
+                   "ci95_low": score["ci95_low"], "ci95_high": score["ci95_high"], "pretrain_seeds": score["pretrain_seeds"]}
+            if strategy != reference and reference in methods.index:
+                diff = findings.contrast(at_step, method, methods[reference], metric, n_boot)
+                row.update(diff_mean=diff["mean_difference"], diff_ci95_low=diff["ci95_low"],
+                           diff_ci95_high=diff["ci95_high"], verdict=diff["verdict"])
+            rows.append(row)
+    columns = ["step", "strategy", "method", "mean", "ci95_low", "ci95_high", "pretrain_seeds", "diff_mean",
+               "diff_ci95_low", "diff_ci95_high", "verdict"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
+    """How ``strategy``'s gap to the reference moves from the first to the last step scored:
+    ``flips`` (a verdict of one sign becomes the other), ``opens`` (no difference becomes one),
+    ``closes`` (a difference becomes none) or ``stays`` (the same verdict)."""
+    part = by_step[(by_step["strategy"] == strategy) & by_step["verdict"].notna()].sort_values("step")
+    if len(part) < 2:
+        return "not measured at two steps"
+    first, last = part["verdict"].iloc[0], part["verdict"].iloc[-1]
+    signed = (findings.VERDICTS[0], findings.VERDICTS[1])
+    if first in signed and last in signed and first != last:
+        return "flips"
+    if first not in signed and last in signed:
+        return "opens"
+    if first in signed and last not in signed:
+        return "closes"
+    return "stays"
+
+
+def plot_curves(curves_frame: pd.DataFrame, steps: pd.DataFrame | None = None, ax=None):
+    """Yardstick loss against step: each strategy's mean over its seeds, the seeds' range shaded,
+    and (``steps``) a tick at each run's transition step."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    colours = {}
+    for i, (method, part) in enumerate(curves_frame.groupby("method", sort=True)):
+        colours[method] = f"C{i}"
+        wide = part.pivot_table(index="step", columns="pretrain_seed", values="yardstick_loss")
+        ax.plot(wide.index, wide.mean(axis=1), color=colours[method], label=f"{method} ({wide.shape[1]} seeds)")
+        ax.fill_between(wide.index, wide.min(axis=1), wide.max(axis=1), color=colours[method], alpha=0.2, linewidth=0)
+    if steps is not None:  # after every curve, so the ticks sit on the final lower edge
+        bottom = ax.get_ylim()[0]
+        for method, colour in colours.items():
+            crossed = steps[(steps["method"] == method) & steps["crossed"]]
+            ax.plot(crossed["transition_step"], [bottom] * len(crossed), "|", color=colour, markersize=14)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("yardstick loss (nats, same masking for all)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def describe(rule: TransitionRule = TransitionRule()) -> dict:
+    """The rule's parameters, for the page that states them."""
+    return asdict(rule)

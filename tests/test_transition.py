@@ -1,0 +1,97 @@
+"""The transition report: plateau, transition step, censoring, paired step contrasts, the
+downstream gap per step, and reading the transition stage's committed layout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genemask.report import transition
+from genemask.report.transition import TransitionRule
+
+
+def curve(method: str, strategy: str, seed: int, drop_at: float | None, plateau: float = 7.3, step: int = 250,
+          last: int = 10_000) -> pd.DataFrame:
+    """A yardstick curve: warmup descent to ``plateau``, then (``drop_at``) a fall of 1.5 nats."""
+    steps = np.arange(step, last + 1, step)
+    loss = np.where(steps < 1000, 8.0 - (8.0 - plateau) * steps / 1000, plateau - 1e-5 * (steps - 1000))
+    if drop_at is not None:
+        loss = np.where(steps >= drop_at, loss - np.minimum(1.5, (steps - drop_at + step) / 1000), loss)
+    return pd.DataFrame({"method": method, "strategy": strategy, "pretrain_seed": seed, "step": steps,
+                         "yardstick_loss": loss, "switch_step": None})
+
+
+def test_transition_step_is_the_first_evaluation_a_margin_under_the_plateau():
+    frame = pd.concat([curve("random@10000:tiny", "random", 0, 5000), curve("random@10000:tiny", "random", 1, None)])
+    steps = transition.transition_steps(frame, TransitionRule(margin=0.25))
+    crossed, censored = steps.iloc[0], steps.iloc[1]
+    assert crossed["plateau_loss"] == pytest.approx(7.3 - 1e-5 * 500, abs=1e-9)  # median of 1000..2000
+    # the fall's first evaluation is 0.25 nats down, plus the plateau's slow slope: just past the margin
+    assert crossed["crossed"] and crossed["transition_step"] == 5000
+    later = transition.transition_steps(frame, TransitionRule(margin=0.5))
+    assert later["transition_step"].iloc[0] == 5250
+    assert not censored["crossed"] and np.isnan(censored["transition_step"]) and censored["last_step"] == 10_000
+    summary = transition.transition_summary(steps, n_boot=200)
+    row = summary.iloc[0]
+    assert (row["runs"], row["crossed"], row["step_mean"], row["step_min"], row["step_max"]) == (2, 1, 5000, 5000, 5000)
+
+
+def test_a_run_without_plateau_evaluations_is_an_error_naming_it():
+    frame = curve("global@10000:tiny", "global", 2, None, step=2500)
+    with pytest.raises(ValueError, match=r"global@10000:tiny seed 2: no yardstick evaluation in the plateau window"):
+        transition.transition_steps(frame, TransitionRule(plateau_from=1000, plateau_to=2000))
+    with pytest.raises(ValueError, match="margin=0: must be > 0"):
+        TransitionRule(margin=0)
+
+
+def test_step_contrast_pairs_seeds_and_counts_censored_runs():
+    frame = pd.concat([*(curve("random@10000:tiny", "random", s, 4000 + 250 * s) for s in range(3)),
+                       *(curve("genemask@10000:tiny", "genemask", s, 6000 + 250 * s) for s in range(2)),
+                       curve("genemask@10000:tiny", "genemask", 2, None)])
+    steps = transition.transition_steps(frame)
+    out = transition.step_contrast(steps, "genemask", "random", n_boot=500)
+    assert (out["seeds"], out["both_crossed"], out["censored_a"], out["censored_b"]) == (3, 2, 1, 0)
+    assert out["mean_difference"] == 2000 and out["ci95_low"] == 2000 and out["verdict"] == "later"
+    one = transition.step_contrast(steps[steps["pretrain_seed"] != 1], "genemask", "random", n_boot=100)
+    assert one["verdict"] == "one pretraining run: no verdict"
+
+
+def fewshot_rows(strategy: str, steps: int, shift: float, schedule: int = 10_000) -> list[dict]:
+    label = f"{strategy}@{steps}" + (f"of{schedule}" if steps != schedule else "") + ":tiny"
+    rng = np.random.default_rng(abs(hash((strategy, steps))) % 2**32)
+    return [{"method": label, "pretrain_strategy": strategy, "pretrain_steps": steps, "pretrain_seed": p,
+             "dataset": d, "shot": 10, "seed": s, "metric": "mcc", "value": 0.3 + shift + 0.01 * rng.standard_normal()}
+            for p in range(3) for d in ("a", "b") for s in range(4)]
+
+
+def test_downstream_gap_per_step_and_how_it_moves():
+    results = pd.DataFrame([*fewshot_rows("random", 2000, 0.0), *fewshot_rows("genemask", 2000, 0.0),
+                            *fewshot_rows("global", 2000, -0.1),
+                            *fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, 0.1),
+                            *fewshot_rows("global", 10_000, 0.0)])
+    table = transition.downstream_by_step(results, n_boot=300)
+    assert set(table["step"]) == {2000, 10_000} and table["pretrain_seeds"].eq(3).all()
+    genemask = table[table["strategy"] == "genemask"].set_index("step")
+    assert genemask.loc[2000, "verdict"] == "no difference detected" and genemask.loc[10_000, "verdict"] == "better"
+    assert table.loc[table["strategy"] == "random", "verdict"].isna().all()
+    assert transition.gap_change(table, "genemask") == "opens"
+    assert transition.gap_change(table, "global") == "closes"
+    assert transition.gap_change(table, "cmgems") == "not measured at two steps"
+
+
+def test_curves_read_the_transition_stage(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
+    stage = tmp_path / "cpu" / "transition"
+    (stage / "k1").mkdir(parents=True)
+    pd.DataFrame([{"key": "k1", "model": "tiny", "steps": 10_000, "strategy": "cmgems", "seed": 1, "switch_threshold": 20.0,
+                   "batch_size": 16, "max_len": 128, "masking_options": "{}", "rank_table": "@pmi/x/kmer_ranking.csv"}]
+                 ).to_csv(stage / "cells.csv", index=False)
+    pd.DataFrame({"step": [1, 250, 500], "loss": [8.1, 8.0, 7.9], "lr": [1e-5, 1e-3, 2e-3],
+                  "val_perplexity": [np.nan, 3000.0, 2500.0], "yardstick_loss": [np.nan, 8.05, 7.6]}
+                 ).to_csv(stage / "k1" / "metrics.csv", index=False)
+    (stage / "k1" / "summary.json").write_text(json.dumps({"switch_step": 500}))
+    frame = transition.curves("cpu")
+    assert frame["step"].tolist() == [250, 500] and frame["switch_step"].eq(500).all()
+    assert frame["method"].iloc[0] == "cmgems[switch=20]@10000:tiny" and frame["pretrain_seed"].iloc[0] == 1
