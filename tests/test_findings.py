@@ -100,5 +100,10 @@ def test_compute_seconds(tmp_path):
     pd.DataFrame({"step": [1], "seconds": [7.0]}).to_csv(tmp_path / "pretrain-seeds" / "c" / "metrics.csv", index=False)
     (tmp_path / "fewshot" / "b").mkdir(parents=True)
     pd.DataFrame({"seconds": [10.0, 20.0]}).to_csv(tmp_path / "fewshot" / "b" / "fewshot_runs.csv", index=False)
-    out = findings.compute_seconds(tmp_path).set_index("stage")["seconds"]
-    assert out.to_dict() == {"fewshot": 30.0, "pretrain": 61.0, "pretrain-seeds": 7.0}
+    (tmp_path / "transition" / "d").mkdir(parents=True)  # a cell with provenance: its CPU time, not its clock
+    pd.DataFrame({"step": [1], "seconds": [900.0]}).to_csv(tmp_path / "transition" / "d" / "metrics.csv", index=False)
+    (tmp_path / "transition" / "d" / "provenance.json").write_text('{"cpu_seconds": 600.5, "wall_seconds": 950.0}')
+    (tmp_path / "pretrain" / "a" / "provenance.json").write_text('{"cpu_seconds": null}')  # migrated: the clock
+    frame = findings.compute_seconds(tmp_path).set_index("stage")
+    assert frame["seconds"].to_dict() == {"fewshot": 30.0, "pretrain": 61.0, "pretrain-seeds": 7.0, "transition": 600.5}
+    assert frame.loc["transition", "source"] == "cpu time" and frame.loc["pretrain", "source"] == "run clock"

@@ -206,18 +206,27 @@ def rate_effect(results: pd.DataFrame, strategy: str = "genemask", rate: float =
 
 
 def compute_seconds(results_root: str | Path) -> pd.DataFrame:
-    """Seconds of one CPU core per stage cell, from what each run recorded: the pretraining loop's
-    clock (``metrics.csv``, evaluations included) and the few-shot / GUE run tables (``seconds`` per
-    run). Cells ran on one thread each, so wall seconds are core seconds."""
+    """Seconds of one CPU core per stage cell. The grid's provenance records each cell's CPU time
+    (``cpu_seconds``: the notebook's process tree), which is what a core spent whatever else shared
+    it; cells collected before provenance was recorded fall back to their own clock, the pretraining
+    loop's (``metrics.csv``, evaluations included) or the few-shot / GUE run tables' ``seconds``,
+    which is wall time (it overstates CPU time when cells shared cores). ``source`` says which."""
+    import json
+
     root = Path(results_root)
     rows = []
-    for metrics in sorted(root.glob("*/*/metrics.csv")):
-        seconds = pd.read_csv(metrics, usecols=["seconds"])["seconds"]
-        rows.append({"stage": metrics.parent.parent.name, "cell": metrics.parent.name,
-                     "seconds": float(seconds.max()) if len(seconds) else 0.0})
-    for stage_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        for runs in sorted(stage_dir.glob("*/*_runs.csv")):
+    for cell in sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []:
+        record = cell / "provenance.json"
+        cpu = json.loads(record.read_text()).get("cpu_seconds") if record.exists() else None
+        if cpu is not None:
+            rows.append({"stage": cell.parent.name, "cell": cell.name, "seconds": float(cpu), "source": "cpu time"})
+            continue
+        clock = [float(pd.read_csv(m, usecols=["seconds"])["seconds"].max()) for m in cell.glob("metrics.csv")]
+        for runs in sorted(cell.glob("*_runs.csv")):
             frame = pd.read_csv(runs)
             if "seconds" in frame:
-                rows.append({"stage": stage_dir.name, "cell": runs.parent.name, "seconds": float(frame["seconds"].sum())})
-    return pd.DataFrame(rows, columns=["stage", "cell", "seconds"])
+                clock.append(float(frame["seconds"].sum()))
+        clock = [c for c in clock if c == c]
+        if clock:
+            rows.append({"stage": cell.parent.name, "cell": cell.name, "seconds": sum(clock), "source": "run clock"})
+    return pd.DataFrame(rows, columns=["stage", "cell", "seconds", "source"])
