@@ -79,6 +79,10 @@ def test_downstream_gap_per_step_and_how_it_moves():
     assert transition.gap_change(table, "genemask") == "opens"
     assert transition.gap_change(table, "global") == "closes"
     assert transition.gap_change(table, "cmgems") == "not measured at two steps"
+    pairs = transition.contrasts_by_step(results, [("genemask", "global"), ("cmgems", "random")], n_boot=300)
+    assert pairs[["a", "b", "step"]].values.tolist() == [["genemask", "global", 2000], ["genemask", "global", 10_000]]
+    assert pairs["verdict"].tolist() == ["better", "better"] and transition.movement(pairs["verdict"].tolist()) == "stays"
+    assert transition.movement(["better", "worse"]) == "flips"
 
 
 def test_curves_read_the_transition_stage(tmp_path, monkeypatch):

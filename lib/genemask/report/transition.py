@@ -160,14 +160,31 @@ def downstream_by_step(results: pd.DataFrame, reference: str = "random", metric:
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
-    """How ``strategy``'s gap to the reference moves from the first to the last step scored:
-    ``flips`` (a verdict of one sign becomes the other), ``opens`` (no difference becomes one),
-    ``closes`` (a difference becomes none) or ``stays`` (the same verdict)."""
-    part = by_step[(by_step["strategy"] == strategy) & by_step["verdict"].notna()].sort_values("step")
-    if len(part) < 2:
+def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metric: str = "mcc",
+                      n_boot: int = findings.N_BOOT) -> pd.DataFrame:
+    """Strategy ``a`` minus strategy ``b`` at each checkpoint step both have (two-level paired
+    contrast), for each pair; pairs of which a strategy is missing are left out."""
+    rows = []
+    for step, at_step in results[results["pretrain_strategy"] != "none"].groupby("pretrain_steps", sort=True):
+        methods = at_step.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+        for a, b in pairs:
+            if a in methods.index and b in methods.index:
+                diff = findings.contrast(at_step, methods[a], methods[b], metric, n_boot)
+                rows.append({"a": a, "b": b, "step": int(step), "diff_mean": diff["mean_difference"],
+                             "diff_ci95_low": diff["ci95_low"], "diff_ci95_high": diff["ci95_high"],
+                             "pretrain_seeds": min(diff["pretrain_seeds_a"], diff["pretrain_seeds_b"]),
+                             "verdict": diff["verdict"]})
+    return pd.DataFrame(rows, columns=["a", "b", "step", "diff_mean", "diff_ci95_low", "diff_ci95_high",
+                                       "pretrain_seeds", "verdict"])
+
+
+def movement(verdicts: list[str]) -> str:
+    """How a contrast's verdict moves from the first step scored to the last: ``flips`` (one sign
+    becomes the other), ``opens`` (no difference becomes one), ``closes`` (a difference becomes
+    none) or ``stays`` (the same verdict)."""
+    if len(verdicts) < 2:
         return "not measured at two steps"
-    first, last = part["verdict"].iloc[0], part["verdict"].iloc[-1]
+    first, last = verdicts[0], verdicts[-1]
     signed = (findings.VERDICTS[0], findings.VERDICTS[1])
     if first in signed and last in signed and first != last:
         return "flips"
@@ -176,6 +193,12 @@ def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
     if first in signed and last not in signed:
         return "closes"
     return "stays"
+
+
+def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
+    """:func:`movement` of ``strategy``'s contrast against the reference of :func:`downstream_by_step`."""
+    part = by_step[(by_step["strategy"] == strategy) & by_step["verdict"].notna()].sort_values("step")
+    return movement(part["verdict"].tolist())
 
 
 def plot_curves(curves_frame: pd.DataFrame, steps: pd.DataFrame | None = None, ax=None):
