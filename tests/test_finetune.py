@@ -38,6 +38,9 @@ def test_metrics_match_scikit_learn():
     three = finetune.classification_metrics([0, 1, 2, 2], np.eye(3)[[0, 1, 2, 1]])
     assert three["auc"] == skm.roc_auc_score([0, 1, 2, 2], np.eye(3)[[0, 1, 2, 1]], multi_class="ovo")
     assert np.isnan(finetune.classification_metrics([1, 1], probs[:2])["auc"])
+    assert out["predicted_classes"] == 2
+    constant = finetune.classification_metrics(labels, np.tile([0.4, 0.6], (6, 1)))  # a degenerate run
+    assert (constant["predicted_classes"], constant["mcc"]) == (1, 0.0)
 
 
 def test_regimes_and_budgets():

@@ -303,7 +303,9 @@ def _check_loaded_weights(checkpoint, model, loading: dict) -> None:
 
 def classification_metrics(labels, probs) -> dict[str, float]:
     """Accuracy, macro-F1, MCC and ROC AUC (binary: positive-class score; multiclass: one-vs-one macro,
-    as DNABERT's ``glue_compute_metrics``), from scikit-learn. AUC is NaN when the test has one class."""
+    as DNABERT's ``glue_compute_metrics``), from scikit-learn. AUC is NaN when the test has one class.
+    ``predicted_classes`` counts the distinct classes predicted: 1 is a degenerate run (constant
+    predictions, MCC 0), which the run tables flag rather than average away silently."""
     from sklearn import metrics
 
     labels = np.asarray(labels)
@@ -311,7 +313,7 @@ def classification_metrics(labels, probs) -> dict[str, float]:
     preds = probs.argmax(axis=1)
     out = {"accuracy": metrics.accuracy_score(labels, preds),
            "f1": metrics.f1_score(labels, preds, average="macro", zero_division=0),
-           "mcc": metrics.matthews_corrcoef(labels, preds)}
+           "mcc": metrics.matthews_corrcoef(labels, preds), "predicted_classes": len(np.unique(preds))}
     present = np.unique(labels)
     if len(present) < 2:
         out["auc"] = float("nan")
@@ -623,6 +625,12 @@ class ProtocolResult:
     skipped: pd.DataFrame
 
 
+def _degenerate(metrics: dict) -> dict:
+    """A run table's columns on constant predictions (``classification_metrics``' predicted_classes)."""
+    classes = metrics.get("predicted_classes")
+    return {"predicted_classes": classes, "constant_predictions": classes == 1 if classes is not None else None}
+
+
 def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], seeds, small: dict | None = None,
                 large: dict | None = None, max_test: int | None = None, model_name: str | None = None,
                 echo=print, max_length: int = 512, protocol: str = "finetune", resample: bool = False) -> ProtocolResult:
@@ -674,7 +682,8 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
         runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "protocol": protocol, "steps": result.steps,
                      "batch_size": budget["batch_size"], "learning_rate": budget["learning_rate"], "epochs": budget["epochs"],
-                     "max_length": config.max_length, "seconds": result.seconds, **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
+                     "max_length": config.max_length, "seconds": result.seconds, **_degenerate(result.metrics),
+                     **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
     results = tidy(name, rows, ("dataset", "shot", "seed"), info["identity"]) if rows else pd.DataFrame(
         columns=["model", "dataset", "shot", "seed", "metric", "value"])
     return ProtocolResult(results, pd.DataFrame(runs), pd.DataFrame(skipped, columns=["dataset", "shot", "reason"]))
@@ -738,7 +747,7 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
         runs.append({"model": name, "task": entry.name, "seed": seed, "metric_reported": entry.metric,
                      "protocol": protocol, "steps": result.steps, "best_step": result.best_step, "epochs": budget["epochs"],
                      "max_steps": budget["max_steps"], "batch_size": budget["batch_size"], "max_length": config.max_length,
-                     "learning_rate": budget["learning_rate"], "seconds": result.seconds,
+                     "learning_rate": budget["learning_rate"], "seconds": result.seconds, **_degenerate(result.metrics),
                      "best_dev_loss": min((c["dev_loss"] for c in result.dev_curve), default=float("nan")),
                      **{key: v for key, v in split.info.items() if key != "task"}})
     results = tidy(name, rows, ("task", "seed"), info["identity"]) if rows else pd.DataFrame(
