@@ -54,3 +54,26 @@ def test_all_fresh_says_so(tmp_path, monkeypatch):
     table = provenance_table("t", params)
     table = table[table.state != "orphaned"]
     assert provenance_note(table, "t").endswith("Every one was made by the library source in this repository now.")
+
+
+def test_dirty_means_code_or_parameters_not_results(tmp_path, monkeypatch):
+    """Results the grid collects do not make the next cell's provenance dirty; an edited library does."""
+    import subprocess
+
+    from genemask import paths
+    from genemask.grid import provenance as grid_provenance
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("lib/genemask/x.py", "results/cpu/a.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    (tmp_path / "results/cpu/a.csv").write_text("2\n")
+    assert grid_provenance.git_state()["dirty"] is False
+    (tmp_path / "lib/genemask/x.py").write_text("2\n")
+    assert grid_provenance.git_state()["dirty"] is True

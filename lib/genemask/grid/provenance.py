@@ -78,12 +78,18 @@ def _git(*args: str) -> str | None:
     return out.decode().strip() if out is not None else None
 
 
+#: What makes a result: the code and the parameters. ``results/`` is left out: the grid itself writes
+#: there as cells finish, which made every later cell of a run look "dirty".
+SOURCE_PATHS = ("lib", "notebooks", "params", "pyproject.toml")
+
+
 def git_state() -> dict[str, Any]:
-    """The commit checked out and whether tracked files differ from it (None outside a git clone)."""
+    """The commit checked out and whether its tracked code or parameters (:data:`SOURCE_PATHS`)
+    differ from it (None outside a git clone)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS)
     return {"commit": commit, "dirty": bool(status)}
 
 
