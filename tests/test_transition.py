@@ -53,9 +53,17 @@ def test_step_contrast_pairs_seeds_and_counts_censored_runs():
     steps = transition.transition_steps(frame)
     out = transition.step_contrast(steps, "genemask", "random", n_boot=500)
     assert (out["seeds"], out["both_crossed"], out["censored_a"], out["censored_b"]) == (3, 2, 1, 0)
+    # seed 2: genemask never crossed while random did, so it counts as later (censored), not as missing
+    assert (out["later_in"], out["earlier_in"]) == (3, 0)
     assert out["mean_difference"] == 2000 and out["ci95_low"] == 2000 and out["verdict"] == "later"
-    one = transition.step_contrast(steps[steps["pretrain_seed"] != 1], "genemask", "random", n_boot=100)
-    assert one["verdict"] == "one pretraining run: no verdict"
+    reverse = transition.step_contrast(steps, "random", "genemask", n_boot=100)
+    assert (reverse["earlier_in"], reverse["verdict"]) == (3, "earlier")
+    never = steps[steps["pretrain_seed"] == 2]  # one seed
+    assert transition.step_contrast(never, "genemask", "random")["verdict"] == "one pretraining run: no verdict"
+    censored_run = steps[(steps["strategy"] == "genemask") & (steps["pretrain_seed"] == 2)]
+    only_censored = pd.concat([steps[steps["strategy"] == "random"], *(censored_run.assign(pretrain_seed=s) for s in (0, 1, 2))])
+    censored = transition.step_contrast(only_censored, "genemask", "random", n_boot=100)
+    assert censored["verdict"] == "later" and np.isnan(censored["mean_difference"]) and censored["both_crossed"] == 0
 
 
 def fewshot_rows(strategy: str, steps: int, shift: float, schedule: int = 10_000) -> list[dict]:

@@ -121,21 +121,46 @@ def transition_summary(steps: pd.DataFrame, n_boot: int = findings.N_BOOT, seed:
 
 def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_BOOT, seed: int = 0) -> dict:
     """Transition step of strategy ``a`` minus ``b``, paired by pretraining seed (seed s shares init
-    and data order across strategies), over the seeds where both crossed; a bootstrap over seeds.
-    ``later`` / ``earlier`` / ``no difference detected``; censored runs are counted, not imputed."""
+    and data order across strategies).
+
+    A run that never crossed is right-censored at its last step, so a seed where only ``b`` crossed
+    counts as ``a`` later (by at least ``a``'s budget minus ``b``'s step), and the reverse as earlier;
+    a seed where neither crossed says nothing. The verdict is ``later`` / ``earlier`` when every
+    informative seed (at least two) agrees, else ``no difference detected``; ``mean_difference`` and
+    its bootstrap interval use the seeds where both crossed."""
     pa = steps[steps["strategy"] == a].set_index("pretrain_seed")
     pb = steps[steps["strategy"] == b].set_index("pretrain_seed")
     shared = pa.index.intersection(pb.index)
-    both = [s for s in shared if pa.at[s, "crossed"] and pb.at[s, "crossed"]]
-    out = {"a": a, "b": b, "seeds": len(shared), "both_crossed": len(both),
-           "censored_a": int((~pa.loc[shared, "crossed"]).sum()), "censored_b": int((~pb.loc[shared, "crossed"]).sum())}
-    if len(both) < 2:
-        return {**out, "mean_difference": np.nan, "ci95_low": np.nan, "ci95_high": np.nan,
-                "verdict": findings.VERDICTS[3] if len(both) == 1 else "no run of both crossed"}
-    diff = (pa.loc[both, "transition_step"] - pb.loc[both, "transition_step"]).to_numpy(dtype=float)
-    low, high = _bootstrap_mean(diff, n_boot, seed)
-    word = "later" if low > 0 else "earlier" if high < 0 else findings.VERDICTS[2]
-    return {**out, "mean_difference": float(diff.mean()), "ci95_low": low, "ci95_high": high, "verdict": word}
+    later = earlier = 0
+    exact = []
+    for s in shared:
+        ca, cb = bool(pa.at[s, "crossed"]), bool(pb.at[s, "crossed"])
+        if ca and cb:
+            d = float(pa.at[s, "transition_step"] - pb.at[s, "transition_step"])
+            exact.append(d)
+            later, earlier = later + (d > 0), earlier + (d < 0)
+        elif cb:  # a censored at its last step, after b crossed
+            later += 1
+        elif ca:
+            earlier += 1
+    informative = later + earlier
+    out = {"a": a, "b": b, "seeds": len(shared), "both_crossed": len(exact), "later_in": later, "earlier_in": earlier,
+           "censored_a": int((~pa.loc[shared, "crossed"].astype(bool)).sum()),
+           "censored_b": int((~pb.loc[shared, "crossed"].astype(bool)).sum())}
+    if len(exact) >= 2:
+        low, high = _bootstrap_mean(np.asarray(exact), n_boot, seed)
+        out.update(mean_difference=float(np.mean(exact)), ci95_low=low, ci95_high=high)
+    else:
+        out.update(mean_difference=np.nan, ci95_low=np.nan, ci95_high=np.nan)
+    if len(shared) < 2:
+        word = findings.VERDICTS[3]
+    elif informative >= 2 and later == informative and len(shared) - informative < informative:
+        word = "later"
+    elif informative >= 2 and earlier == informative and len(shared) - informative < informative:
+        word = "earlier"
+    else:
+        word = findings.VERDICTS[2]
+    return {**out, "verdict": word}
 
 
 def downstream_by_step(results: pd.DataFrame, reference: str = "random", metric: str = "mcc",
