@@ -64,6 +64,11 @@ def test_step_contrast_pairs_seeds_and_counts_censored_runs():
     only_censored = pd.concat([steps[steps["strategy"] == "random"], *(censored_run.assign(pretrain_seed=s) for s in (0, 1, 2))])
     censored = transition.step_contrast(only_censored, "genemask", "random", n_boot=100)
     assert censored["verdict"] == "later" and np.isnan(censored["mean_difference"]) and censored["both_crossed"] == 0
+    # seeds {0, 1} against {1, 2}: one shared seed, so every run against every run, unpaired
+    shifted = pd.concat([steps[(steps["strategy"] == "random") & (steps["pretrain_seed"] > 0)],
+                         steps[(steps["strategy"] == "genemask") & (steps["pretrain_seed"] < 2)]])
+    unpaired = transition.step_contrast(shifted, "genemask", "random", n_boot=100)
+    assert (unpaired["paired"], unpaired["seeds"], unpaired["later_in"], unpaired["verdict"]) == (False, 4, 4, "later")
 
 
 def fewshot_rows(strategy: str, steps: int, shift: float, schedule: int = 10_000) -> list[dict]:

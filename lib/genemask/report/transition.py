@@ -121,7 +121,8 @@ def transition_summary(steps: pd.DataFrame, n_boot: int = findings.N_BOOT, seed:
 
 def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_BOOT, seed: int = 0) -> dict:
     """Transition step of strategy ``a`` minus ``b``, paired by pretraining seed (seed s shares init
-    and data order across strategies).
+    and data order across strategies); when the two share fewer than two seeds but each has several
+    runs, every run of ``a`` is set against every run of ``b`` (``paired`` False, ``seeds`` = pairs).
 
     A run that never crossed is right-censored at its last step, so a seed where only ``b`` crossed
     counts as ``a`` later (by at least ``a``'s budget minus ``b``'s step), and the reverse as earlier;
@@ -131,12 +132,15 @@ def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_
     pa = steps[steps["strategy"] == a].set_index("pretrain_seed")
     pb = steps[steps["strategy"] == b].set_index("pretrain_seed")
     shared = pa.index.intersection(pb.index)
+    paired = len(shared) >= 2 or min(len(pa), len(pb)) < 2
+    # Fewer than two shared seeds but several runs each: every run of a against every run of b.
+    pairs = [(s, s) for s in shared] if paired else [(i, j) for i in pa.index for j in pb.index]
     later = earlier = 0
     exact = []
-    for s in shared:
-        ca, cb = bool(pa.at[s, "crossed"]), bool(pb.at[s, "crossed"])
+    for sa, sb in pairs:
+        ca, cb = bool(pa.at[sa, "crossed"]), bool(pb.at[sb, "crossed"])
         if ca and cb:
-            d = float(pa.at[s, "transition_step"] - pb.at[s, "transition_step"])
+            d = float(pa.at[sa, "transition_step"] - pb.at[sb, "transition_step"])
             exact.append(d)
             later, earlier = later + (d > 0), earlier + (d < 0)
         elif cb:  # a censored at its last step, after b crossed
@@ -144,19 +148,19 @@ def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_
         elif ca:
             earlier += 1
     informative = later + earlier
-    out = {"a": a, "b": b, "seeds": len(shared), "both_crossed": len(exact), "later_in": later, "earlier_in": earlier,
-           "censored_a": int((~pa.loc[shared, "crossed"].astype(bool)).sum()),
-           "censored_b": int((~pb.loc[shared, "crossed"].astype(bool)).sum())}
+    out = {"a": a, "b": b, "paired": paired, "seeds": len(pairs), "both_crossed": len(exact), "later_in": later,
+           "earlier_in": earlier, "censored_a": int((~pa["crossed"].astype(bool)).sum()),
+           "censored_b": int((~pb["crossed"].astype(bool)).sum())}
     if len(exact) >= 2:
         low, high = _bootstrap_mean(np.asarray(exact), n_boot, seed)
         out.update(mean_difference=float(np.mean(exact)), ci95_low=low, ci95_high=high)
     else:
         out.update(mean_difference=np.nan, ci95_low=np.nan, ci95_high=np.nan)
-    if len(shared) < 2:
+    if len(pairs) < 2:
         word = findings.VERDICTS[3]
-    elif informative >= 2 and later == informative and len(shared) - informative < informative:
+    elif informative >= 2 and later == informative and len(pairs) - informative < informative:
         word = "later"
-    elif informative >= 2 and earlier == informative and len(shared) - informative < informative:
+    elif informative >= 2 and earlier == informative and len(pairs) - informative < informative:
         word = "earlier"
     else:
         word = findings.VERDICTS[2]
