@@ -167,26 +167,29 @@ def step_contrast(steps: pd.DataFrame, a: str, b: str, n_boot: int = findings.N_
     return {**out, "verdict": word}
 
 
+def _by_step(results: pd.DataFrame):
+    """(step, its rows, strategy -> method label) for each checkpoint step of the trained models."""
+    for step, at_step in results[results["pretrain_strategy"] != "none"].groupby("pretrain_steps", sort=True):
+        yield int(step), at_step, at_step.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+
+
 def downstream_by_step(results: pd.DataFrame, reference: str = "random", metric: str = "mcc",
                        n_boot: int = findings.N_BOOT) -> pd.DataFrame:
     """Per checkpoint step and strategy: the two-level score and the paired contrast against the
     ``reference`` strategy's checkpoint at the same step of a run of the same length."""
-    trained = results[results["pretrain_strategy"] != "none"]
     rows = []
-    for step, at_step in trained.groupby("pretrain_steps", sort=True):
-        methods = at_step.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+    for step, at_step, methods in _by_step(results):
         for strategy, method in methods.items():
             score = findings.method_score(at_step, method, metric, n_boot)
-            row = {"step": int(step), "strategy": strategy, "method": method, "mean": score["mean"],
-                   "ci95_low": score["ci95_low"], "ci95_high": score["ci95_high"], "pretrain_seeds": score["pretrain_seeds"]}
-            if strategy != reference and reference in methods.index:
-                diff = findings.contrast(at_step, method, methods[reference], metric, n_boot)
-                row.update(diff_mean=diff["mean_difference"], diff_ci95_low=diff["ci95_low"],
-                           diff_ci95_high=diff["ci95_high"], verdict=diff["verdict"])
-            rows.append(row)
+            rows.append({"step": step, "strategy": strategy, "method": method, "mean": score["mean"],
+                         "ci95_low": score["ci95_low"], "ci95_high": score["ci95_high"],
+                         "pretrain_seeds": score["pretrain_seeds"]})
+    strategies = results.loc[results["pretrain_strategy"] != "none", "pretrain_strategy"].unique()
+    diffs = contrasts_by_step(results, [(s, reference) for s in strategies if s != reference], metric, n_boot)
+    diffs = diffs.rename(columns={"a": "strategy"}).drop(columns=["b", "pretrain_seeds"])
     columns = ["step", "strategy", "method", "mean", "ci95_low", "ci95_high", "pretrain_seeds", "diff_mean",
                "diff_ci95_low", "diff_ci95_high", "verdict"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+    return pd.DataFrame(rows).merge(diffs, on=["step", "strategy"], how="left").reindex(columns=columns)
 
 
 def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metric: str = "mcc",
@@ -194,12 +197,11 @@ def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metri
     """Strategy ``a`` minus strategy ``b`` at each checkpoint step both have (two-level paired
     contrast), for each pair; pairs of which a strategy is missing are left out."""
     rows = []
-    for step, at_step in results[results["pretrain_strategy"] != "none"].groupby("pretrain_steps", sort=True):
-        methods = at_step.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+    for step, at_step, methods in _by_step(results):
         for a, b in pairs:
             if a in methods.index and b in methods.index:
                 diff = findings.contrast(at_step, methods[a], methods[b], metric, n_boot)
-                rows.append({"a": a, "b": b, "step": int(step), "diff_mean": diff["mean_difference"],
+                rows.append({"a": a, "b": b, "step": step, "diff_mean": diff["mean_difference"],
                              "diff_ci95_low": diff["ci95_low"], "diff_ci95_high": diff["ci95_high"],
                              "pretrain_seeds": min(diff["pretrain_seeds_a"], diff["pretrain_seeds_b"]),
                              "verdict": diff["verdict"]})
