@@ -133,6 +133,10 @@ def test_run_fewshot_tidy_and_bad_input():
     assert (run.results.pretrain_strategy == "none").all() and (run.results.pretrain_model == "tiny").all()
     assert set(run.results.metric) == {"accuracy", "f1", "mcc", "auc"} and len(run.results) == 8
     assert (run.results.model == "random-init:tiny").all() and run.runs.steps.tolist() == [4, 4]
+    assert (run.runs.scored_on == "test").all()
+    pilot = finetune.run_fewshot("random:tiny", ["demo-prom", "demo-motif"], [10], 1, small={"epochs": 1},
+                                 resample=True, validation=5, echo=lambda *a: None)
+    assert (pilot.runs.scored_on == "validation").all() and pilot.runs.n_validation.tolist() == [10, 15]
     with pytest.raises(ValueError, match="unknown dataset 'nope'; known:"):
         finetune.run_fewshot("random:tiny", ["nope"], [10], 1)
     with pytest.raises(ValueError, match="shots=500 per class"):

@@ -166,3 +166,20 @@ def test_resample_draws_each_seed_from_the_union_of_released_files():
     assert set(one.train.sequence) != set(two.train.sequence)  # seeds now vary the examples
     assert "union of the released training files" in one.info["train_sampling"]
     assert not set(one.test.sequence) & set(pd.concat([one.train, two.train]).sequence)
+
+
+def test_validation_rows_come_from_the_training_pool_outside_train_and_test():
+    """A learning-rate pilot scores held-out training-pool rows: never a training row, never a test row."""
+    split = tasks.fewshot_split("demo-motif", 10, seed=2, resample=True, validation=20)
+    assert split.dev.label.value_counts().to_dict() == {0: 20, 1: 20, 2: 20}
+    assert not set(split.dev.sequence) & set(split.train.sequence)
+    assert not set(split.dev.sequence) & set(split.test.sequence)
+    assert split.info["n_validation"] == 60 and "disjoint from the test set" in split.info["validation_sampling"]
+    pd.testing.assert_frame_equal(split.dev, tasks.fewshot_split("demo-motif", 10, seed=2, resample=True, validation=20).dev)
+    assert set(split.dev.sequence) != set(tasks.fewshot_split("demo-motif", 10, seed=3, resample=True, validation=20).dev.sequence)
+    assert tasks.fewshot_split("demo-motif", 10, seed=2).dev is None
+    with pytest.raises(tasks.DataUnavailable, match=r"demo-motif: 50-shot training pool .*50/train.tsv has fewer than "
+                                                    r"validation=20 spare rows per class .*\{0: 0, 1: 0, 2: 0\}"):
+        tasks.fewshot_split("demo-motif", 50, seed=0, validation=20)  # the released set is the whole pool
+    with pytest.raises(ValueError, match="validation=0"):
+        tasks.fewshot_split("demo-motif", 10, validation=0)

@@ -633,7 +633,8 @@ def _degenerate(metrics: dict) -> dict:
 
 def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], seeds, small: dict | None = None,
                 large: dict | None = None, max_test: int | None = None, model_name: str | None = None,
-                echo=print, max_length: int = 512, protocol: str = "finetune", resample: bool = False) -> ProtocolResult:
+                echo=print, max_length: int = 512, protocol: str = "finetune", resample: bool = False,
+                validation: int | None = None) -> ProtocolResult:
     """Every (dataset, shots, seed) few-shot run of one checkpoint (GeneMask's protocol, DESIGN §3.4).
 
     Bad input (unknown dataset, more shots than a class has, a checkpoint of another k) fails before
@@ -641,6 +642,8 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     ``protocol="probe"`` scores a frozen encoder with a logistic-regression probe instead of
     fine-tuning (a CPU can afford it for every checkpoint); ``resample`` draws each seed's training
     set from all released training files (see :func:`genemask.tasks.fewshot_split`).
+    ``validation``: score ``validation`` held-out training-pool rows per class instead of the test
+    set (a pilot that chooses a budget without test scores; rows say ``scored_on``).
     """
     from . import tasks
 
@@ -662,7 +665,8 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
         for k in shots:
             try:
                 for seed in seeds:  # resolve every split and budget first: bad input fails before training
-                    plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test, resample=resample))
+                    plan.append(tasks.fewshot_split(dataset, k, seed, max_test=max_test, resample=resample,
+                                                    validation=validation))
                     fewshot_config(k, seed, small, large, max_length)
             except tasks.DataUnavailable as err:
                 skipped.append({"dataset": dataset, "shot": k, "reason": str(err)})
@@ -674,15 +678,17 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     for split in plan:
         k, seed = split.info["shots"], split.info["seed"]
         config = fewshot_config(k, seed, small, large, max_length)
+        scored = split.test if validation is None else split.dev
         if features is not None:
-            result = features.probe_split(split.train, split.test, split.n_classes)
+            result = features.probe_split(split.train, scored, split.n_classes)
         else:
-            result = finetune(checkpoint, split.train, split.test, config, split.n_classes, k=info["k"])
+            result = finetune(checkpoint, split.train, scored, config, split.n_classes, k=info["k"])
         budget = _run_budget(config, protocol)
         rows.append({"dataset": split.dataset, "shot": k, "seed": seed, **result.metrics})
         runs.append({"model": name, "dataset": split.dataset, "shot": k, "seed": seed, "protocol": protocol, "steps": result.steps,
                      "batch_size": budget["batch_size"], "learning_rate": budget["learning_rate"], "epochs": budget["epochs"],
                      "max_length": config.max_length, "seconds": result.seconds, **_degenerate(result.metrics),
+                     "scored_on": "test" if validation is None else "validation",
                      **{key: v for key, v in split.info.items() if key not in ("dataset", "shots", "seed")}})
     results = tidy(name, rows, ("dataset", "shot", "seed"), info["identity"]) if rows else pd.DataFrame(
         columns=["model", "dataset", "shot", "seed", "metric", "value"])

@@ -473,7 +473,8 @@ def _read_cached(path: Path, n_classes: int | None) -> pd.DataFrame:
     return _CACHE[key]
 
 
-def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = None, resample: bool = False) -> Split:
+def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = None, resample: bool = False,
+                  validation: int | None = None) -> Split:
     """The training set of ``shots`` examples per class for ``seed``, and the test set, of a few-shot dataset.
 
     Training file: the released file for ``shots``, else the smallest released file with at least
@@ -485,6 +486,11 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
     training files, so that seeds vary the training examples even where only one set per shot was
     released (needed by a deterministic protocol such as the linear probe). Not possible where the
     other shots' files are the test substitute (Cohn-enh): there the released set is kept, stated.
+
+    ``validation``: also hold out that many rows per class of the training pool that the training
+    set does not use, as ``dev`` (drawn with the seed): a score for choosing a budget (a learning-rate
+    pilot) that never looks at the test set. A pool with too few spare rows raises
+    :class:`DataUnavailable` (the dataset is skipped, stated).
     """
     d = get_dataset(name)
     if not isinstance(d, FewShotDataset):
@@ -493,6 +499,7 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
         raise ValueError(f"shots={shots!r}: expected a positive integer (examples per class)")
     check_integer("seed", seed, minimum=0)
     check_integer("max_test", max_test, optional=True)
+    check_integer("validation", validation, optional=True)
     if shots in d.unavailable_shots:
         raise DataUnavailable(f"{name}: {shots}-shot training data is not in the shared data ({d.missing})")
     root = d.root()
@@ -546,8 +553,24 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
     if max_test is not None and len(test) > max_test:
         test = test.sample(n=max_test, random_state=0).sort_index().reset_index(drop=True)
         info["test_subsampled"] = max_test
+    dev = None
+    if validation is not None:
+        spare, _ = remove_overlap(train, pool)
+        spare_counts = spare["label"].value_counts().reindex(range(d.n_classes), fill_value=0)
+        if spare_counts.min() < validation:
+            raise DataUnavailable(f"{name}: {shots}-shot training pool {info['train_file']} has fewer than "
+                                  f"validation={validation} spare rows per class beside the training set "
+                                  f"(per class: {spare_counts.to_dict()})")
+        dev = sample_per_class(spare, validation, seed + VALIDATION_SEED_OFFSET, where=f"{name} validation: ")
+        info["n_validation"] = len(dev)
+        info["validation_sampling"] = (f"{validation} per class of the training pool's rows outside the training set, "
+                                       f"drawn with seed {seed + VALIDATION_SEED_OFFSET}; disjoint from the test set")
     info["n_train"], info["n_test"] = len(train), len(test)
-    return Split(name, train, test, None, d.n_classes, info)
+    return Split(name, train, test, dev, d.n_classes, info)
+
+
+#: Added to a run's seed to draw its validation rows: the same seed would pick the training rows' draw order.
+VALIDATION_SEED_OFFSET = 10_000
 
 
 def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: int | None = None) -> Split:
