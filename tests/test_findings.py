@@ -107,3 +107,18 @@ def test_compute_seconds(tmp_path):
     frame = findings.compute_seconds(tmp_path).set_index("stage")
     assert frame["seconds"].to_dict() == {"fewshot": 30.0, "pretrain": 61.0, "pretrain-seeds": 7.0, "transition": 600.5}
     assert frame.loc["transition", "source"] == "cpu time" and frame.loc["pretrain", "source"] == "run clock"
+
+
+def test_by_protocol_scores_and_contrasts_each_protocol_on_its_own_runs():
+    probe, tuned = synthetic(0.1), synthetic(-0.1, pretrain_sd=0.0)
+    tuned = pd.concat([tuned, synthetic(0.0, methods=("global", "random")).query("method == 'global@1000:logo'")])
+    pairs = [("genemask@1000:logo", "random@1000:logo"), ("global@1000:logo", "random@1000:logo")]
+    scores, contrasts = findings.by_protocol({"probe": probe, "fine-tuning": tuned}, pairs, n_boot=200)
+    got = contrasts.set_index(["protocol", "a"])
+    assert got.loc[("probe", "genemask@1000:logo"), "verdict"] == "better"
+    assert got.loc[("fine-tuning", "genemask@1000:logo"), "verdict"] == "worse"
+    assert got.loc[("fine-tuning", "genemask@1000:logo"), "mean_difference"] == pytest.approx(-0.1)
+    assert ("probe", "global@1000:logo") not in got.index  # the probe frame has no Global runs
+    assert len(got) == 3 and set(scores.protocol) == {"probe", "fine-tuning"}
+    assert scores.groupby("protocol").method.nunique().to_dict() == {"fine-tuning": 3, "probe": 2}
+    assert (scores.pretrain_seeds == 3).all()

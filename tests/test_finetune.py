@@ -199,3 +199,21 @@ def test_relative_data_dir_resolves_from_the_repository_root(monkeypatch, tmp_pa
     monkeypatch.chdir(tmp_path)  # as papermill and nbval run notebooks in their own folder
     monkeypatch.setenv("GENEMASK_DATA", "lib")
     assert paths.data_dir() == (paths.ROOT / "lib").resolve()
+def test_learning_rate_pilot_picks_the_best_validation_mean_and_refuses_test_scores():
+    runs = pd.DataFrame({"cell": ["a", "a", "b", "b", "c", "c", "d", "d"], "dataset": "d", "shot": 10, "seed": [0, 1] * 4,
+                         "learning_rate": [1e-4] * 2 + [4e-4] * 2 + [1e-4] * 2 + [4e-4] * 2,
+                         "constant_predictions": [True, True, False, False, True, False, False, False],
+                         "scored_on": "validation"})
+    results = runs[["cell", "dataset", "shot", "seed"]].assign(
+        method=["m1"] * 4 + ["m2"] * 4, metric="mcc", value=[0.0, 0.0, 0.3, 0.1, 0.0, 0.2, 0.25, 0.15])
+    results = pd.concat([results, results.assign(metric="accuracy", value=0.9)])
+    table, chosen = downstream.learning_rate_pilot(results, runs)
+    assert chosen == 4e-4
+    overall = table[table.method == "all"].set_index("learning_rate")
+    assert overall.loc[1e-4, "mean"] == pytest.approx(0.05) and overall.loc[4e-4, "mean"] == pytest.approx(0.2)
+    assert overall["runs"].tolist() == [4, 4] and overall["constant"].tolist() == [3, 0]
+    assert table[table.method == "m2"].set_index("learning_rate").loc[1e-4, "constant"] == 1
+    with pytest.raises(ValueError, match="scored on validation rows"):
+        downstream.learning_rate_pilot(results, runs.assign(scored_on="test"))
+    counts = downstream.constant_predictions(runs.assign(method=["m1"] * 4 + ["m2"] * 4))
+    assert counts.set_index("method")["constant"].to_dict() == {"m1": 2, "m2": 1}

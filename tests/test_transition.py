@@ -112,3 +112,21 @@ def test_curves_read_the_transition_stage(tmp_path, monkeypatch):
     frame = transition.curves("cpu")
     assert frame["step"].tolist() == [250, 500] and frame["switch_step"].eq(500).all()
     assert frame["method"].iloc[0] == "cmgems[switch=20]@10000:tiny" and frame["pretrain_seed"].iloc[0] == 1
+
+
+def test_end_points_under_both_protocols_use_the_same_checkpoints_and_shots():
+    tuned = pd.DataFrame([*fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, 0.1)])
+    probe = pd.DataFrame([*fewshot_rows("random", 2000, 0.0), *fewshot_rows("genemask", 2000, 0.3),
+                          *fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, -0.1)])
+    probe = pd.concat([probe, probe.assign(shot=100, value=probe["value"] + 0.5)])  # shots the fine-tuning did not run
+    scores, contrasts = transition.end_point_protocols(tuned, probe, [("genemask", "random"), ("cmgems", "random")],
+                                                       n_boot=300)
+    got = contrasts.set_index("protocol")
+    assert list(contrasts["a_strategy"]) == ["genemask", "genemask"] and set(contrasts["b"]) == {"random@10000:tiny"}
+    assert got.loc["fine-tuning", "verdict"] == "better" and got.loc["probe", "verdict"] == "worse"
+    assert got.loc["probe", "mean_difference"] == pytest.approx(-0.1, abs=0.02)  # the 2K and 100-shot rows left out
+    assert set(scores["method"]) == {"random@10000:tiny", "genemask@10000:tiny"}
+    only_tuned, _ = transition.end_point_protocols(tuned, None, [("genemask", "random")], n_boot=100)
+    assert set(only_tuned["protocol"]) == {"fine-tuning"}
+    with pytest.raises(ValueError, match="several methods per strategy"):
+        transition.end_point_protocols(pd.concat([tuned, pd.DataFrame(fewshot_rows("random", 2000, 0.0))]), None, [])

@@ -129,3 +129,33 @@ def protocol_note(runs: pd.DataFrame | None) -> str | None:
     if runs is not None and "protocol" in runs and (runs["protocol"] == "probe").any():
         return PROBE_NOTE
     return None
+
+
+def constant_predictions(runs: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+    """Per ``by`` value: fine-tuning runs, how many predicted one class for every test row (a
+    degenerate run: MCC 0 whatever the data), and their share. Reported, never dropped."""
+    if "constant_predictions" not in runs:
+        raise ValueError("runs: no constant_predictions column (run tables written before it existed)")
+    flags = runs["constant_predictions"].astype("boolean")
+    frame = runs.assign(constant=flags).groupby(by, sort=True).agg(runs=("constant", "size"), constant=("constant", "sum"))
+    return frame.assign(constant=frame["constant"].astype(int), share=frame["constant"] / frame["runs"]).reset_index()
+
+
+def learning_rate_pilot(results: pd.DataFrame, runs: pd.DataFrame, metric: str = "mcc") -> tuple[pd.DataFrame, float]:
+    """The fine-tuning learning-rate pilot: per checkpoint (``method``) and over all of them, each
+    learning rate's mean ``metric`` on held-out training-pool rows, its runs and constant-prediction
+    runs; and the rate chosen, the best mean over all. Refuses runs scored on a test set: a budget
+    chosen by test score would leak the test set into the protocol."""
+    if "scored_on" not in runs or (runs["scored_on"] != "validation").any():
+        raise ValueError("learning-rate pilot: every run must be scored on validation rows (scored_on), not the test set")
+    keys = ["cell", "dataset", "shot", "seed"]
+    scores = results[results["metric"] == metric].merge(
+        runs[[*keys, "learning_rate", "constant_predictions"]], on=keys, how="inner", validate="one_to_one")
+    if scores.empty:
+        raise ValueError(f"learning-rate pilot: no {metric} rows match the run table")
+    scores["constant_predictions"] = scores["constant_predictions"].astype(bool)
+    parts = [scores, scores.assign(method="all")]
+    table = (pd.concat(parts).groupby(["method", "learning_rate"], sort=True)
+             .agg(mean=("value", "mean"), runs=("value", "size"), constant=("constant_predictions", "sum")).reset_index())
+    overall = table[table["method"] == "all"]
+    return table, float(overall.loc[overall["mean"].idxmax(), "learning_rate"])

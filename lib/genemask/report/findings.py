@@ -162,6 +162,32 @@ def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "da
     return table
 
 
+def by_protocol(frames: dict[str, pd.DataFrame], pairs: list[tuple[str, str]], metric: str = "mcc",
+                n_boot: int = N_BOOT) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same checkpoints under several downstream protocols (``{"probe": ..., "fine-tuning": ...}``):
+    each method's two-level score per protocol, and each ``(a, b)`` contrast per protocol with its
+    verdict. A verdict that holds under one protocol only is a finding about the protocol, which is
+    why both are shown side by side. Methods or pairs a protocol lacks are left out of its rows."""
+    scores, contrasts = [], []
+    for protocol, results in frames.items():
+        methods = set(results.loc[results["metric"] == metric, "method"])
+        for method in sorted(methods):
+            stats = method_score(results, method, metric, n_boot)
+            scores.append({"protocol": protocol, **{k: stats[k] for k in ("method", "mean", "ci95_low", "ci95_high",
+                                                                           "pretrain_seeds", "downstream_seeds")}})
+        for a, b in pairs:
+            if {a, b} <= methods:
+                diff = contrast(results, a, b, metric, n_boot)
+                contrasts.append({"protocol": protocol, "a": a, "b": b, "mean_difference": diff["mean_difference"],
+                                  "ci95_low": diff["ci95_low"], "ci95_high": diff["ci95_high"],
+                                  "pretrain_seeds": min(diff["pretrain_seeds_a"], diff["pretrain_seeds_b"]),
+                                  "verdict": diff["verdict"]})
+    return (pd.DataFrame(scores, columns=["protocol", "method", "mean", "ci95_low", "ci95_high", "pretrain_seeds",
+                                          "downstream_seeds"]),
+            pd.DataFrame(contrasts, columns=["protocol", "a", "b", "mean_difference", "ci95_low", "ci95_high",
+                                             "pretrain_seeds", "verdict"]))
+
+
 def noise_floor(results: pd.DataFrame, metric: str = "mcc") -> pd.DataFrame:
     """Per method with several pretraining seeds: each seed's score (mean over strata and downstream
     seeds), and their sd and range — how far a method's score moves with its own pretraining seed."""

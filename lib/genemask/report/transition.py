@@ -27,6 +27,15 @@ from . import findings, runs
 from .pretrain import read_summary
 
 STAGE = "transition"
+#: The fine-tuning of the transition runs' end points, and the learning-rate pilot that chose its rate.
+FINETUNE_STAGE = "finetune-transition"
+PILOT_STAGE = "finetune-pilot"
+#: The verdicts' questions as (a, b) strategy contrasts; ``none`` is the untrained model.
+QUESTIONS = {("genemask", "random"): "GeneMask vs random",
+             ("genemask", "genemask-position-v3"): "NPMI content: token vs position lookup",
+             ("cmgems", "genemask"): "curriculum: CM-GEMS vs GeneMask",
+             ("global", "random"): "Global vs random",
+             ("random", "none"): "pretraining at all: random vs untrained"}
 
 
 @dataclass(frozen=True)
@@ -224,6 +233,28 @@ def movement(verdicts: list[str]) -> str:
     if first in signed and last not in signed:
         return "closes"
     return "stays"
+
+
+def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: list[tuple[str, str]],
+                        metric: str = "mcc", n_boot: int = findings.N_BOOT) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The checkpoints ``tuned`` fine-tuned (the runs' end points and the untrained model) under both
+    protocols: :func:`findings.by_protocol` on the fine-tuning rows and on the probe's rows of the same
+    checkpoints and shots. ``pairs`` name strategies (``"none"``: the untrained model); contrasts gain
+    ``a_strategy`` and ``b_strategy``."""
+    checkpoints = set(tuned["method"])
+    frames = {"fine-tuning": tuned}
+    if probe is not None:
+        same = probe[probe["method"].isin(checkpoints) & probe["shot"].isin(set(tuned["shot"]))]
+        if len(same):
+            frames["probe"] = same
+    methods = tuned.drop_duplicates("method").set_index("pretrain_strategy")["method"]
+    if methods.index.duplicated().any():
+        raise ValueError(f"fine-tuned checkpoints: several methods per strategy ({sorted(checkpoints)}); "
+                         "end points of one budget expected")
+    named = [(a, b) for a, b in pairs if a in methods.index and b in methods.index]
+    scores, contrasts = findings.by_protocol(frames, [(methods[a], methods[b]) for a, b in named], metric, n_boot)
+    strategy_of = {m: s for s, m in methods.items()}
+    return scores, contrasts.assign(a_strategy=contrasts["a"].map(strategy_of), b_strategy=contrasts["b"].map(strategy_of))
 
 
 def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
