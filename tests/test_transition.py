@@ -96,6 +96,10 @@ def test_downstream_gap_per_step_and_how_it_moves():
     assert pairs[["a", "b", "step"]].values.tolist() == [["genemask", "global", 2000], ["genemask", "global", 10_000]]
     assert pairs["verdict"].tolist() == ["better", "better"] and transition.movement(pairs["verdict"].tolist()) == "stays"
     assert transition.movement(["better", "worse"]) == "flips"
+    # a middle step that differs is named, not hidden behind equal end points
+    assert transition.movement(["no difference detected", "better", "no difference detected"]) == "opens, then closes"
+    assert transition.movement(["worse", "worse", "better"]) == "flips"
+    assert transition.movement(["better", "no difference detected", "worse"]) == "closes, then opens"
 
 
 def test_curves_read_the_transition_stage(tmp_path, monkeypatch):

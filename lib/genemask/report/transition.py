@@ -219,20 +219,24 @@ def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metri
 
 
 def movement(verdicts: list[str]) -> str:
-    """How a contrast's verdict moves from the first step scored to the last: ``flips`` (one sign
-    becomes the other), ``opens`` (no difference becomes one), ``closes`` (a difference becomes
-    none) or ``stays`` (the same verdict)."""
+    """How a contrast's verdict moves step by step: each change is ``flips`` (one sign becomes the
+    other), ``opens`` (no difference becomes one) or ``closes`` (a difference becomes none), joined
+    by ", then " when there are several (a gap that opens mid-run and closes by its end is not the
+    same as one that never opened); ``stays`` when the verdict never changes."""
     if len(verdicts) < 2:
         return "not measured at two steps"
-    first, last = verdicts[0], verdicts[-1]
     signed = (findings.VERDICTS[0], findings.VERDICTS[1])
-    if first in signed and last in signed and first != last:
-        return "flips"
-    if first not in signed and last in signed:
-        return "opens"
-    if first in signed and last not in signed:
-        return "closes"
-    return "stays"
+    changes = []
+    for before, after in zip(verdicts, verdicts[1:]):
+        if before == after:
+            continue
+        if before in signed and after in signed:
+            changes.append("flips")
+        elif after in signed:
+            changes.append("opens")
+        elif before in signed:
+            changes.append("closes")
+    return ", then ".join(changes) if changes else "stays"
 
 
 def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: list[tuple[str, str]],
