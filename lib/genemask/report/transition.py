@@ -30,6 +30,8 @@ STAGE = "transition"
 #: The fine-tuning of the transition runs' end points, and the learning-rate pilot that chose its rate.
 FINETUNE_STAGE = "finetune-transition"
 PILOT_STAGE = "finetune-pilot"
+#: One LOGO-size run at a higher learning rate: can the papers' smaller model cross on this CPU?
+LOGO_PILOT_STAGE = "logo-lr-pilot"
 #: The verdicts' questions as (a, b) strategy contrasts; ``none`` is the untrained model.
 QUESTIONS = {("genemask", "random"): "GeneMask vs random",
              ("genemask", "genemask-position-v3"): "NPMI content: token vs position lookup",
