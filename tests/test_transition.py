@@ -134,3 +134,16 @@ def test_end_points_under_both_protocols_use_the_same_checkpoints_and_shots():
     assert set(only_tuned["protocol"]) == {"fine-tuning"}
     with pytest.raises(ValueError, match="several methods per strategy"):
         transition.end_point_protocols(pd.concat([tuned, pd.DataFrame(fewshot_rows("random", 2000, 0.0))]), None, [])
+
+
+def test_verdicts_by_step_is_one_row_per_question_with_its_steps_and_movement():
+    results = pd.DataFrame([*fewshot_rows("random", 2000, 0.0), *fewshot_rows("genemask", 2000, 0.0),
+                            *fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, 0.1),
+                            *fewshot_rows("global", 10_000, -0.1)])
+    table = transition.verdicts_by_step(results, n_boot=300)
+    assert list(table.index) == ["GeneMask vs random", "Global vs random"]  # the questions' order; absent pairs left out
+    assert list(table.columns) == ["runs", "2,000 steps", "10,000 steps", "across the transition"]
+    assert table.loc["GeneMask vs random", "10,000 steps"].endswith("better")
+    assert table.loc["GeneMask vs random", "across the transition"] == "opens"
+    assert table.loc["Global vs random", "2,000 steps"] == "" and table.loc["Global vs random", "runs"] == 3
+    assert table.loc["Global vs random", "across the transition"] == "not measured at two steps"

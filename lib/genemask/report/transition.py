@@ -30,6 +30,8 @@ STAGE = "transition"
 #: The fine-tuning of the transition runs' end points, and the learning-rate pilot that chose its rate.
 FINETUNE_STAGE = "finetune-transition"
 PILOT_STAGE = "finetune-pilot"
+#: Every stage that fine-tunes transition checkpoints: the end points and those kept at 6K steps.
+FINETUNE_STAGES = (FINETUNE_STAGE, "finetune-transition-6k")
 #: One LOGO-size run at a higher learning rate: can the papers' smaller model cross on this CPU?
 LOGO_PILOT_STAGE = "logo-lr-pilot"
 #: The verdicts' questions as (a, b) strategy contrasts; ``none`` is the untrained model.
@@ -218,6 +220,28 @@ def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metri
                              "verdict": diff["verdict"]})
     return pd.DataFrame(rows, columns=["a", "b", "step", "diff_mean", "diff_ci95_low", "diff_ci95_high",
                                        "pretrain_seeds", "verdict"])
+
+
+def verdicts_by_step(results: pd.DataFrame, questions: dict[tuple[str, str], str] = QUESTIONS,
+                     metric: str = "mcc", n_boot: int = findings.N_BOOT) -> pd.DataFrame:
+    """One row per question (an ``(a, b)`` strategy contrast of :data:`QUESTIONS`): the fewer
+    pretraining runs of the two sides, ``a − b`` with its interval and verdict at each checkpoint
+    step (columns ``"<step> steps"``, as text), and how the verdict moves across the steps."""
+    by_step = contrasts_by_step(results, list(questions), metric, n_boot)
+    rows = []
+    for (a, b), part in by_step.groupby(["a", "b"], sort=False):
+        part = part.sort_values("step")
+        row = {"question": questions[(a, b)], "runs": int(part["pretrain_seeds"].min())}
+        for r in part.itertuples():
+            row[f"{r.step:,} steps"] = (f"{r.diff_mean:+.3f} [{r.diff_ci95_low:+.3f}, {r.diff_ci95_high:+.3f}] "
+                                        f"{r.verdict}")
+        row["across the transition"] = movement(part["verdict"].tolist())
+        rows.append(row)
+    order = [q for q in questions.values() if q in {r["question"] for r in rows}]
+    table = pd.DataFrame(rows, columns=["question", "runs"] + sorted(
+        {k for r in rows for k in r if k.endswith(" steps")}, key=lambda k: int(k.split()[0].replace(",", "")))
+        + ["across the transition"])
+    return table.set_index("question").reindex(order).fillna("")
 
 
 def movement(verdicts: list[str]) -> str:
