@@ -342,6 +342,15 @@ class Collected:
     enrichment: pd.DataFrame | None
 
 
+def _papers_datasets(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The rows on the papers' few-shot datasets, None when there are none: the demo profile's
+    generated datasets are not the papers', so its chapters say it has no comparable results."""
+    if frame is None:
+        return None
+    part = frame[frame["dataset"].isin(FIVE)]
+    return part.reset_index(drop=True) if len(part) else None
+
+
 def collect_results(profile: str | None = None) -> Collected:
     """Read the few-shot, masking-rate, GUE, pretraining, PMI and motif results of ``profile``."""
     from . import collect, stage_results
@@ -360,9 +369,9 @@ def collect_results(profile: str | None = None) -> Collected:
         frame, _ = load_cells(pretrain_cells)
         metrics = {run: group.reset_index(drop=True) for run, group in frame.groupby("run", sort=False)} if frame is not None else {}
     fewshot_stages = ("fewshot", "fewshot-seeds")
-    return Collected(profile=profile, fewshot=downstream(fewshot_stages, "fewshot_results.csv", profile),
-                     fewshot_runs=downstream(fewshot_stages, "fewshot_runs.csv", profile),
-                     rate=downstream("fewshot-rate", "fewshot_results.csv", profile),
+    return Collected(profile=profile, fewshot=_papers_datasets(downstream(fewshot_stages, "fewshot_results.csv", profile)),
+                     fewshot_runs=_papers_datasets(downstream(fewshot_stages, "fewshot_runs.csv", profile)),
+                     rate=_papers_datasets(downstream("fewshot-rate", "fewshot_results.csv", profile)),
                      gue=gue_scores(gue) if gue is not None else None, gue_runs=collect(gue_cells, "gue_runs.csv"),
                      pretrain_cells=pretrain_cells, metrics=metrics, pmi_cells=pmi_cells,
                      enrichment=collect(motif_cells, "enrichment_summary.csv"))
