@@ -147,3 +147,10 @@ def test_verdicts_by_step_is_one_row_per_question_with_its_steps_and_movement():
     assert table.loc["GeneMask vs random", "across the transition"] == "opens"
     assert table.loc["Global vs random", "2,000 steps"] == "" and table.loc["Global vs random", "runs"] == 3
     assert table.loc["Global vs random", "across the transition"] == "not measured at two steps"
+
+
+def test_end_points_are_the_end_point_stage_rows():
+    frame = pd.DataFrame({"stage": [transition.FINETUNE_STAGE, "finetune-transition-6k"], "value": [1.0, 2.0]})
+    assert transition.end_points(frame)["value"].tolist() == [1.0]
+    assert transition.end_points(frame[frame.stage != transition.FINETUNE_STAGE]) is None
+    assert transition.end_points(None) is None

@@ -228,19 +228,18 @@ def verdicts_by_step(results: pd.DataFrame, questions: dict[tuple[str, str], str
     pretraining runs of the two sides, ``a − b`` with its interval and verdict at each checkpoint
     step (columns ``"<step> steps"``, as text), and how the verdict moves across the steps."""
     by_step = contrasts_by_step(results, list(questions), metric, n_boot)
+    step_column = {step: f"{step:,} steps" for step in sorted(by_step["step"].unique())}
     rows = []
     for (a, b), part in by_step.groupby(["a", "b"], sort=False):
         part = part.sort_values("step")
         row = {"question": questions[(a, b)], "runs": int(part["pretrain_seeds"].min())}
         for r in part.itertuples():
-            row[f"{r.step:,} steps"] = (f"{r.diff_mean:+.3f} [{r.diff_ci95_low:+.3f}, {r.diff_ci95_high:+.3f}] "
+            row[step_column[r.step]] = (f"{r.diff_mean:+.3f} [{r.diff_ci95_low:+.3f}, {r.diff_ci95_high:+.3f}] "
                                         f"{r.verdict}")
         row["across the transition"] = movement(part["verdict"].tolist())
         rows.append(row)
     order = [q for q in questions.values() if q in {r["question"] for r in rows}]
-    table = pd.DataFrame(rows, columns=["question", "runs"] + sorted(
-        {k for r in rows for k in r if k.endswith(" steps")}, key=lambda k: int(k.split()[0].replace(",", "")))
-        + ["across the transition"])
+    table = pd.DataFrame(rows, columns=["question", "runs", *step_column.values(), "across the transition"])
     return table.set_index("question").reindex(order).fillna("")
 
 
@@ -263,6 +262,15 @@ def movement(verdicts: list[str]) -> str:
         elif before in signed:
             changes.append("closes")
     return ", then ".join(changes) if changes else "stays"
+
+
+def end_points(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The rows of :data:`FINETUNE_STAGE` (the runs' end points and the untrained model) of a frame
+    read from every :data:`FINETUNE_STAGES` stage; None when there are none."""
+    if frame is None:
+        return None
+    part = frame[frame["stage"] == FINETUNE_STAGE]
+    return part.reset_index(drop=True) if len(part) else None
 
 
 def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: list[tuple[str, str]],
