@@ -149,8 +149,53 @@ def test_verdicts_by_step_is_one_row_per_question_with_its_steps_and_movement():
     assert table.loc["Global vs random", "across the transition"] == "not measured at two steps"
 
 
-def test_end_points_are_the_end_point_stage_rows():
-    frame = pd.DataFrame({"stage": [transition.FINETUNE_STAGE, "finetune-transition-6k"], "value": [1.0, 2.0]})
-    assert transition.end_points(frame)["value"].tolist() == [1.0]
+def test_end_points_are_the_end_point_stage_rows_with_the_untrained_model():
+    frame = pd.DataFrame({"stage": [transition.FINETUNE_STAGE, transition.FINETUNE_STAGE, "finetune-transition-6k",
+                                    transition.LONG_FINETUNE_STAGE],
+                          "pretrain_strategy": ["random", "none", "random", "random"], "value": [1.0, 0.5, 2.0, 3.0]})
+    assert transition.end_points(frame)["value"].tolist() == [1.0, 0.5]
+    # a schedule whose stage did not fine-tune the untrained model borrows its rows (fine-tuned once)
+    assert transition.end_points(frame, transition.LONG_FINETUNE_STAGE)["value"].tolist() == [3.0, 0.5]
     assert transition.end_points(frame[frame.stage != transition.FINETUNE_STAGE]) is None
     assert transition.end_points(None) is None
+
+
+def test_display_tables_of_transition_steps():
+    frame = pd.concat([*(curve("random@10000:tiny", "random", s, 4000 + 500 * s) for s in range(3)),
+                       *(curve("genemask@10000:tiny", "genemask", s, 7000) for s in range(2)),
+                       curve("genemask@10000:tiny", "genemask", 2, None)])
+    steps = transition.transition_steps(frame)
+    table = transition.crossing_table(steps)
+    assert table.loc["genemask", "runs crossed"] == "2 of 3" and table.loc["genemask", "range"] == "7,250–7,250"
+    assert table.loc["random", "transition step [95 %]"].startswith("4,750 [")
+    censored = transition.crossing_table(steps[steps["strategy"] == "genemask"].assign(crossed=False, transition_step=np.nan))
+    assert censored.loc["genemask", "transition step [95 %]"] == "none by 10,000"
+    seeds = transition.seed_table(steps)
+    assert list(seeds.columns) == ["seed 0", "seed 1", "seed 2"] and seeds.loc["genemask", "seed 2"] == ""
+    assert seeds.loc["random", "seed 1"] == "4,750"
+    contrasts = transition.step_contrast_table(steps, transition.STEP_PAIRS)
+    assert list(contrasts.index) == ["genemask − random"]  # pairs with an absent strategy are left out
+    assert contrasts.loc["genemask − random", "a later / earlier"] == "3 / 0 of 3 seeds"
+    assert contrasts.loc["genemask − random", "verdict"] == "later"
+    assert transition.step_contrast_table(steps, [("global", "random")]) is None
+    long = transition.transition_steps(curve("genemask@16000:tiny", "genemask", 0, 12_000, last=16_000))
+    both = transition.crossing_by_schedule({"10K": steps, "16K": long})
+    assert both.loc["genemask", "16K"] == "12,250 [12,250, 12,250] (1 of 1)" and both.loc["random", "16K"] == ""
+    assert both.loc["genemask", "10K"].endswith("(2 of 3)")
+
+
+def test_display_tables_of_downstream_scores():
+    results = pd.DataFrame([*fewshot_rows("random", 2000, 0.0), *fewshot_rows("genemask", 2000, 0.0),
+                            *fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, 0.1)])
+    scores, diffs = transition.by_step_tables(transition.downstream_by_step(results, n_boot=200))
+    assert list(scores.columns) == ["2,000 steps", "10,000 steps"] and set(scores.index) == {"genemask", "random"}
+    assert diffs.loc["genemask", "10,000 steps"].endswith("better") and diffs.loc["genemask", "across the transition"] == "opens"
+    _, none = transition.by_step_tables(transition.downstream_by_step(results[results.pretrain_strategy == "random"], n_boot=50))
+    assert none is None
+    tuned = pd.DataFrame([*fewshot_rows("random", 10_000, 0.0), *fewshot_rows("genemask", 10_000, 0.1)])
+    pair_scores, contrasts = transition.end_point_protocols(tuned, None, transition.END_POINT_PAIRS, n_boot=200)
+    score_table, by_pair = transition.protocol_tables(pair_scores, contrasts)
+    assert score_table.loc["genemask@10000:tiny", "fine-tuning"].endswith("(3 runs)")
+    assert list(by_pair.index) == ["genemask@10000:tiny − random@10000:tiny"]
+    _, by_question = transition.protocol_tables(pair_scores, contrasts, transition.QUESTIONS)
+    assert list(by_question.index) == ["GeneMask vs random"] and by_question.iloc[0, 0].endswith("better")

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..identity import UNTRAINED
 from . import findings, runs
 from .pretrain import read_summary
 
@@ -34,12 +35,27 @@ PILOT_STAGE = "finetune-pilot"
 FINETUNE_STAGES = (FINETUNE_STAGE, "finetune-transition-6k")
 #: One LOGO-size run at a higher learning rate: can the papers' smaller model cross on this CPU?
 LOGO_PILOT_STAGE = "logo-lr-pilot"
+#: The longer schedule: GeneMask, CM-GEMS and random masking for 16K steps (the 10K grid censors
+#: the first two), its probe on the checkpoints kept on the way and its fine-tuning of the end points.
+LONG_STAGE = "transition-16k"
+LONG_PROBE_STAGE = "fewshot-transition-16k"
+LONG_FINETUNE_STAGE = "finetune-transition-16k"
+#: The pretraining stages of the transition page: tiny grids and the LOGO pilot, which the LOGO
+#: verdicts of *Findings* leave out.
+PRETRAIN_STAGES = (STAGE, LONG_STAGE, LOGO_PILOT_STAGE)
 #: The verdicts' questions as (a, b) strategy contrasts; ``none`` is the untrained model.
 QUESTIONS = {("genemask", "random"): "GeneMask vs random",
              ("genemask", "genemask-position-v3"): "NPMI content: token vs position lookup",
              ("cmgems", "genemask"): "curriculum: CM-GEMS vs GeneMask",
              ("global", "random"): "Global vs random",
              ("random", "none"): "pretraining at all: random vs untrained"}
+
+#: The transition-step contrasts the page shows: each strategy against random masking, NPMI content
+#: (token against position lookup) and the curriculum.
+STEP_PAIRS = [*((s, "random") for s in ("genemask", "genemask-position-v3", "global", "cmgems")),
+              ("genemask", "genemask-position-v3"), ("cmgems", "genemask")]
+#: The end points' downstream contrasts: the same pairs and pretraining at all (random vs untrained).
+END_POINT_PAIRS = [*STEP_PAIRS, ("random", UNTRAINED)]
 
 
 @dataclass(frozen=True)
@@ -264,13 +280,18 @@ def movement(verdicts: list[str]) -> str:
     return ", then ".join(changes) if changes else "stays"
 
 
-def end_points(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The rows of :data:`FINETUNE_STAGE` (the runs' end points and the untrained model) of a frame
-    read from every :data:`FINETUNE_STAGES` stage; None when there are none."""
+def end_points(frame: pd.DataFrame | None, stage: str = FINETUNE_STAGE) -> pd.DataFrame | None:
+    """The rows of ``stage`` (one schedule's fine-tuned end points) of a frame read from several
+    stages, with the untrained model's rows when ``stage`` has none of its own (it is fine-tuned once,
+    in :data:`FINETUNE_STAGE`, for every schedule); None when ``stage`` has no rows."""
     if frame is None:
         return None
-    part = frame[frame["stage"] == FINETUNE_STAGE]
-    return part.reset_index(drop=True) if len(part) else None
+    part = frame[frame["stage"] == stage]
+    if part.empty:
+        return None
+    if not (part["pretrain_strategy"] == UNTRAINED).any():
+        part = pd.concat([part, frame[frame["pretrain_strategy"] == UNTRAINED]])
+    return part.reset_index(drop=True)
 
 
 def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: list[tuple[str, str]],
@@ -299,6 +320,123 @@ def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
     """:func:`movement` of ``strategy``'s contrast against the reference of :func:`downstream_by_step`."""
     part = by_step[(by_step["strategy"] == strategy) & by_step["verdict"].notna()].sort_values("step")
     return movement(part["verdict"].tolist())
+
+
+def interval(mean: float, low: float, high: float, digits: int = 0, signed: bool = False) -> str:
+    """``mean [low, high]`` with thousands separators (steps) or ``digits`` decimals (scores)."""
+    sign = "+" if signed else ""
+    return f"{mean:{sign},.{digits}f} [{low:{sign},.{digits}f}, {high:{sign},.{digits}f}]"
+
+
+def crossing_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """:func:`transition_summary` as the page shows it, one row per strategy: runs crossed, the mean
+    transition step with its interval (or "none by <last step>"), its range and the mean losses."""
+    summary = transition_summary(steps)
+    return pd.DataFrame({
+        "strategy": summary["strategy"],
+        "runs crossed": [f"{c} of {r}" for c, r in zip(summary["crossed"], summary["runs"])],
+        "transition step [95 %]": [interval(m, lo, hi) if pd.notna(m) else f"none by {last:,}" for m, lo, hi, last in
+                                   zip(summary["step_mean"], summary["step_ci95_low"], summary["step_ci95_high"],
+                                       summary["last_step"])],
+        "range": [f"{a:,.0f}–{b:,.0f}" if pd.notna(a) else "" for a, b in zip(summary["step_min"], summary["step_max"])],
+        "plateau loss": summary["plateau_loss"].round(3),
+        "last loss": summary["last_loss"].round(3),
+    }).set_index("strategy")
+
+
+def seed_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """Each run's transition step, strategies by pretraining seeds (blank: not crossed)."""
+    wide = steps.pivot_table(index="strategy", columns="pretrain_seed", values="transition_step", aggfunc="first",
+                             dropna=False)
+    wide = wide.reindex(index=sorted(steps["strategy"].unique()))
+    return (wide.rename(columns=lambda s: f"seed {s}").rename_axis(index="strategy", columns=None)
+            .map(lambda v: "" if pd.isna(v) else f"{v:,.0f}"))
+
+
+def crossing_by_schedule(steps_by_schedule: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each strategy's runs crossed and mean transition step (:func:`crossing_table`) under each
+    schedule, strategies by schedules ("" where a strategy did not run on a schedule)."""
+    columns = {name: crossing_table(steps).apply(lambda r: f"{r['transition step [95 %]']} ({r['runs crossed']})", axis=1)
+               for name, steps in steps_by_schedule.items() if len(steps)}
+    return pd.DataFrame(columns).rename_axis(index="strategy").fillna("")
+
+
+def step_contrast_table(steps: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame | None:
+    """:func:`step_contrast` of each pair both of whose strategies ran, as the page shows it; None
+    when none did."""
+    rows = [step_contrast(steps, a, b) for a, b in pairs if {a, b} <= set(steps["strategy"])]
+    if not rows:
+        return None
+    c = pd.DataFrame(rows)
+    return pd.DataFrame({
+        "a − b": [f"{a} − {b}" for a, b in zip(c["a"], c["b"])],
+        "a later / earlier": [f"{l} / {e} of {m} {'seeds' if p else 'run pairs'}" for l, e, m, p in
+                              zip(c["later_in"], c["earlier_in"], c["seeds"], c["paired"])],
+        "both crossed": [f"{n} of {m}" for n, m in zip(c["both_crossed"], c["seeds"])],
+        "steps [95 %]": [interval(m, lo, hi, signed=True) if pd.notna(m) else "" for m, lo, hi in
+                         zip(c["mean_difference"], c["ci95_low"], c["ci95_high"])],
+        "verdict": c["verdict"],
+    }).set_index("a − b")
+
+
+def by_step_tables(by_step: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`downstream_by_step` as two tables, strategies by steps: the scores with their
+    intervals, and the contrasts against the reference with their verdicts and how each moves
+    across the steps (None when there is no contrast)."""
+    label = {s: f"{s:,} steps" for s in by_step["step"].unique()}
+    scores = (by_step.assign(score=[interval(m, lo, hi, 3) for m, lo, hi in
+                                    zip(by_step["mean"], by_step["ci95_low"], by_step["ci95_high"])])
+              .pivot(index="strategy", columns="step", values="score").rename(columns=label))
+    diffs = by_step[by_step["verdict"].notna()]
+    if diffs.empty:
+        return scores, None
+    shown = diffs.assign(diff=[f"{interval(m, lo, hi, 3, signed=True)} {v}" for m, lo, hi, v in
+                               zip(diffs["diff_mean"], diffs["diff_ci95_low"], diffs["diff_ci95_high"], diffs["verdict"])])
+    table = shown.pivot(index="strategy", columns="step", values="diff").rename(columns=label)
+    table["across the transition"] = [gap_change(by_step, s) for s in table.index]
+    return scores, table
+
+
+def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
+                    questions: dict[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`end_point_protocols` as two tables, protocols as columns: each method's score with its
+    interval and number of pretraining runs, and each contrast with its verdict, its rows named
+    ``a − b`` or, given ``questions`` (keyed by strategy pairs), by question in their order."""
+    score_table = (scores.assign(score=[f"{interval(m, lo, hi, 3)} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
+                                        zip(scores["mean"], scores["ci95_low"], scores["ci95_high"], scores["pretrain_seeds"])])
+                   .pivot(index="method", columns="protocol", values="score"))
+    if contrasts.empty:
+        return score_table, None
+    if questions is None:
+        names = contrasts["a"] + " − " + contrasts["b"]
+    else:
+        names = [questions[(a, b)] for a, b in zip(contrasts["a_strategy"], contrasts["b_strategy"])]
+    shown = contrasts.assign(row=names, diff=[f"{interval(m, lo, hi, 3, signed=True)} {v}" for m, lo, hi, v in
+                                              zip(contrasts["mean_difference"], contrasts["ci95_low"],
+                                                  contrasts["ci95_high"], contrasts["verdict"])])
+    table = shown.pivot(index="row", columns="protocol", values="diff")
+    if questions is not None:
+        table = table.reindex([q for q in questions.values() if q in table.index])
+    return score_table, table.rename_axis(index="question" if questions is not None else "a − b")
+
+
+def plot_by_step(by_step: pd.DataFrame, schedule_steps: int, ax=None):
+    """Each strategy's two-level score against the checkpoint step, with its 95 % interval (strategies
+    nudged apart along the step axis so that their bars do not overlap)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7.5, 4))[1]
+    groups = list(by_step.groupby("strategy", sort=True))
+    nudge = 0.006 * schedule_steps
+    for i, (strategy, part) in enumerate(groups):
+        part = part.sort_values("step")
+        ax.errorbar(part["step"] + (i - (len(groups) - 1) / 2) * nudge, part["mean"],
+                    yerr=[part["mean"] - part["ci95_low"], part["ci95_high"] - part["mean"]],
+                    marker="o", capsize=3, label=strategy)
+    ax.set_xlabel(f"checkpoint step (of a {schedule_steps:,}-step schedule)")
+    ax.set_ylabel("few-shot MCC (95 % two-level)")
+    ax.legend(fontsize=8)
+    return ax
 
 
 def plot_curves(curves_frame: pd.DataFrame, steps: pd.DataFrame | None = None, ax=None):
