@@ -35,8 +35,8 @@ PILOT_STAGE = "finetune-pilot"
 FINETUNE_STAGES = (FINETUNE_STAGE, "finetune-transition-6k")
 #: One LOGO-size run at a higher learning rate: can the papers' smaller model cross on this CPU?
 LOGO_PILOT_STAGE = "logo-lr-pilot"
-#: The longer schedule: GeneMask, CM-GEMS and random masking for 16K steps (the 10K grid censors
-#: the first two), its probe on the checkpoints kept on the way and its fine-tuning of the end points.
+#: The longer schedule: the grid's strategies for 16K steps (the 10K grid censors GeneMask and
+#: CM-GEMS), its probe on the checkpoints kept on the way and its fine-tuning of the end points.
 LONG_STAGE = "transition-16k"
 LONG_PROBE_STAGE = "fewshot-transition-16k"
 LONG_FINETUNE_STAGE = "finetune-transition-16k"
