@@ -237,6 +237,17 @@ def test_out_dir_with_files_no_run_wrote_is_refused_untouched(inputs, tmp_path):
     assert tree(home) == before
 
 
+def test_marker_being_written_by_the_main_process_is_not_a_stranger(tmp_path):
+    """Under DDP every rank checks the folder while rank 0 writes the marker atomically (through a
+    temporary file beside it): a rank that looks at that moment must not refuse the folder."""
+    out = tmp_path / "ddp"
+    out.mkdir()
+    (out / f".{pretrain.RUN_MARKER}.x1y2z3.tmp").write_text("{")
+    assert pretrain._foreign_entries(out) == []
+    (out / "notes.txt").write_text("someone else's")
+    assert pretrain._foreign_entries(out) == ["notes.txt"]
+
+
 def test_finished_run_of_other_parameters_is_refused_and_kept(inputs, tmp_path):
     out = tmp_path / "run"
     first = pretrain.run(config(inputs, out, steps=6))

@@ -466,9 +466,10 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
 #: Written first into an ``out_dir`` a run claims: the identity of the run the folder belongs to.
 RUN_MARKER = ".genemask-pretrain.json"
 #: What an ``out_dir`` may hold before a run claims it: the lock and write probe of a run refused
-#: or killed before it wrote the marker.
+#: or killed before it wrote the marker, and the marker's own temporary file while the main process
+#: writes it (another DDP rank checking the folder at that moment sees it: a race, not a stranger).
 _UNCLAIMED_ENTRIES = (".lock",)
-_UNCLAIMED_PREFIXES = (".write-test-",)
+_UNCLAIMED_PREFIXES = (".write-test-", f".{RUN_MARKER}.")
 #: Fields that say where or how a run executes, not which run it is.
 _RUN_LOCAL = ("out_dir", "resume", "device", "threads")
 #: Resume states kept: the latest, and the previous one to fall back on when the latest is damaged.
