@@ -1,5 +1,10 @@
-"""Shared test utilities: where the real data is, and a skip when it is absent."""
+"""Shared test utilities: where the real data is, a skip when it is absent, and a book build."""
 from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,3 +17,14 @@ def real_data(relative: str):
     if not path.exists():
         pytest.skip(f"real data {relative} not found under GENEMASK_DATA={paths.data_dir()}")
     return path
+
+
+def build_book(where: Path, env: dict | None = None) -> tuple[Path, subprocess.CompletedProcess]:
+    """Copy the book (without its build) into ``where`` and build it as `make book` does (offline,
+    warnings as errors); (the copy, the build's process)."""
+    book = where / "book"
+    shutil.copytree(paths.BOOK, book, ignore=shutil.ignore_patterns("_build"))
+    exe = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(exe), "build", str(book), "-W", "-n", "--keep-going"], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    return book, proc

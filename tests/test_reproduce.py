@@ -6,10 +6,10 @@ papers', and a fresh clone's `make reproduce` once failed on exactly that (three
 papers' datasets) while every other test passed. A few minutes on two cores.
 """
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
+
+from helpers import build_book
 
 from genemask import paths
 
@@ -21,11 +21,7 @@ def test_demo_grid_then_its_book_builds(tmp_path):
                           cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert grid.returncode == 0, grid.stdout[-3000:] + grid.stderr[-3000:]
     assert (tmp_path / "results" / "demo" / "fewshot" / "cells.csv").exists()
-    book = tmp_path / "book"
-    shutil.copytree(paths.BOOK, book, ignore=shutil.ignore_patterns("_build"))
-    exe = Path(sys.executable).with_name("jupyter-book")
-    build = subprocess.run([str(exe), "build", str(book), "-W", "-n", "--keep-going"], env=env,
-                           capture_output=True, text=True, timeout=1200)
+    book, build = build_book(tmp_path, env)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     # the demo's datasets are not the papers': the chapter says so and shows the paper's values
     chapter = (book / "_build" / "html" / "paper_genemask.html").read_text()

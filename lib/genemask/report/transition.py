@@ -28,6 +28,8 @@ from . import findings, runs
 from .pretrain import read_summary
 
 STAGE = "transition"
+#: The probe of the 10K grid's checkpoints and of the untrained model.
+PROBE_STAGE = "fewshot-transition"
 #: The fine-tuning of the transition runs' end points, and the learning-rate pilot that chose its rate.
 FINETUNE_STAGE = "finetune-transition"
 PILOT_STAGE = "finetune-pilot"
@@ -292,6 +294,33 @@ def end_points(frame: pd.DataFrame | None, stage: str = FINETUNE_STAGE) -> pd.Da
     if not (part["pretrain_strategy"] == UNTRAINED).any():
         part = pd.concat([part, frame[frame["pretrain_strategy"] == UNTRAINED]])
     return part.reset_index(drop=True)
+
+
+def schedule_results(stage: str, untrained_stage: str, file: str = "fewshot_results.csv",
+                     profile: str | None = None) -> pd.DataFrame | None:
+    """A schedule's downstream rows of ``stage`` with the untrained model's rows of
+    ``untrained_stage`` (which scored it once for every schedule): :func:`end_points` of both read
+    together; None when ``stage`` has none."""
+    return end_points(runs.downstream([stage, untrained_stage], file, profile), stage)
+
+
+def scale_text(stage_runs: pd.DataFrame) -> str:
+    """One sentence of a grid's scale, read from its runs' recorded parameters: model, runs,
+    strategies × seeds, steps, batch, tokens, schedule, evaluation, kept checkpoints and (CM-GEMS)
+    the switch threshold."""
+    first = read_summary(stage_runs["dir"].iloc[0]).get("parameters", {})
+    seeds = stage_runs.groupby("pretrain_strategy")["pretrain_seed"].nunique()
+    seed_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    threshold = stage_runs["pretrain_switch_threshold"].dropna()
+    steps, batch, length, warmup = first.get("steps"), first.get("batch_size"), first.get("max_len"), first.get("warmup")
+    return (f"`{first.get('model')}` model, {len(stage_runs)} runs: {len(seeds)} strategies × {seed_text} pretraining "
+            f"seeds, {steps:,} steps of {batch} sequences of at most {length} tokens "
+            f"({stage_runs['pretrain_steps'].max() * batch * length / 1e6:.1f} M token positions), lr {first.get('lr')} "
+            f"with {100 * warmup:g} % warmup ({warmup * steps:,.0f} steps) and linear decay to zero at the last step; "
+            f"evaluation every {first.get('eval_steps')} steps on {first.get('eval_size')} validation chunks; checkpoints "
+            f"kept at {', '.join(f'{s:,}' for s in first.get('keep_steps', []))} steps."
+            + (f" CM-GEMS switches once its validation perplexity changes by less than {threshold.max():g} between "
+               "evaluations." if len(threshold) else ""))
 
 
 def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: list[tuple[str, str]],
