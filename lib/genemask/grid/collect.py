@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import paths
-from ..io import write_text
+from ..io import write_result, write_text
 from . import provenance
 from .plan import Cell, Plan, key_portable, portable_params
 from .state import GridState, grid_state, results_record, results_rows
 
-#: Result files small enough to commit: what the book reads (checkpoints and big tables stay in runs/).
+#: Result files small enough to commit: what the book reads (checkpoints and big tables stay in runs/);
+#: the limit is on the stored bytes (``paths.COMPRESSED_RESULTS`` are gzipped).
 RESULT_SUFFIXES = (".csv", ".json", ".txt")
 RESULT_MAX_BYTES = 1 << 20
 
@@ -50,21 +51,28 @@ def write_rows(profile: str, stage: str, rows: list[dict[str, str]]) -> None:
 def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], Any]) -> list[str]:
     """Copy the small result files with portable paths; return the names left out for their size."""
     left_out = []
+
+    def too_large(file: Path, name: str, size: int) -> bool:
+        if size <= RESULT_MAX_BYTES:
+            return False
+        left_out.append(file.name)
+        echo(f"  note: {cell.id}/{name} is {size / 2**20:.1f} MiB, over the {RESULT_MAX_BYTES >> 20} MiB "
+             f"limit for results/: not collected (it stays in {paths.display(file)})")
+        return True
+
     dest.mkdir(parents=True, exist_ok=True)
     for file in sorted(cell.out_dir.iterdir()) if cell.out_dir and cell.out_dir.is_dir() else []:
         if not file.is_file() or file.suffix not in RESULT_SUFFIXES or file.name == provenance.RECORD:
             continue
-        size = file.stat().st_size
-        if size > RESULT_MAX_BYTES:
-            left_out.append(file.name)
-            echo(f"  note: {cell.id}/{file.name} is {size / 2**20:.1f} MiB, over the {RESULT_MAX_BYTES >> 20} MiB "
-                 f"limit for results/: not collected (it stays in {paths.display(file)})")
-            continue
+        if file.name not in paths.COMPRESSED_RESULTS and too_large(file, file.name, file.stat().st_size):
+            continue  # not read at all: it could be large
         text = provenance.portable_text(file.read_text(), profile)
         left = provenance.machine_paths(text)
         if left:
             echo(f"  note: {cell.id}/{file.name} still holds machine path(s) {left[:2]}")
-        write_text(dest / file.name, text)
+        stored = write_result(dest, file.name, text)
+        if too_large(file, stored.name, stored.stat().st_size):
+            stored.unlink()
     return left_out
 
 

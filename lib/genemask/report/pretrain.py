@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import paths
+
 
 def eval_rows(metrics):
     """The rows with a validation perplexity (one per evaluation)."""
@@ -51,7 +53,7 @@ def load_cells(cells):
     methods = [i.label() for i in identities]
     frames, rows = [], []
     for cell, identity, method in zip(cells.itertuples(), identities, methods):
-        path = Path(cell.dir) / "metrics.csv"
+        path = paths.result_file(cell.dir, "metrics.csv")
         if not path.exists():
             continue
         label = f"{method} seed {identity.seed}" if methods.count(method) > 1 else method
