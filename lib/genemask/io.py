@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .paths import COMPRESSED_RESULTS, stored_name
+
 
 class WriteError(OSError):
     """A file could not be written; ``str()`` names it and says why (e.g. no space left on device)."""
@@ -85,8 +87,6 @@ def write_result(folder: str | Path, name: str, text: str) -> Path:
     """A run's file as results/ stores it: gzipped under ``paths.stored_name`` when it is a growing
     log, with no timestamp in the header so the same text always gives the same bytes (git sees no
     change when a cell is collected again)."""
-    from .paths import COMPRESSED_RESULTS, stored_name
-
     data = text.encode("utf-8")
     if name in COMPRESSED_RESULTS:
         data = gzip.compress(data, compresslevel=9, mtime=0)
