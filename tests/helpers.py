@@ -1,6 +1,8 @@
-"""Shared test utilities: where the real data is, a skip when it is absent, and a book build."""
+"""Shared test utilities: where the real data is, a skip when it is absent, and a book build and
+what its pages must not show."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -28,3 +30,11 @@ def build_book(where: Path, env: dict | None = None) -> tuple[Path, subprocess.C
     proc = subprocess.run([str(exe), "build", str(book), "-W", "-n", "--keep-going"], env=env,
                           capture_output=True, text=True, timeout=1200)
     return book, proc
+
+
+def truncated_cells(book: Path) -> list[str]:
+    """Table cells pandas cut at ``display.max_colwidth`` or put for rows and columns it elided (they
+    end in ``...``), as ``page: cell``: a verdict cut to "one pretraining run: n..." hides the verdict."""
+    cut = re.compile(r"<t[dh]>([^<]*\.\.\.)</t[dh]>")
+    return [f"{page.name}: {cell}" for page in sorted((book / "_build" / "html").glob("*.html"))
+            for cell in cut.findall(page.read_text())]

@@ -5,7 +5,7 @@ import nbformat
 import yaml
 
 from genemask.grid import plan_grid, provenance
-from genemask.report.provenance import provenance_note, provenance_summary, provenance_table
+from genemask.report.provenance import provenance_note, provenance_summary, provenance_table, short_reason, stale_reasons
 
 
 def _results(tmp_path, monkeypatch):
@@ -38,13 +38,15 @@ def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
     table = provenance_table("t", params).set_index("key")
     assert table.loc[one.key, "state"] == "fresh" and table.loc[one.key, "commit"] == "abcdef1234"
     assert table.loc[two.key, "state"] == "stale" and table.loc[two.key, "commit"] == "abcdef1234 (dirty)"
-    assert "made by library 0000000000000000" in table.loc[two.key, "why"]
+    assert table.loc[two.key, "why"] == "other library" and table.loc[two.key, "library"] == "0000000000000000"
     assert table.loc["abcdefabcdefabcd", "state"] == "orphaned" and table.loc["abcdefabcdefabcd", "library"] == "unknown"
+    reasons = stale_reasons(table.reset_index())
+    assert reasons["cells"].to_dict() == {("make", "other library"): 1, ("gone", f"{params} does not ask for it"): 1}
     summary = provenance_summary(table.reset_index())
     assert summary.loc["make", ["cells", "fresh", "stale", "orphaned"]].tolist() == [2, 1, 1, 0]
     assert summary.loc["make", "wall h"] == 0.07
     note = provenance_note(table.reset_index(), "t")
-    assert "**1 are stale**" in note and "**1 are orphaned**" in note
+    assert "**1 are stale**" in note and "**1 are orphaned**" in note and f"library `{provenance.library_hash()}`" in note
 
 
 def test_all_fresh_says_so(tmp_path, monkeypatch):
@@ -77,3 +79,11 @@ def test_dirty_means_code_or_parameters_not_results(tmp_path, monkeypatch):
     assert grid_provenance.git_state()["dirty"] is False
     (tmp_path / "lib/genemask/x.py").write_text("2\n")
     assert grid_provenance.git_state()["dirty"] is True
+
+
+def test_short_reason_names_what_differs_and_counts_upstream_cells():
+    reason = ("made by other notebook code (recorded as abc); made by library 1111, now 2222; "
+              "upstream pmi/k1 is stale; upstream pretrain/k2 was remade since")
+    assert short_reason(reason) == "other notebook code; other library; 2 upstream cells not fresh or remade since"
+    assert short_reason("upstream pmi/k1 is stale") == "1 upstream cell not fresh or remade since"
+    assert short_reason("") == ""

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from helpers import build_book
+from helpers import build_book, truncated_cells
 
 from genemask import paths
 
@@ -23,6 +23,7 @@ def test_demo_grid_then_its_book_builds(tmp_path):
     assert (tmp_path / "results" / "demo" / "fewshot" / "cells.csv").exists()
     book, build = build_book(tmp_path, env)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert not truncated_cells(book)
     # the demo's datasets are not the papers': the chapter says so and shows the paper's values
     chapter = (book / "_build" / "html" / "paper_genemask.html").read_text()
     assert "no few-shot results on the papers" in chapter and "demo" in chapter

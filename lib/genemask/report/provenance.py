@@ -15,9 +15,29 @@ from .. import paths
 COLUMNS = ["stage", "key", "state", "commit", "library", "migrated", "wall_min", "cpu_min", "why"]
 
 
+def short_reason(reason: str) -> str:
+    """A stale cell's reasons in a few words for the book's table, whose other columns already say
+    which key and library made it: "other notebook code", "other library", and its upstream
+    reasons counted (a cell downstream of many stale cells would otherwise list each of them)."""
+    parts = [part for part in reason.split("; ") if part]
+    short = []
+    for part in parts:
+        if part.startswith("made by other notebook code"):
+            short.append("other notebook code")
+        elif part.startswith("made by library"):
+            short.append("other library")
+        elif not part.startswith("upstream "):
+            short.append(part)
+    upstream = sum(part.startswith("upstream ") for part in parts)
+    if upstream:
+        short.append(f"{upstream} upstream cell{'s' if upstream > 1 else ''} not fresh or remade since")
+    return "; ".join(short)
+
+
 def provenance_table(profile: str | None = None, params_file: str | Path | None = None) -> pd.DataFrame:
     """One row per collected cell: stage, key, state (fresh | stale | orphaned), the commit that
-    made it, its library hash, whether its record was migrated, wall and CPU minutes, why stale."""
+    made it, its library hash, whether its record was migrated, wall and CPU minutes, why stale
+    (``short_reason``; ``genemask grid --status`` lists every upstream cell)."""
     from ..grid import GridError, grid_state, plan_grid
     from ..grid.state import results_record, results_rows
     from . import book_profile
@@ -43,7 +63,7 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
         for cell in gs.plan.cells:
             st = gs.of(cell)
             if st.where == "results" and st.record is not None:
-                rows.append(row(cell.stage, st.record_key, st.state, st.record, st.reason))
+                rows.append(row(cell.stage, st.record_key, st.state, st.record, short_reason(st.reason)))
         for stage, keys in gs.orphans.items():
             for key in keys:
                 rows.append(row(stage, key, "orphaned", results_record(profile, stage, key),
@@ -77,8 +97,19 @@ def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"commits": "made by commit(s)", "wall": "wall h"})
 
 
+def stale_reasons(table: pd.DataFrame) -> pd.DataFrame:
+    """Per stage, each reason its stale cells give and how many give it: one line where the table of
+    every cell would repeat the same reason for each of a stage's cells."""
+    stale = table[table["state"] != "fresh"]
+    if stale.empty:
+        return pd.DataFrame(columns=["cells"])
+    return stale.groupby(["stage", "why"], sort=False).size().to_frame("cells")
+
+
 def provenance_note(table: pd.DataFrame, profile: str) -> str:
     """One paragraph for the top of a page: are the results shown made by the code here?"""
+    from ..grid.provenance import library_hash
+
     if table.empty:
         return f"Profile `{profile}` has no collected results yet."
     counts = table["state"].value_counts()
@@ -90,7 +121,8 @@ def provenance_note(table: pd.DataFrame, profile: str) -> str:
     else:
         if stale:
             parts.append(f"**{stale} are stale**: made by other library or notebook code than this repository's now "
-                         "(`genemask grid params/<profile>.yaml --status` lists why; `--rerun-stale` remakes them).")
+                         f"(library `{library_hash()}`; `genemask grid params/<profile>.yaml --status` lists why; "
+                         "`--rerun-stale` remakes them).")
         if orphaned:
             parts.append(f"**{orphaned} are orphaned**: the profile's params file no longer asks for them.")
     if migrated:
