@@ -98,8 +98,8 @@ def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def stale_reasons(table: pd.DataFrame) -> pd.DataFrame:
-    """Per stage, each reason its stale cells give and how many give it: one line where the table of
-    every cell would repeat the same reason for each of a stage's cells."""
+    """Per stage, each reason its stale or orphaned cells give and how many give it: one line where
+    the table of every cell would repeat the same reason for each of a stage's cells."""
     stale = table[table["state"] != "fresh"]
     if stale.empty:
         return pd.DataFrame(columns=["cells"])
