@@ -279,7 +279,7 @@ def test_report_reads_results_gpu_as_it_reads_results_cpu(smoke, monkeypatch):
         cpu_cells = pd.read_csv(cpu_index)
         cpu_dir, gpu_dir = cpu_index.parent / cpu_cells["key"].iloc[0], Path(cells.dir.iloc[0])
         # new metric columns are appended, so results written by an older library read as a prefix of today's
-        cpu_columns, gpu_columns = (list(pd.read_csv(paths.result_file(d, "metrics.csv")).columns) for d in (cpu_dir, gpu_dir))
+        cpu_columns, gpu_columns = (list(pd.read_csv(d / "metrics.csv").columns) for d in (cpu_dir, gpu_dir))
         assert cpu_columns == gpu_columns[:len(cpu_columns)] and gpu_columns == list(pretrain.METRIC_COLUMNS)
         assert set(json.loads((cpu_dir / "summary.json").read_text())) <= set(json.loads((gpu_dir / "summary.json").read_text()))
         assert set(cpu_cells.columns) <= set(cells.columns)

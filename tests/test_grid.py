@@ -1,6 +1,5 @@
 """The grid on tiny generated notebooks: Snakemake runs, caching, failures, references, parameter
 checks, provenance and staleness, and each defect of issue 16 with the input that showed it."""
-import gzip
 import json
 import os
 import signal
@@ -90,30 +89,28 @@ def test_runs_caches_reports_failures_and_chains_stages(workspace):
     assert sorted(c.status for c in again) == ["blocked", "cached", "cached", "cached", "cached", "failed"]
 
 
-def test_step_logs_are_collected_gzipped_and_byte_stable(workspace):
-    """A growing log (``paths.COMPRESSED_RESULTS``) is stored gzipped, so a long run's log that is
-    over the plain-text limit still reaches results/, reads back as written, and collecting the
-    same text again gives the same bytes (no timestamp in the gzip header); other files stay plain."""
+def test_a_long_step_log_is_collected_compacted(workspace):
+    """A pretraining step log longer than report.pretrain.RESULT_LOG_ROWS reaches results/ as one
+    row per block of steps, even when its per-step text is over the size limit; runs/ keeps it whole."""
     import pandas as pd
+
+    from genemask.report import pretrain as pretrain_report
 
     _notebook(workspace / "log.ipynb", "n = 1\nout_dir = None",
               "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
-              "rows = ''.join(f'{i},{i % 7 / 8},,random\\n' for i in range(1, n + 1))\n"
-              "pathlib.Path(out_dir, 'metrics.csv').write_text('step,loss,val_perplexity,phase\\n' + rows)\n"
-              "pathlib.Path(out_dir, 'summary.json').write_text('{}')")
+              "rows = ''.join(f'{i},{i % 7 / 8},' + (f'{9000 - i / 10}' if i % 250 == 0 else '') + ',random,2000\\n'"
+              " for i in range(1, n + 1))\n"
+              "pathlib.Path(out_dir, 'metrics.csv').write_text('step,loss,val_perplexity,phase,tokens\\n' + rows)")
     spec = _params(workspace, [{"name": "log", "notebook": str(workspace / "log.ipynb"), "grid": {"n": [80_000]}}])
     (cell,) = grid.run_grid(spec, echo=_quiet)
+    full = pd.read_csv(cell.out_dir / "metrics.csv")
     assert cell.status == "done" and (cell.out_dir / "metrics.csv").stat().st_size > grid.RESULT_MAX_BYTES
-    folder = workspace / "results" / "t" / "log" / cell.key
-    assert sorted(p.name for p in folder.iterdir()) == ["metrics.csv.gz", "provenance.json", "summary.json"]
-    stored = paths.result_file(folder, "metrics.csv")
-    assert stored.stat().st_size < grid.RESULT_MAX_BYTES
-    assert pd.read_csv(stored).equals(pd.read_csv(cell.out_dir / "metrics.csv"))
-    from genemask.io import write_result
-
-    again = write_result(workspace, "metrics.csv", (cell.out_dir / "metrics.csv").read_text())
-    assert again.read_bytes() == stored.read_bytes()
-    assert paths.result_file(cell.out_dir, "metrics.csv") == cell.out_dir / "metrics.csv"  # runs/ keeps it plain
+    stored = pd.read_csv(workspace / "results" / "t" / "log" / cell.key / "metrics.csv")
+    assert len(stored) == 1_600 and stored["step"].iloc[-1] == 80_000  # 50 steps a row: 50 divides 250
+    assert stored["tokens"].sum() == full["tokens"].sum()
+    assert len(stored) <= pretrain_report.RESULT_LOG_ROWS
+    pd.testing.assert_frame_equal(pretrain_report.eval_rows(stored).reset_index(drop=True)[["step", "val_perplexity"]],
+                                  pretrain_report.eval_rows(full).reset_index(drop=True)[["step", "val_perplexity"]])
 
 
 def test_unknown_parameter_is_rejected_before_running(workspace):
@@ -330,8 +327,8 @@ def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspa
     (folder.parent / "cells.csv").write_text(f"key,x\n{cell.key},1\n")
     (folder / "summary.json").write_text(json.dumps({"fasta": f"{data}/genome/a.fa",
                                                      "ckpt": f"/elsewhere/runs/t/make/{cell.key}/checkpoint"}))
-    log = "step,loss\n" + "".join(f"{i},{8 - i / 1e3}\n" for i in range(1, 2001))
-    (folder / "metrics.csv").write_text(log)  # collected before results/ gzipped step logs
+    log = "".join(f"{i},{8 - i / 1e4},{'' if i % 50 else 900.0}\n" for i in range(1, 3001))
+    (folder / "metrics.csv").write_text("step,loss,val_perplexity\n" + log)  # collected before logs were compacted
     (orphan := workspace / "results" / "t" / "gone").mkdir(parents=True)
     (orphan / "cells.csv").write_text("key,y\nabcdefabcdefabcd,2\n")
     lines = []
@@ -339,9 +336,8 @@ def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspa
     assert any(line.startswith(f"  STALE   {cell.key}") and "[results]" in line and "library unknown" in line for line in lines)
     assert any("[gone] ORPHANED: 1 recorded cell(s)" in line for line in lines)
     counts = grid.migrate(spec, echo=_quiet)
-    assert counts["recorded"] == 2 and counts["machine paths left"] == 0 and counts["compressed"] == 1
-    assert not (folder / "metrics.csv").exists() and paths.result_file(folder, "metrics.csv").name == "metrics.csv.gz"
-    assert gzip.decompress(paths.result_file(folder, "metrics.csv").read_bytes()).decode() == log
+    assert counts["recorded"] == 2 and counts["machine paths left"] == 0
+    assert (folder / "metrics.csv").read_text().count("\n") == 1 + 1_500  # 2 steps a row: 2 divides the 50-step interval
     assert json.loads((folder / "summary.json").read_text()) == {"fasta": "${GENEMASK_DATA}/genome/a.fa",
                                                                  "ckpt": f"@make/{cell.key}/checkpoint"}
     record = json.loads((folder / "provenance.json").read_text())
@@ -353,9 +349,9 @@ def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspa
     assert grid.migrate(spec, echo=_quiet)["run records"] == 1
     assert json.loads(cell.marker.read_text())["run_id"] == record["run_id"]
     assert cell.marker.stat().st_mtime == cell.output.stat().st_mtime
-    before = {p: p.read_bytes() for p in (workspace / "results").rglob("*.*")}
+    before = {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
     assert grid.migrate(spec, echo=_quiet)["recorded"] == 0
-    assert before == {p: p.read_bytes() for p in (workspace / "results").rglob("*.*")}
+    assert before == {p: p.read_text() for p in (workspace / "results").rglob("*.*")}
 
 
 def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):

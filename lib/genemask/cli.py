@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--rerun-stale", action="store_true", help="also rerun the stale cells (default: keep them, reported as stale)")
     grid.add_argument("--stage", action="append", help="run only this stage's cells and what they need (repeatable)")
     grid.add_argument("--migrate", action="store_true",
-                      help="record provenance for results/<profile> cells collected without it, make their paths portable and gzip their step logs")
+                      help="record provenance for results/<profile> cells collected without it, make their paths portable and compact long step logs")
     grid.set_defaults(func=_grid)
     demo = sub.add_parser("demo-data", help="generate the deterministic demo genome and demo tasks")
     demo.set_defaults(func=_demo)

@@ -16,10 +16,10 @@ results), and packs tidy result files into one archive for ``$OUT``::
 
 Results land as ``results/gpu/<stage>/<key>/`` plus ``<stage>/cells.csv`` (key + parameters), the
 layout the grid writes for ``results/cpu/`` and the book reads (:func:`genemask.report.stage_results`
-with ``profile="gpu"``): ``pretrain`` cells hold notebook 03's ``metrics.csv`` (gzipped, as the grid collects it) and
-``summary.json``, ``fewshot`` cells the five files of notebook 04; ``units/<unit>.json`` records the
-command's wall time, throughput, model FLOP utilisation, the device and versions, and what was
-trimmed. Keys hash a cell's portable parameters (not the package version: a GPU window is too
+with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv`` (compacted when long, as the grid
+collects it) and ``summary.json`` as notebook 03 writes them, ``fewshot`` cells the five files of
+notebook 04; ``units/<unit>.json`` records the command's wall time, throughput, model FLOP
+utilisation, the device and versions, and what was trimmed. Keys hash a cell's portable parameters (not the package version: a GPU window is too
 scarce to redo a unit for a version bump; the version and a digest of the library's source are
 recorded in every cell instead).
 
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, paths
-from .io import read_yaml, write_json, write_result, write_text, write_with
+from .io import read_yaml, write_json, write_text, write_with
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
@@ -677,7 +677,7 @@ class UnitRun:
         seconds = time.perf_counter() - start
         metrics = result.metrics
         cell = self.stage_root / "pretrain" / key
-        write_result(cell, "metrics.csv", result.metrics_path.read_text())
+        write_text(cell / pretrain_report.METRICS_FILE, pretrain_report.compact_log_text(result.metrics_path.read_text()))
         tokens = int(metrics["tokens"].sum())
         train_seconds = float(metrics["seconds"].iloc[-1])
         from . import genome

@@ -9,7 +9,6 @@ leaves the previous target in place.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import tempfile
@@ -17,8 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from .paths import COMPRESSED_RESULTS, stored_name
 
 
 class WriteError(OSError):
@@ -81,16 +78,6 @@ def write_bytes(target: str | Path, data: bytes) -> Path:
 
 def write_text(target: str | Path, text: str) -> Path:
     return write_bytes(target, text.encode("utf-8"))
-
-
-def write_result(folder: str | Path, name: str, text: str) -> Path:
-    """A run's file as results/ stores it: gzipped under ``paths.stored_name`` when it is a growing
-    log, with no timestamp in the header so the same text always gives the same bytes (git sees no
-    change when a cell is collected again)."""
-    data = text.encode("utf-8")
-    if name in COMPRESSED_RESULTS:
-        data = gzip.compress(data, compresslevel=9, mtime=0)
-    return write_bytes(Path(folder) / stored_name(name), data)
 
 
 def _jsonable(value: Any) -> Any:

@@ -91,24 +91,6 @@ def display(path: Path) -> str:
         return str(path)
 
 
-#: Result files kept gzipped in results/: a step log grows with a run's length (16K steps are
-#: 1 MB as text, 0.3 MB gzipped) and results/ travels with the checkout to the GPU machine (64 MiB).
-COMPRESSED_RESULTS: frozenset[str] = frozenset({"metrics.csv"})
-
-
-def stored_name(name: str) -> str:
-    """The name a run's file ``name`` has in results/ (``metrics.csv`` → ``metrics.csv.gz``)."""
-    return f"{name}.gz" if name in COMPRESSED_RESULTS else name
-
-
-def result_file(folder: str | Path, name: str) -> Path:
-    """Where a run folder keeps ``name``: its gzipped copy (results/), else the plain file (runs/,
-    older results); pandas reads either by its suffix."""
-    folder = Path(folder)
-    packed = folder / f"{name}.gz"
-    return packed if packed.exists() else folder / name
-
-
 def results_dir(profile: str) -> Path:
     """Small tidy results of a profile that the book reads (committed for real-data profiles);
     ``$GENEMASK_RESULTS`` relocates them (tests do, to keep the repository clean)."""

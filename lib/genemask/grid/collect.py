@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import paths
-from ..io import write_result, write_text
+from ..io import write_text
 from . import provenance
 from .plan import Cell, Plan, key_portable, portable_params
 from .state import GridState, grid_state, results_record, results_rows
 
 #: Result files small enough to commit: what the book reads (checkpoints and big tables stay in runs/);
-#: the limit is on the stored bytes (``paths.COMPRESSED_RESULTS`` are gzipped).
+#: the limit is on the text stored (``stored_text``).
 RESULT_SUFFIXES = (".csv", ".json", ".txt")
 RESULT_MAX_BYTES = 1 << 20
 
@@ -48,31 +48,37 @@ def write_rows(profile: str, stage: str, rows: list[dict[str, str]]) -> None:
     write_text(paths.results_dir(profile) / stage / "cells.csv", buffer.getvalue())
 
 
+def stored_text(name: str, text: str, profile: str) -> str:
+    """A result file's text as results/ keeps it: machine paths made portable, and a pretraining
+    step log cut to ``report.pretrain.RESULT_LOG_ROWS`` rows (its per-step log stays in runs/)."""
+    from ..report.pretrain import METRICS_FILE, compact_log_text
+
+    text = provenance.portable_text(text, profile)
+    return compact_log_text(text) if name == METRICS_FILE else text
+
+
 def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], Any]) -> list[str]:
-    """Copy the small result files with portable paths; return the names left out for their size."""
+    """Copy the small result files as results/ keeps them; return the names left out for their size."""
+    from ..report.pretrain import METRICS_FILE
+
     left_out = []
-
-    def too_large(file: Path, name: str, size: int) -> bool:
-        if size <= RESULT_MAX_BYTES:
-            return False
-        left_out.append(file.name)
-        echo(f"  note: {cell.id}/{name} is {size / 2**20:.1f} MiB, over the {RESULT_MAX_BYTES >> 20} MiB "
-             f"limit for results/: not collected (it stays in {paths.display(file)})")
-        return True
-
     dest.mkdir(parents=True, exist_ok=True)
     for file in sorted(cell.out_dir.iterdir()) if cell.out_dir and cell.out_dir.is_dir() else []:
         if not file.is_file() or file.suffix not in RESULT_SUFFIXES or file.name == provenance.RECORD:
             continue
-        if file.name not in paths.COMPRESSED_RESULTS and too_large(file, file.name, file.stat().st_size):
-            continue  # not read at all: it could be large
-        text = provenance.portable_text(file.read_text(), profile)
+        # a step log is measured as stored (compacted); any other file is not even read when too large
+        text = stored_text(file.name, file.read_text(), profile) if file.name == METRICS_FILE else None
+        size = len(text.encode()) if text is not None else file.stat().st_size
+        if size > RESULT_MAX_BYTES:
+            left_out.append(file.name)
+            echo(f"  note: {cell.id}/{file.name} is {size / 2**20:.1f} MiB, over the {RESULT_MAX_BYTES >> 20} MiB "
+                 f"limit for results/: not collected (it stays in {paths.display(file)})")
+            continue
+        text = text if text is not None else stored_text(file.name, file.read_text(), profile)
         left = provenance.machine_paths(text)
         if left:
             echo(f"  note: {cell.id}/{file.name} still holds machine path(s) {left[:2]}")
-        stored = write_result(dest, file.name, text)
-        if too_large(file, stored.name, stored.stat().st_size):
-            stored.unlink()
+        write_text(dest / file.name, text)
     return left_out
 
 

@@ -1,6 +1,6 @@
-"""Give cells collected before provenance was recorded what is known of their making, rewrite
-machine paths in them portably, and gzip the step logs collected before results/ stored them so
-(``paths.COMPRESSED_RESULTS``). Nothing is recomputed; re-running it changes nothing more.
+"""Give cells collected before provenance was recorded what is known of their making, and
+rewrite their files as results/ keeps them now (``collect.stored_text``: machine paths portable,
+long step logs compacted). Nothing is recomputed; re-running it changes nothing more.
 
 ``genemask grid params/cpu.yaml --migrate``: for every cell of ``results/<profile>/`` without a
 ``provenance.json``, record the commit that first added it to git (the library it ran is that
@@ -20,9 +20,9 @@ from typing import Any, Callable
 import yaml
 
 from .. import paths
-from ..io import write_result, write_text
+from ..io import write_text
 from . import provenance
-from .collect import RESULT_SUFFIXES, write_rows
+from .collect import RESULT_SUFFIXES, stored_text, write_rows
 from .plan import plan_grid, portable_params
 from .state import results_rows
 
@@ -65,7 +65,7 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
     head = provenance.git_state()
     seconds = _report_seconds(profile)
     library_at: dict[str, str | None] = {}
-    counts = {"recorded": 0, "rewritten files": 0, "compressed": 0, "machine paths left": 0, "run records": 0}
+    counts = {"recorded": 0, "rewritten files": 0, "machine paths left": 0, "run records": 0}
     stages = sorted(p.name for p in root.iterdir() if (p / "cells.csv").exists()) if root.is_dir() else []
     for stage in stages:
         rows = results_rows(profile, stage)
@@ -79,12 +79,8 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
                 if file.suffix not in RESULT_SUFFIXES or not file.is_file():
                     continue
                 text = file.read_text()
-                new = provenance.portable_text(text, profile)
-                if file.name in paths.COMPRESSED_RESULTS:  # collected before results/ gzipped step logs
-                    write_result(folder, file.name, new)
-                    file.unlink()
-                    counts["compressed"] += 1
-                elif new != text:
+                new = stored_text(file.name, text, profile)
+                if new != text:
                     write_text(file, new)
                     counts["rewritten files"] += 1
                 left = provenance.machine_paths(new)
@@ -125,7 +121,6 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
             os.utime(cell.marker, (mtime, mtime))  # Snakemake orders reruns by time: keep the run's
             counts["run records"] += 1
     echo(f"migrate {profile}: {counts['recorded']} cell(s) given a migrated provenance record, "
-         f"{counts['rewritten files']} file(s) rewritten with portable paths, {counts['compressed']} step log(s) gzipped, "
-         f"{counts['run records']} run record(s) "
+         f"{counts['rewritten files']} file(s) rewritten as results/ keeps them (portable paths, compact step logs), {counts['run records']} run record(s) "
          f"written in {paths.display(paths.runs_root() / profile)}, {counts['machine paths left']} machine path(s) left")
     return counts

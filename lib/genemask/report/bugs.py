@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
-
 #: Masking variants that reproduce released code (``masking.MASKING_VARIANTS``), each with the
 #: paper's-intent variant it should be compared with.
 RELEASED_VS_INTENT = {
@@ -38,6 +36,8 @@ RELEASED_VS_INTENT = {
 def resolve_rank_table(value: str, profile: str) -> Path:
     """The file a collected cell's ``rank_table`` names: ``@pmi/<key>/<file>`` (an upstream 01_pmi
     cell of the same profile) or a path with ``${GENEMASK_DATA}``."""
+    from .. import paths
+
     text = str(value)
     if text.startswith("@pmi/"):
         _, key, name = text.split("/", 2)
@@ -194,7 +194,7 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
 
     rows = []
     for cell in cells.to_dict("records"):
-        path = paths.result_file(cell["dir"], "metrics.csv")
+        path = Path(cell["dir"]) / "metrics.csv"
         if not path.exists() or _options(cell.get("masking_options")):
             continue
         identity = RunIdentity.from_config(cell)

@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
-
 #: Bootstrap replicates for every interval (the book's intervals are reproducible: seeded draws).
 N_BOOT = 4000
 STRATA = ("dataset", "shot")
@@ -249,8 +247,7 @@ def compute_seconds(results_root: str | Path) -> pd.DataFrame:
         if cpu is not None:
             rows.append({"stage": cell.parent.name, "cell": cell.name, "seconds": float(cpu), "source": "cpu time"})
             continue
-        log = paths.result_file(cell, "metrics.csv")
-        clock = [float(pd.read_csv(log, usecols=["seconds"])["seconds"].max())] if log.exists() else []
+        clock = [float(pd.read_csv(m, usecols=["seconds"])["seconds"].max()) for m in cell.glob("metrics.csv")]
         for runs in sorted(cell.glob("*_runs.csv")):
             frame = pd.read_csv(runs)
             if "seconds" in frame:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths, published
+from .. import published
 from .downstream import mean_interval
 
 #: The papers' row for each of our pretraining strategies (our runs are LOGO-size).
@@ -121,7 +121,7 @@ def scale(pretrain_cells: pd.DataFrame, runs: pd.DataFrame | None, models=None) 
         cells = pretrain_cells
     params = summaries[0]["parameters"]
     longest = max(range(len(cells)), key=lambda i: summaries[i]["steps"])
-    metrics = pd.read_csv(paths.result_file(cells["dir"].iloc[longest], "metrics.csv"), usecols=["tokens"])
+    metrics = pd.read_csv(Path(cells["dir"].iloc[longest]) / "metrics.csv", usecols=["tokens"])
     count = float(size_table((params["model"],)).iloc[0]["parameters (M)"])
     protocol = str(runs["protocol"].iloc[0]) if runs is not None and "protocol" in runs else "finetune"
     seeds = int(runs["seed"].nunique()) if runs is not None else 0

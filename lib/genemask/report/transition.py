@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .. import paths
 from ..identity import UNTRAINED
 from . import findings, runs
 from .pretrain import read_summary
@@ -87,7 +86,7 @@ def curves(profile: str | None = None, stage: str = STAGE) -> pd.DataFrame:
     pretraining = runs.pretraining_runs(profile)
     frames = []
     for run in pretraining[pretraining["stage"] == stage].itertuples():
-        path = paths.result_file(run.dir, "metrics.csv")
+        path = run.dir / "metrics.csv"
         if not path.exists():
             continue
         metrics = pd.read_csv(path)
