@@ -19,9 +19,9 @@ layout the grid writes for ``results/cpu/`` and the book reads (:func:`genemask.
 with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv`` (compacted when long, as the grid
 collects it) and ``summary.json`` as notebook 03 writes them, ``fewshot`` cells the five files of
 notebook 04; ``units/<unit>.json`` records the command's wall time, throughput, model FLOP
-utilisation, the device and versions, and what was trimmed. Keys hash a cell's portable parameters (not the package version: a GPU window is too
-scarce to redo a unit for a version bump; the version and a digest of the library's source are
-recorded in every cell instead).
+utilisation, the device and versions, and what was trimmed. Keys hash a cell's portable parameters
+(not the package version: a GPU window is too scarce to redo a unit for a version bump; the
+version and a digest of the library's source are recorded in every cell instead).
 
 Speed: the masking collator runs on the GPU (``pretrain.run(mask_on_device=True)``), so a step's
 host work is assembling the padded batch and launching kernels; fine-tuning jobs, which are small

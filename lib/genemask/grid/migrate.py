@@ -121,6 +121,7 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
             os.utime(cell.marker, (mtime, mtime))  # Snakemake orders reruns by time: keep the run's
             counts["run records"] += 1
     echo(f"migrate {profile}: {counts['recorded']} cell(s) given a migrated provenance record, "
-         f"{counts['rewritten files']} file(s) rewritten as results/ keeps them (portable paths, compact step logs), {counts['run records']} run record(s) "
+         f"{counts['rewritten files']} file(s) rewritten as results/ keeps them (portable paths, compact step logs), "
+         f"{counts['run records']} run record(s) "
          f"written in {paths.display(paths.runs_root() / profile)}, {counts['machine paths left']} machine path(s) left")
     return counts
