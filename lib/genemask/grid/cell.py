@@ -137,7 +137,7 @@ def execute(cell: Cell, profile: str) -> int:
         "stage": cell.stage, "key": cell.key, "run_id": provenance.run_id(cell.stage, cell.key, finished),
         "finished": finished, **provenance.git_state(), "library_hash": library,
         "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
-        "versions": provenance.package_versions(), "notebook": _portable_notebook(cell.notebook),
+        "versions": provenance.package_versions(), "cpu": provenance.cpu_description(), "notebook": _portable_notebook(cell.notebook),
         "params": portable_params(cell.params), "inputs": inputs,
         "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
     }
