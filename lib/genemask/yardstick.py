@@ -86,3 +86,41 @@ def score_checkpoint(checkpoint: str | Path, batches) -> dict:
 def describe(spec: Yardstick = Yardstick()) -> dict:
     """The yardstick's parameters, for result files beside its scores."""
     return asdict(spec)
+
+
+
+def context_free_loss(corpus: genome.Corpus, spec: Yardstick = Yardstick()) -> dict:
+    """The yardstick loss of the best predictor that reads no context: it knows the k-mer
+    frequencies of the corpus's *training* split (add-one smoothed over the 4^k k-mers) and the
+    80/10/10 corruption rule, and sees only the token at the masked position itself. Where that is
+    [MASK] it predicts the frequencies (the unigram loss); where it is a k-mer x, the target is x
+    kept unchanged or anything replaced at random, so it predicts the posterior
+    ``(p(x)·[y = x] + p(y)/V) / (p(x) + 1/V)`` over the V replacement tokens.
+
+    Computed from the data and the yardstick's own masks, not from any run's curve, this is the
+    level of the perplexity plateau (a model that knows frequencies and copies what it sees, nothing
+    of the neighbours) and the reference of the transition's absolute threshold
+    (``genemask/published/verdict_plan.yaml``). Returns that loss, the plain unigram loss over all
+    targets, the share of [MASK] inputs, and the token counts."""
+    tok = tokenizer.build_tokenizer(corpus.params.get("config", {}).get("k", 6))
+    collator = masking.make_collator(spec.strategy, tok, seed=spec.seed)
+    kmers = np.array(sorted(i for t, i in tok.get_vocab().items() if t not in tok.all_special_tokens))
+    counts = np.zeros(len(tok))
+    counts[kmers] = np.bincount(np.asarray(corpus.train.ids, dtype=np.int64), minlength=len(tok))[kmers] + 1.0
+    p = counts / counts.sum()
+    low = 0 if collator.random_replacement == "vocab" else int(kmers.min())
+    replacements = collator.vocab_size - low
+    inputs, labels = [], []
+    for masked, _, lab in fixed_batches(corpus, spec):
+        chosen = lab != -100
+        inputs.append(masked[chosen].numpy())
+        labels.append(lab[chosen].numpy())
+    x, y = np.concatenate(inputs), np.concatenate(labels)
+    if y.size == 0:
+        raise ValueError("the yardstick masked no token: more or longer validation chunks are needed")
+    shown = x != collator.mask_token_id
+    px = p[x]
+    posterior = np.where(shown, (px * (x == y) + p[y] / replacements) / (px + 1.0 / replacements), p[y])
+    return {"context_free_loss": float(-np.log(posterior).mean()), "unigram_loss": float(-np.log(p[y]).mean()),
+            "mask_share": float(1 - shown.mean()), "yardstick_tokens": int(y.size),
+            "train_tokens": int(corpus.train.ids.size)}
