@@ -494,3 +494,66 @@ def plot_curves(curves_frame: pd.DataFrame, steps: pd.DataFrame | None = None, a
 def describe(rule: TransitionRule = TransitionRule()) -> dict:
     """The rule's parameters, for the page that states them."""
     return asdict(rule)
+
+
+def absolute_steps(curves_frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per run: the first evaluation step whose yardstick loss is at or under one absolute
+    ``threshold`` (nats) common to every strategy — the frozen plan's, derived from the data's
+    context-free loss (``genemask.yardstick.context_free_loss``), not from any curve. The own-plateau
+    rule (:func:`transition_steps`) measures each run against its own plateau, which favours a
+    strategy whose plateau sits higher (Global's ~0.55 nats). ``transition_step`` is NaN when the run
+    never got there; ``step_or_bound`` then holds its last evaluated step, a lower bound."""
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold={threshold!r}: expected a finite yardstick loss in nats")
+    rows = []
+    for (method, seed), run in curves_frame.groupby(["method", "pretrain_seed"], sort=True):
+        run = run.sort_values("step")
+        below = run[run["yardstick_loss"] <= threshold]
+        last = run.iloc[-1]
+        step = float(below["step"].iloc[0]) if len(below) else np.nan
+        rows.append({"method": method, "strategy": run["strategy"].iloc[0], "pretrain_seed": int(seed),
+                     "cell": run["cell"].iloc[0], "crossed": bool(len(below)), "transition_step": step,
+                     "step_or_bound": step if len(below) else float(last["step"]), "last_step": int(last["step"]),
+                     "last_loss": float(last["yardstick_loss"])})
+    return pd.DataFrame(rows, columns=["method", "strategy", "pretrain_seed", "cell", "crossed", "transition_step",
+                                       "step_or_bound", "last_step", "last_loss"])
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t interval over runs (NaN bounds with fewer than two)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if len(values) else np.nan
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def steps_by_rule(curves_frame: pd.DataFrame, threshold: float, rule: TransitionRule = TransitionRule()) -> pd.DataFrame:
+    """Per strategy and rule (``absolute`` at ``threshold``, ``own plateau`` by ``rule``): runs, runs
+    crossed, the mean transition step over all runs with a 95 % t interval over seeds (a run that
+    never crossed enters at its last step, a lower bound: ``censored`` counts them), and the
+    strategy's place in the ordering that rule gives (1 = leaves the plateau first)."""
+    absolute = absolute_steps(curves_frame, threshold)
+    own = transition_steps(curves_frame, rule)
+    own = own.assign(step_or_bound=own["transition_step"].fillna(own["last_step"].astype(float)))
+    rows = []
+    for name, steps in (("absolute", absolute), ("own plateau", own)):
+        for strategy, part in steps.groupby("strategy", sort=True):
+            mean, low, high = t_interval(part["step_or_bound"].to_numpy())
+            rows.append({"rule": name, "strategy": strategy, "runs": len(part), "crossed": int(part["crossed"].sum()),
+                         "censored": int((~part["crossed"].astype(bool)).sum()), "step_mean": mean, "step_ci95_low": low,
+                         "step_ci95_high": high})
+    table = pd.DataFrame(rows, columns=["rule", "strategy", "runs", "crossed", "censored", "step_mean", "step_ci95_low",
+                                        "step_ci95_high"])
+    table["order"] = table.groupby("rule")["step_mean"].rank(method="min").astype(int)
+    return table.sort_values(["rule", "order"], ignore_index=True)
+
+
+def ordering(by_rule: pd.DataFrame) -> dict[str, str]:
+    """Each rule's order of leaving the plateau, earliest first (``a < b``; ``≥`` marks a mean
+    that includes censored runs, a lower bound)."""
+    return {rule: " < ".join(f"{r.strategy}{' (≥)' if r.censored else ''}" for r in part.sort_values("order").itertuples())
+            for rule, part in by_rule.groupby("rule", sort=False)}
