@@ -14,7 +14,8 @@ def test_plan_loads_and_declares_every_page():
     assert set(plan.pages) == {"findings", "claims", "transition", "fewshot", "paper_genemask", "paper_cmgems", "bugs"}
     assert plan.alpha == 0.05 and plan.power == 0.80 and plan.min_pairs == 3 and plan.min_runs == 2
     questions = {c.id for c in plan.families["findings-questions"].contrasts}
-    assert {"gm-vs-random", "npmi-content", "curriculum-vs-genemask", "curriculum-vs-global", "curriculum-vs-reverse"} <= questions
+    assert {"gm-vs-random", "npmi-content", "curriculum-vs-genemask", "curriculum-vs-global",
+            "curriculum-vs-reverse"} <= questions
     reverse = next(c for c in plan.families["findings-questions"].contrasts if c.id == "curriculum-vs-reverse")
     assert reverse.status == "not yet run"
     assert plan.evidence["finetune-16k"].role == "primary"
@@ -27,7 +28,8 @@ def test_plan_margins_are_the_papers_published_gaps():
     for family in plan.families.values():
         for contrast in family.contrasts:
             if contrast.paper_gap:
-                assert contrast.margin.value == pytest.approx(abs(plan_module.paper_gap(contrast.paper_gap)), abs=5e-5), contrast.id
+                gap = plan_module.paper_gap(contrast.paper_gap)
+                assert contrast.margin.value == pytest.approx(abs(gap), abs=5e-5), contrast.id
                 checked += 1
     assert checked >= 8
 
@@ -105,7 +107,8 @@ def test_tidy_frame_path_gives_the_array_path_numbers():
     d = simulated_differences(rng, 1, 4)[0]
     index = pd.MultiIndex.from_product([range(4), [f"d{i}" for i in range(5)], [10, 50], range(DOWNSTREAM)],
                                        names=["pretrain_seed", "dataset", "shot", "seed"])
-    a = pd.DataFrame({"value": d.reshape(4, 5, 2, DOWNSTREAM).ravel()}, index=index).reset_index().assign(method="A", metric="mcc")
+    a = (pd.DataFrame({"value": d.reshape(4, 5, 2, DOWNSTREAM).ravel()}, index=index).reset_index()
+         .assign(method="A", metric="mcc"))
     frame = pd.concat([a, a.assign(method="B", value=0.0)], ignore_index=True)
     means_a, dropped = verdict.seed_means(frame, "A", "mcc")
     means_b, _ = verdict.seed_means(frame, "B", "mcc")
@@ -116,7 +119,8 @@ def test_tidy_frame_path_gives_the_array_path_numbers():
     low, high = expected.confidence_interval()
     assert (result.ci_low, result.ci_high) == (pytest.approx(low), pytest.approx(high))
     # a seed missing one downstream run is left out of the contrast, and counted
-    means, dropped = verdict.seed_means(frame.drop(index=frame.index[(frame.method == "A") & (frame.pretrain_seed == 2)][:1]), "A", "mcc")
+    missing = frame.index[(frame.method == "A") & (frame.pretrain_seed == 2)][:1]
+    means, dropped = verdict.seed_means(frame.drop(index=missing), "A", "mcc")
     assert dropped == 1 and list(means.index) == [0, 1, 3]
 
 
@@ -172,7 +176,8 @@ def test_one_run_and_too_few_seeds_get_no_verdict():
     other = pd.Series([0.4, 0.6, 0.5], index=[3, 4, 5])
     result = verdict.compare(other, three, 0.05)
     assert not result.paired and result.p == pytest.approx(stats.ttest_ind(other, three, equal_var=False).pvalue)
-    rows = verdict.family_verdicts([({"id": "x", "question": "q", "margin": 0.05, "source": "d"}, "a", "b", verdict.ONE_RUN)], "mcc")
+    spec = {"id": "x", "question": "q", "margin": 0.05, "source": "d"}
+    rows = verdict.family_verdicts([(spec, "a", "b", verdict.ONE_RUN)], "mcc")
     assert rows[0].word == verdict.ONE_RUN and np.isnan(rows[0].p_holm)
 
 
@@ -261,3 +266,10 @@ def test_context_free_loss_on_a_uniform_corpus():
     expected = np.where(~shown, np.log(4096), np.where(kept, -np.log((p + p / v) / (p + 1 / v)), -np.log((p / v) / (p + 1 / v))))
     assert got["context_free_loss"] == pytest.approx(expected.mean())
     assert 0.75 < got["mask_share"] < 0.85 and got["yardstick_tokens"] == y.size
+
+
+def test_ordering_puts_runs_that_never_crossed_last_unordered():
+    table = transition.steps_by_rule(synthetic_curves(), 6.9)
+    assert transition.ordering(table)["absolute"] == "low < high; none crossed: flat"
+    flat = table.set_index(["rule", "strategy"]).loc[("absolute", "flat")]
+    assert flat["censored"] == 1 and flat["step_mean"] == 10_000  # its last step, a lower bound

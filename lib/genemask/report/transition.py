@@ -553,7 +553,15 @@ def steps_by_rule(curves_frame: pd.DataFrame, threshold: float, rule: Transition
 
 
 def ordering(by_rule: pd.DataFrame) -> dict[str, str]:
-    """Each rule's order of leaving the plateau, earliest first (``a < b``; ``≥`` marks a mean
-    that includes censored runs, a lower bound)."""
-    return {rule: " < ".join(f"{r.strategy}{' (≥)' if r.censored else ''}" for r in part.sort_values("order").itertuples())
-            for rule, part in by_rule.groupby("rule", sort=False)}
+    """Each rule's order of leaving the plateau, earliest first (``a < b``; ``(≥)`` marks a mean that
+    includes censored runs, a lower bound; strategies none of whose runs crossed close the line as
+    "none crossed: ...", unordered)."""
+    out = {}
+    for rule, part in by_rule.groupby("rule", sort=False):
+        part = part.sort_values(["order", "strategy"])
+        never = part[part["crossed"] == 0]
+        text = " < ".join(f"{r.strategy}{' (≥)' if r.censored else ''}" for r in part[part["crossed"] > 0].itertuples())
+        if len(never):
+            text += ("; " if text else "") + "none crossed: " + ", ".join(never["strategy"])
+        out[rule] = text
+    return out

@@ -35,8 +35,9 @@ from .plan import Evidence, Family, Plan, PlannedContrast, Selector, load_plan
 STRATA_COLUMNS = ("dataset", "shot", "task")
 ONE_RUN = "no verdict (one pretraining run)"
 TOO_FEW = "no verdict (too few pretraining seeds)"
-NOT_RUN = "not yet run"
-WORDS = ("better", "worse", "equivalent", "inconclusive", ONE_RUN, TOO_FEW, NOT_RUN)
+NOT_RUN = "not yet run"  # the plan's status of a declared control that has no runs yet
+ABSENT = "not run on this evidence"  # a method the evidence's stages do not hold
+WORDS = ("better", "worse", "equivalent", "inconclusive", ONE_RUN, TOO_FEW, NOT_RUN, ABSENT)
 
 
 @dataclass(frozen=True)
@@ -303,16 +304,26 @@ def select(frame: pd.DataFrame, selector: Selector, steps: int | None, model: st
     return sorted(part["method"].unique())
 
 
-def _evidence_frame(evidence: Evidence, profile: str | None) -> pd.DataFrame | None:
+def _evidence_frame(evidence: Evidence, profile: str | None, file: str | None = None) -> pd.DataFrame | None:
+    """The downstream rows of an evidence (``file``: its results table by default, or e.g. its runs table)."""
     from . import runs
 
-    file = "gue_results.csv" if evidence.stages == ("gue",) else "fewshot_results.csv"
+    file = file or ("gue_results.csv" if evidence.stages == ("gue",) else "fewshot_results.csv")
     frame = runs.downstream(list(evidence.stages), file, profile)
     if frame is None:
         return None
     if evidence.schedule_stage is not None:
         frame = frame[(frame["stage"] == evidence.schedule_stage) | (frame["pretrain_strategy"] == "none")]
     return frame
+
+
+def constant_runs(run_table: pd.DataFrame | None, method: str) -> int:
+    """Downstream runs of ``method`` that predicted one class for every test row: kept in the
+    verdict (the plan's exclusion rule), and counted so that a reader sees them."""
+    if run_table is None or "constant_predictions" not in run_table:
+        return 0
+    flags = run_table.loc[run_table["method"] == method, "constant_predictions"]
+    return int(flags.astype(str).str.lower().eq("true").sum())
 
 
 def _restrict(frame: pd.DataFrame, evidence: Evidence, contrast: PlannedContrast) -> pd.DataFrame:
@@ -326,7 +337,8 @@ def _restrict(frame: pd.DataFrame, evidence: Evidence, contrast: PlannedContrast
 
 
 def _downstream_tests(family: Family, evidence: Evidence, frame: pd.DataFrame, metric: str, plan: Plan,
-                      margin_scale: float) -> list[tuple[dict, str, str, TestResult | str, dict | None]]:
+                      margin_scale: float, run_table: pd.DataFrame | None = None,
+                      ) -> list[tuple[dict, str, str, TestResult | str, dict | None]]:
     from .findings import contrast as bootstrap_contrast
 
     out = []
@@ -337,7 +349,7 @@ def _downstream_tests(family: Family, evidence: Evidence, frame: pd.DataFrame, m
             continue
         labels = [select(frame, side, evidence.steps, evidence.model) for side in (c.a, c.b)]
         if not all(labels):
-            out.append((spec, c.a.text(), c.b.text(), NOT_RUN, None))
+            out.append((spec, c.a.text(), c.b.text(), ABSENT, None))
             continue
         for side, found in zip((c.a, c.b), labels):
             if len(found) > 1:
@@ -347,8 +359,9 @@ def _downstream_tests(family: Family, evidence: Evidence, frame: pd.DataFrame, m
         means_a, _ = seed_means(part, a, metric)
         means_b, _ = seed_means(part, b, metric)
         result = compare(means_a, means_b, spec["margin"], plan)
-        old = bootstrap_contrast(part, a, b, metric) if "dataset" in part else None
-        out.append((spec, a, b, result, old))
+        old = bootstrap_contrast(part, a, b, metric) if "dataset" in part else {}
+        runs_part = None if run_table is None else _restrict(run_table, evidence, c)
+        out.append((spec, a, b, result, {**old, "constant": [constant_runs(runs_part, m) for m in (a, b)]}))
     return out
 
 
@@ -369,8 +382,8 @@ def _step_tests(family: Family, evidence: Evidence, profile: str | None, plan: P
     for c in family.contrasts:
         spec = {"id": c.id, "question": c.question, "margin": c.margin.value, "source": c.margin.source}
         labels = [select(steps, side, evidence.steps) for side in (c.a, c.b)]
-        if not all(labels):
-            out.append((spec, c.a.text(), c.b.text(), NOT_RUN, None))
+        if c.status == NOT_RUN or not all(labels):
+            out.append((spec, c.a.text(), c.b.text(), NOT_RUN if c.status == NOT_RUN else ABSENT, None))
             continue
         a, b = labels[0][0], labels[1][0]
         runs_a, runs_b = (steps[steps["method"] == m].set_index("pretrain_seed") for m in (a, b))
@@ -410,8 +423,9 @@ def apply_plan(page: str, profile: str | None = None, plan: Plan | None = None) 
                     frame = _evidence_frame(evidence, profile)
                     if frame is None:
                         continue
+                    run_table = None if evidence.stages == ("gue",) else _evidence_frame(evidence, profile, "fewshot_runs.csv")
                     scale = plan.accuracy_to_mcc if (metric == "mcc" and family.metric == "accuracy") else 1.0
-                    tests = _downstream_tests(family, evidence, frame, metric, plan, scale)
+                    tests = _downstream_tests(family, evidence, frame, metric, plan, scale, run_table)
                     digits = 3
                 verdicts = family_verdicts([t[:4] for t in tests], metric, plan, digits)
                 for v, (*_, old) in zip(verdicts, tests):
@@ -421,5 +435,7 @@ def apply_plan(page: str, profile: str | None = None, plan: Plan | None = None) 
                                    old_ci_high=old["ci95_high"], old_verdict=old["verdict"])
                     if old is not None and "censored" in old:
                         row.update(censored_a=old["censored"][0], censored_b=old["censored"][1])
+                    if old is not None and "constant" in old:
+                        row.update(constant_runs_a=old["constant"][0], constant_runs_b=old["constant"][1])
                     rows.append(row)
     return pd.DataFrame(rows)
