@@ -1,6 +1,6 @@
 """The corpus cache sees the code that builds corpora: an edited genome.py or tokenizer.py is a new key."""
 from genemask import genome
-from genemask.grid import provenance
+from genemask import source
 
 
 def test_corpus_key_changes_with_the_corpus_code(tmp_path, monkeypatch):
@@ -9,7 +9,7 @@ def test_corpus_key_changes_with_the_corpus_code(tmp_path, monkeypatch):
     cfg = genome.CorpusConfig()
     before = genome.corpus_key(fasta, cfg)
     assert genome.corpus_key(fasta, cfg) == before
-    real = provenance._library_hash_cached
-    monkeypatch.setattr(provenance, "_library_hash_cached",
+    real = source._library_hash_cached
+    monkeypatch.setattr(source, "_library_hash_cached",
                         lambda root, only: "edited" if "genome.py" in only else real(root, only))
     assert genome.corpus_key(fasta, cfg) != before

@@ -600,7 +600,7 @@ def corpus_key(fasta: str | Path | list, cfg: CorpusConfig) -> str:
         except FileNotFoundError:
             raise FastaError(f"{path}: no such FASTA file") from None
         files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    from .grid.provenance import library_hash
+    from .source import library_hash
 
     code = library_hash(("genome.py", "tokenizer.py"))
     payload = json.dumps({"files": files, "config": asdict(cfg), "version": __version__, "code": code}, sort_keys=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,16 @@ RELEASED_SWITCH_THRESHOLD = 1.0
 UNTRAINED = "none"
 #: Prefix of the identity columns in downstream result tables.
 PREFIX = "pretrain_"
+#: Where a checkpoint kept at ``step`` of a longer run lies inside its ``out_dir`` (``keep_steps``).
+KEPT_CHECKPOINT = "checkpoints/step-{step:08d}"
+_KEPT_PATTERN = re.compile(r"checkpoints/step-(?P<step>\d{8})/?")
+
+
+def kept_step(path: str | Path) -> int | None:
+    """The step of a checkpoint kept by ``keep_steps`` (a path ending in :data:`KEPT_CHECKPOINT`);
+    None for a run's final ``checkpoint``."""
+    match = _KEPT_PATTERN.search(Path(path).as_posix() + "/")
+    return int(match["step"]) if match else None
 
 
 def masking_options_dict(masking_options: object) -> dict:

@@ -6,10 +6,16 @@ size (papers.md §1.6); `tiny` exists so that tests and the demo profile train i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
+import torch
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from genemask import tokenizer
+
+if TYPE_CHECKING:
+    from genemask.genome import TokenChunks
 
 
 @dataclass(frozen=True)
@@ -92,3 +98,41 @@ def size_table(names: tuple[str, ...] = ("dnabert", "logo"), k: int = 6):
                      "dropout": size.hidden_dropout_prob, "max positions": size.max_position_embeddings,
                      "parameters (M)": round(count / 1e6, 2)})
     return pd.DataFrame(rows).set_index("model")
+
+
+# Masked-LM batches and loss: pretraining trains on them, the yardstick scores with them.
+
+def pad_batch(chunks: TokenChunks, indices, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[CLS] ids [SEP] per chunk (ids truncated to ``max_len - 2``), right-padded to the longest."""
+    lengths = np.minimum(chunks.lengths[indices], max_len - 2)
+    width = int(lengths.max()) + 2
+    ids = np.full((len(indices), width), tokenizer.PAD_ID, dtype=np.int64)
+    ids[:, 0] = tokenizer.CLS_ID
+    for row, (i, n) in enumerate(zip(indices.tolist(), lengths.tolist())):
+        ids[row, 1 : n + 1] = chunks[i][:n]
+        ids[row, n + 1] = tokenizer.SEP_ID
+    ids_t = torch.from_numpy(ids)
+    return ids_t, ids_t.ne(tokenizer.PAD_ID).long()
+
+
+def masked_lm_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy, number of masked tokens) of a ``BertForMaskedLM``, with the MLM head
+    run only at the masked positions (Hugging Face runs the 4**k-way projection at every token,
+    then ignores ~85 % of it)."""
+    hidden = model.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    flat_labels = labels.reshape(-1)
+    where = (flat_labels != -100).nonzero().squeeze(1)
+    logits = model.cls(hidden.reshape(-1, hidden.shape[-1]).index_select(0, where))
+    loss = torch.nn.functional.cross_entropy(logits.float(), flat_labels.index_select(0, where), reduction="sum")
+    return loss, where.numel()
+
+
+class MaskedLMLoss(torch.nn.Module):
+    """:func:`masked_lm_loss` as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        return masked_lm_loss(self.model, input_ids, attention_mask, labels)

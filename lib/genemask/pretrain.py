@@ -60,7 +60,9 @@ import numpy as np
 import torch
 
 from . import __version__, genome, masking, models, paths, tokenizer
+from .identity import KEPT_CHECKPOINT, kept_step  # noqa: F401 - kept_step: the name callers use
 from .io import fsync_path, write_error, write_json, write_text, write_with
+from .models import MaskedLMLoss, masked_lm_loss, pad_batch  # noqa: F401 - masked_lm_loss: the name callers use
 
 #: The papers' optimizer and budget (Script-A, ``reference/papers.md`` §1.6): DNABERT size,
 #: effective batch 250 (10 per device x 25 accumulation), 10K steps, AdamW 8e-4, warmup 500.
@@ -71,9 +73,6 @@ PAPER_BUDGET: dict[str, Any] = dict(
 )
 METRIC_COLUMNS = ("step", "loss", "lr", "masked_fraction", "val_perplexity", "phase", "tokens", "seconds", "data_seconds",
                   "yardstick_loss")
-#: Where a checkpoint kept at ``step`` of a longer run lies inside its ``out_dir`` (``keep_steps``).
-KEPT_CHECKPOINT = "checkpoints/step-{step:08d}"
-_KEPT_PATTERN = re.compile(r"checkpoints/step-(?P<step>\d{8})/?")
 DEMO_CHECKPOINT_STEPS = 300
 
 
@@ -401,44 +400,8 @@ class _Batches:
         return pad_batch(self.chunks, self.indices(micro_batch), self.max_len)
 
 
-def pad_batch(chunks: genome.TokenChunks, indices, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[CLS] ids [SEP] per chunk (ids truncated to ``max_len - 2``), right-padded to the longest."""
-    lengths = np.minimum(chunks.lengths[indices], max_len - 2)
-    width = int(lengths.max()) + 2
-    ids = np.full((len(indices), width), tokenizer.PAD_ID, dtype=np.int64)
-    ids[:, 0] = tokenizer.CLS_ID
-    for row, (i, n) in enumerate(zip(indices.tolist(), lengths.tolist())):
-        ids[row, 1 : n + 1] = chunks[i][:n]
-        ids[row, n + 1] = tokenizer.SEP_ID
-    ids_t = torch.from_numpy(ids)
-    return ids_t, ids_t.ne(tokenizer.PAD_ID).long()
-
-
 # ----------------------------------------------------------------------------------------------
 # Model pieces
-
-
-def masked_lm_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
-    """(summed cross-entropy, number of masked tokens) of a ``BertForMaskedLM``, with the MLM head
-    run only at the masked positions (Hugging Face runs the 4**k-way projection at every token,
-    then ignores ~85 % of it)."""
-    hidden = model.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    flat_labels = labels.reshape(-1)
-    where = (flat_labels != -100).nonzero().squeeze(1)
-    logits = model.cls(hidden.reshape(-1, hidden.shape[-1]).index_select(0, where))
-    loss = torch.nn.functional.cross_entropy(logits.float(), flat_labels.index_select(0, where), reduction="sum")
-    return loss, where.numel()
-
-
-class MaskedLMLoss(torch.nn.Module):
-    """:func:`masked_lm_loss` as a module, so DistributedDataParallel can wrap it."""
-
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, labels):
-        return masked_lm_loss(self.model, input_ids, attention_mask, labels)
 
 
 def _optimizer(model, cfg: PretrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -792,13 +755,6 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def kept_step(path: str | Path) -> int | None:
-    """The step of a checkpoint kept by ``keep_steps`` (a path ending in :data:`KEPT_CHECKPOINT`);
-    None for a run's final ``checkpoint``."""
-    match = _KEPT_PATTERN.search(Path(path).as_posix() + "/")
-    return int(match["step"]) if match else None
-
-
 def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path | None, summary: dict,
                      name: str = "checkpoint") -> Path:
     """A Hugging Face checkpoint (the final one, or ``name`` = a kept step's), assembled in a
@@ -995,7 +951,7 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     batches = _Batches(corpus.train, cfg.batch_size, cfg.max_len, cfg.seed, dist)
     yardstick_batches = None
     if cfg.yardstick:
-        from . import yardstick  # it scores with this module's loss; imported here, not at the top
+        from . import yardstick  # loaded only when a run asks for the yardstick
 
         yardstick_batches = yardstick.fixed_batches(corpus)
     eval_indices = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(corpus.valid))[: cfg.eval_size])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import genome, masking, pretrain, tokenizer
+from . import genome, masking, models, tokenizer
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def fixed_batches(corpus: genome.Corpus, spec: Yardstick = Yardstick()) -> list[
     collator = masking.make_collator(spec.strategy, tokenizer.build_tokenizer(corpus.params.get("k", 6)), seed=spec.seed)
     batches = []
     for start in range(0, len(chosen), spec.batch_size):
-        ids, attention = pretrain.pad_batch(valid, chosen[start : start + spec.batch_size], spec.max_len)
+        ids, attention = models.pad_batch(valid, chosen[start : start + spec.batch_size], spec.max_len)
         masked, labels, _ = collator.mask_batch(ids, attention)
         batches.append((masked, attention, labels))
     return batches
@@ -62,7 +62,7 @@ def score(model, batches) -> dict:
     device = next(model.parameters()).device
     with torch.no_grad():
         for masked, attention, labels in batches:
-            loss, n = pretrain.masked_lm_loss(model, masked.to(device), attention.to(device), labels.to(device))
+            loss, n = models.masked_lm_loss(model, masked.to(device), attention.to(device), labels.to(device))
             total += float(loss)
             count += n
     model.train(was_training)

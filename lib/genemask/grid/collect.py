@@ -50,8 +50,8 @@ def write_rows(profile: str, stage: str, rows: list[dict[str, str]]) -> None:
 
 def stored_text(name: str, text: str, profile: str) -> str:
     """A result file's text as results/ keeps it: machine paths made portable, and a pretraining
-    step log cut to ``report.pretrain.RESULT_LOG_ROWS`` rows (its per-step log stays in runs/)."""
-    from ..report.pretrain import METRICS_FILE, compact_log_text
+    step log cut to ``steplog.RESULT_LOG_ROWS`` rows (its per-step log stays in runs/)."""
+    from ..steplog import METRICS_FILE, compact_log_text
 
     text = provenance.portable_text(text, profile)
     return compact_log_text(text) if name == METRICS_FILE else text
@@ -59,7 +59,7 @@ def stored_text(name: str, text: str, profile: str) -> str:
 
 def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], Any]) -> list[str]:
     """Copy the small result files as results/ keeps them; return the names left out for their size."""
-    from ..report.pretrain import METRICS_FILE
+    from ..steplog import METRICS_FILE
 
     left_out = []
     dest.mkdir(parents=True, exist_ok=True)

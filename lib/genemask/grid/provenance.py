@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..source import library_files, library_hash, source_hash  # noqa: F401 - the names callers use
+from .code import Library, imports_in, module_name
 
 #: Packages whose versions decide results (recorded with every cell).
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "snakemake")
@@ -23,46 +25,55 @@ PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy", "
 RECORD = "provenance.json"  # in results/<profile>/<stage>/<key>/
 
 
-def library_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+def library_hash_at(commit: str) -> str | None:
+    """Hash of ``lib/genemask/**/*.py`` as committed in ``commit`` (None without git)."""
+    found = library_at(commit)
+    return found[1] if found else None
 
 
-def source_hash(files: dict[str, bytes]) -> str:
-    """Hash of a set of source files given as {path relative to lib/genemask: bytes}."""
-    digest = hashlib.sha256()
-    for rel in sorted(files):
-        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
-    return digest.hexdigest()[:16]
+_BLOBS: dict[str, bytes] = {}  # git blob id -> bytes, shared by every commit read
+_IMPORTS: dict[tuple[str, str], set[tuple[str, ...]]] = {}  # (path, blob id) -> source.imports_in
 
 
-def library_files(root: Path | None = None, only: tuple[str, ...] = ()) -> dict[str, bytes]:
-    root = root or library_root()
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.py") if "__pycache__" not in p.parts}
-    return {k: v for k, v in files.items() if not only or k in only}
+def _read_blobs(ids: list[str]) -> None:
+    """Read the blobs not yet in :data:`_BLOBS` with one ``git cat-file --batch``."""
+    wanted = [i for i in dict.fromkeys(ids) if i not in _BLOBS]
+    if not wanted:
+        return
+    proc = subprocess.run(["git", "-C", str(paths.ROOT), "cat-file", "--batch"], input="\n".join(wanted).encode() + b"\n",
+                          capture_output=True, timeout=120, check=True)
+    out, at = proc.stdout, 0
+    for blob in wanted:
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].split()[2])
+        _BLOBS[blob] = out[header_end + 1 : header_end + 1 + size]
+        at = header_end + 1 + size + 1
 
 
 @lru_cache(maxsize=None)
-def _library_hash_cached(root: str, only: tuple[str, ...]) -> str:
-    return source_hash(library_files(Path(root), only))
-
-
-def library_hash(only: tuple[str, ...] = ()) -> str:
-    """Hash of the library source (``lib/genemask/**/*.py``, or only the named files) as it is now."""
-    return _library_hash_cached(str(library_root()), only)
-
-
-def library_hash_at(commit: str) -> str | None:
-    """Hash of ``lib/genemask/**/*.py`` as committed in ``commit`` (None without git)."""
-    listing = _git("ls-tree", "-r", "--name-only", commit, "--", "lib/genemask")
+def library_at(commit: str) -> tuple[Library, str] | None:
+    """The library as committed in ``commit``: its modules with their import graph (to judge a
+    record made before code hashes were recorded by the rule of today) and the hash of all its
+    source (what such a record names as ``library_hash``). None without git or that commit."""
+    listing = _git("ls-tree", "-r", commit, "--", "lib/genemask")
     if listing is None:
         return None
-    files = {}
-    for name in listing.splitlines():
-        if name.endswith(".py"):
-            blob = _git_bytes("show", f"{commit}:{name}")
-            if blob is not None:
-                files[name[len("lib/genemask/"):]] = blob
-    return source_hash(files)
+    blobs = {}
+    for line in listing.splitlines():
+        meta, _, name = line.partition("\t")
+        if name.endswith(".py") and meta.split()[1] == "blob":
+            blobs[name[len("lib/genemask/"):]] = meta.split()[2]
+    try:
+        _read_blobs(list(blobs.values()))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+    def imports_of(rel: str, blob: str) -> set[tuple[str, ...]]:
+        if (rel, blob) not in _IMPORTS:
+            _IMPORTS[rel, blob] = imports_in(_BLOBS[blob], module_name(rel), rel.endswith("__init__.py"))
+        return _IMPORTS[rel, blob]
+
+    return Library(blobs, imports_of), source_hash({rel: _BLOBS[blob] for rel, blob in blobs.items()})
 
 
 def _git_bytes(*args: str) -> bytes | None:

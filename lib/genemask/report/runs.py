@@ -13,7 +13,7 @@ from typing import Iterable
 import pandas as pd
 
 from .. import paths
-from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns
+from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns, kept_step
 from . import stage_results
 
 _REFERENCE = re.compile(r"@(?P<stage>[\w-]+)/(?P<key>[0-9a-f]+)(?:/(?P<file>.*))?")
@@ -69,8 +69,6 @@ def resolve_checkpoint(reference: str, runs: pd.DataFrame) -> RunIdentity:
     found = runs[(runs["stage"] == match["stage"]) & (runs["key"] == match["key"])]
     if found.empty:
         raise ValueError(f"checkpoint {text!r}: no collected pretraining cell {match['stage']}/{match['key']}")
-    from ..pretrain import kept_step  # torch is imported only when a reference needs it
-
     identity = from_columns(found.iloc[0])
     step = kept_step(match["file"] or "")
     return identity if step is None else identity.kept_at(step)

@@ -1,0 +1,41 @@
+"""The library's source as bytes, and hashes of it: what a cache key or a record names as "the code".
+
+Kept small and dependency-free: every computing module that keys a cache on its own source imports
+it (``genome.corpus_key``), so it is part of every cell's code (:mod:`genemask.grid.code`), and an
+edit here stales every cell.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+
+def library_root() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def library_files(root: Path | None = None, only: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """``{path relative to lib/genemask: bytes}`` of every ``.py`` file (or only the named ones)."""
+    root = root or library_root()
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    return {k: v for k, v in files.items() if not only or k in only}
+
+
+def source_hash(files: Mapping[str, bytes]) -> str:
+    """Hash of a set of source files given as {path relative to lib/genemask: bytes}."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _library_hash_cached(root: str, only: tuple[str, ...]) -> str:
+    return source_hash(library_files(Path(root), only))
+
+
+def library_hash(only: tuple[str, ...] = ()) -> str:
+    """Hash of the library source (``lib/genemask/**/*.py``, or only the named files) as it is now."""
+    return _library_hash_cached(str(library_root()), only)
