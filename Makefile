@@ -39,7 +39,7 @@ $(KERNEL_CONFIG):
 grid: venv $(KERNEL_CONFIG)  ## run a params file: make grid PROFILE=cpu JOBS=2
 	$(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS)
 
-status: venv  ## every cell of a params file: done and fresh, stale, or to run (make status PROFILE=cpu)
+status: venv  ## every cell of a params file: done and fresh, verified, stale, or to run (make status PROFILE=cpu)
 	@$(PY) -m genemask.cli grid params/$(PROFILE).yaml --status
 
 bench: venv tools  ## performance benchmarks (each prints ratios against a named peer)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from genemask import grid, paths
-from genemask.grid import provenance, state
+from genemask.grid import code, provenance, state
 from genemask.grid.workflow import profile_lock
 
 
@@ -162,7 +162,7 @@ def test_dry_run_lists_every_cell_including_downstream(workspace):
     lines = []
     cells = grid.run_grid(spec, dry_run=True, echo=lines.append)
     assert [c.status for c in cells] == ["planned"] * 4 and not (workspace / "runs").exists()
-    assert sum(line.startswith("  to run ") for line in lines) == 4 and lines[-1].endswith("0 done and fresh, 0 stale, 4 to run")
+    assert sum(line.startswith("  to run ") for line in lines) == 4 and lines[-1].endswith("0 done and fresh, 0 verified, 0 stale, 4 to run")
 
 
 def test_demo_dry_run_lists_all_its_cells(tmp_path, monkeypatch):
@@ -301,15 +301,15 @@ def test_moved_folder_is_not_cached_and_stale_library_is_never_done(workspace, m
     use.out_dir.rename(workspace / "moved" / use.key)
     lines = []
     grid.run_grid(spec, status=True, echo=lines.append)
-    assert any(line.startswith(f"  to run  {use.key}") and "was moved or deleted" in line for line in lines)
+    assert any(line.startswith(f"  to run   {use.key}") and "was moved or deleted" in line for line in lines)
     make2, use2 = grid.run_grid(spec, echo=_quiet)
     assert (make2.status, use2.status) == ("cached", "done") and (use2.out_dir / "got.txt").exists()
-    # Other library code: every cell is stale, shown as STALE (not done), kept unless asked.
-    monkeypatch.setattr(provenance, "_library_hash_cached", lambda *_: "0123456789abcdef")
+    # Other code: every cell is stale, shown as STALE (not done), kept unless asked.
+    monkeypatch.setattr(code.Library, "code_hash", lambda *_: "0123456789abcdef")
     lines = []
     cells = grid.run_grid(spec, status=True, echo=lines.append)
     assert [c.status for c in cells] == ["stale", "stale"]
-    assert any(f"STALE   {make.key}" in line and "made by library" in line and "now 0123456789abcdef" in line for line in lines)
+    assert any(f"STALE    {make.key}" in line and "made by code" in line and "now 0123456789abcdef" in line for line in lines)
     assert [c.status for c in grid.run_grid(spec, echo=_quiet)] == ["stale", "stale"]
     assert [c.status for c in grid.run_grid(spec, rerun_stale=True, echo=_quiet)] == ["done", "done"]
 
@@ -333,7 +333,7 @@ def test_results_without_runs_are_the_record_and_migration_is_idempotent(workspa
     (orphan / "cells.csv").write_text("key,y\nabcdefabcdefabcd,2\n")
     lines = []
     grid.run_grid(spec, status=True, echo=lines.append)
-    assert any(line.startswith(f"  STALE   {cell.key}") and "[results]" in line and "library unknown" in line for line in lines)
+    assert any(line.startswith(f"  STALE    {cell.key}") and "[results]" in line and "made by unknown code" in line for line in lines)
     assert any("[gone] ORPHANED: 1 recorded cell(s)" in line for line in lines)
     counts = grid.migrate(spec, echo=_quiet)
     assert counts["recorded"] == 2 and counts["machine paths left"] == 0

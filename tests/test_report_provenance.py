@@ -4,7 +4,8 @@ import json
 import nbformat
 import yaml
 
-from genemask.grid import plan_grid, provenance
+from genemask.grid import code, plan_grid, provenance
+from genemask.grid.plan import notebook_code
 from genemask.report.provenance import provenance_note, provenance_summary, provenance_table, short_reason, stale_reasons
 
 
@@ -22,11 +23,12 @@ def _results(tmp_path, monkeypatch):
         {"name": "make", "notebook": str(tmp_path / "make.ipynb"), "grid": {"x": [1, 2]}}]}))
     one, two = plan_grid(params).cells
     stage = tmp_path / "results" / "t" / "make"
-    for cell, library in ((one, provenance.library_hash()), (two, "0000000000000000")):
+    now = code.Library.now().code_hash(notebook_code(tmp_path / "make.ipynb"))
+    for cell, made_by in ((one, now), (two, "0000000000000000")):
         (stage / cell.key).mkdir(parents=True)
         (stage / cell.key / "provenance.json").write_text(json.dumps(
-            {"library_hash": library, "commit": "abcdef1234567890", "dirty": library != provenance.library_hash(),
-             "wall_seconds": 120, "cpu_seconds": 60, "run_id": cell.key}))
+            {"library_hash": "1111111111111111", "code_hash": made_by, "commit": "abcdef1234567890",
+             "dirty": made_by != now, "wall_seconds": 120, "cpu_seconds": 60, "run_id": cell.key}))
     (stage / "cells.csv").write_text(f"key,x\n{one.key},1\n{two.key},2\n")
     (tmp_path / "results" / "t" / "gone").mkdir()
     (tmp_path / "results" / "t" / "gone" / "cells.csv").write_text("key,y\nabcdefabcdefabcd,3\n")
@@ -38,12 +40,12 @@ def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
     table = provenance_table("t", params).set_index("key")
     assert table.loc[one.key, "state"] == "fresh" and table.loc[one.key, "commit"] == "abcdef1234"
     assert table.loc[two.key, "state"] == "stale" and table.loc[two.key, "commit"] == "abcdef1234 (dirty)"
-    assert table.loc[two.key, "why"] == "other library" and table.loc[two.key, "library"] == "0000000000000000"
+    assert table.loc[two.key, "why"] == "other code" and table.loc[two.key, "library"] == "1111111111111111"
     assert table.loc["abcdefabcdefabcd", "state"] == "orphaned" and table.loc["abcdefabcdefabcd", "library"] == "unknown"
     reasons = stale_reasons(table.reset_index())
-    assert reasons["cells"].to_dict() == {("make", "other library"): 1, ("gone", f"{params} does not ask for it"): 1}
+    assert reasons["cells"].to_dict() == {("make", "other code"): 1, ("gone", f"{params} does not ask for it"): 1}
     summary = provenance_summary(table.reset_index())
-    assert summary.loc["make", ["cells", "fresh", "stale", "orphaned"]].tolist() == [2, 1, 1, 0]
+    assert summary.loc["make", ["cells", "fresh", "verified", "stale", "orphaned"]].tolist() == [2, 1, 0, 1, 0]
     assert summary.loc["make", "wall h"] == 0.07
     note = provenance_note(table.reset_index(), "t")
     assert "**1 are stale**" in note and "**1 are orphaned**" in note and f"library `{provenance.library_hash()}`" in note
@@ -52,10 +54,11 @@ def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
 def test_all_fresh_says_so(tmp_path, monkeypatch):
     params, one, two = _results(tmp_path, monkeypatch)
     record = tmp_path / "results" / "t" / "make" / two.key / "provenance.json"
-    record.write_text(json.dumps({**json.loads(record.read_text()), "library_hash": provenance.library_hash()}))
+    fresh = json.loads((record.parent.parent / one.key / "provenance.json").read_text())["code_hash"]
+    record.write_text(json.dumps({**json.loads(record.read_text()), "code_hash": fresh}))
     table = provenance_table("t", params)
     table = table[table.state != "orphaned"]
-    assert provenance_note(table, "t").endswith("Every one was made by the library source in this repository now.")
+    assert provenance_note(table, "t").endswith("Every one was made by the code in this repository now.")
 
 
 def test_dirty_means_code_or_parameters_not_results(tmp_path, monkeypatch):
@@ -82,8 +85,8 @@ def test_dirty_means_code_or_parameters_not_results(tmp_path, monkeypatch):
 
 
 def test_short_reason_names_what_differs_and_counts_upstream_cells():
-    reason = ("made by other notebook code (recorded as abc); made by library 1111, now 2222; "
+    reason = ("made by other notebook code (recorded as abc); made by code 1111, now 2222 (masking.py changed); "
               "upstream pmi/k1 is stale; upstream pretrain/k2 was remade since")
-    assert short_reason(reason) == "other notebook code; other library; 2 upstream cells not fresh or remade since"
+    assert short_reason(reason) == "other notebook code; other code; 2 upstream cells not fresh or remade since"
     assert short_reason("upstream pmi/k1 is stale") == "1 upstream cell not fresh or remade since"
     assert short_reason("") == ""

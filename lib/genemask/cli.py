@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--jobs", "-j", type=int, default=1, help="cells run in parallel (default 1)")
     grid.add_argument("--dry-run", action="store_true", help="check every parameter and reference, list every cell's state, run nothing")
     grid.add_argument("--status", action="store_true",
-                      help="say of every cell: done and fresh, stale (done by other library or notebook code), or to run")
+                      help="say of every cell: done and fresh, verified (older code, reproduced by a rerun), stale (made by other code than the notebook and library modules it runs now), or to run")
     grid.add_argument("--rerun-stale", action="store_true", help="also rerun the stale cells (default: keep them, reported as stale)")
     grid.add_argument("--stage", action="append", help="run only this stage's cells and what they need (repeatable)")
     grid.add_argument("--migrate", action="store_true",

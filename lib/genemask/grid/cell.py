@@ -21,7 +21,8 @@ import yaml
 from .. import paths
 from ..io import write_text
 from . import provenance
-from .plan import Cell, expand_env, plan_grid, portable_params
+from .code import Library
+from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
 from .spec import GridError
 
 QUIET_ENV = {"GENEMASK_QUIET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
@@ -92,6 +93,7 @@ def execute(cell: Cell, profile: str) -> int:
     write_text(cell.output.with_name(f"{cell.key}.params.yaml"), yaml.safe_dump(expanded, sort_keys=True))
     os.environ.update(QUIET_ENV)
     library = provenance.library_hash()  # what the kernel will import
+    code = Library.now().code_hash(notebook_code(cell.notebook))  # the part of it the notebook runs
     timed_out = threading.Event()
 
     def on_timeout() -> None:
@@ -135,7 +137,7 @@ def execute(cell: Cell, profile: str) -> int:
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record = {
         "stage": cell.stage, "key": cell.key, "run_id": provenance.run_id(cell.stage, cell.key, finished),
-        "finished": finished, **provenance.git_state(), "library_hash": library,
+        "finished": finished, **provenance.git_state(), "library_hash": library, "code_hash": code,
         "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
         "versions": provenance.package_versions(), "cpu": provenance.cpu_description(), "notebook": _portable_notebook(cell.notebook),
         "params": portable_params(cell.params), "inputs": inputs,

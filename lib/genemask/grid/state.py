@@ -3,9 +3,13 @@
 A cell's record is its run record ``runs/<profile>/<stage>/<key>.provenance.json`` (valid only while
 its ``out_dir`` exists), else its collected record ``results/<profile>/<stage>/<key>/provenance.json``
 listed in that stage's ``cells.csv``: ``runs/`` is git-ignored, so on a fresh clone the committed
-results are the record of what was done. A record is fresh when it was made by the library source
-that is in ``lib/genemask`` now and every upstream cell it read is fresh and unchanged since;
-otherwise it is stale, and a stale cell is never reported as done.
+results are the record of what was done. A record is fresh when the code its cell runs (the
+library modules its notebook imports, :func:`genemask.source.code_hash`) is the code in
+``lib/genemask`` now, and every upstream cell it read is fresh (or verified) and unchanged since. A
+record made by other code is verified when a rerun by the code of now reproduced its results
+(``genemask grid --verify``, :mod:`.verify`); otherwise it is stale, and a stale cell is never
+reported as done. A record made before code hashes were recorded is judged by the code of its
+commit.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from pathlib import Path
 
 from .. import paths
 from . import provenance
-from .plan import Cell, Plan, key_portable, portable_params
+from .code import Library
+from .plan import Cell, Plan, key_portable, notebook_code, portable_params
 
-FRESH, STALE, TO_RUN = "fresh", "stale", "to run"
+FRESH, VERIFIED, STALE, TO_RUN = "fresh", "verified", "stale", "to run"
+DONE = (FRESH, VERIFIED)  # states a downstream cell may build on
 
 
 @dataclass
@@ -28,6 +34,8 @@ class CellState:
     record: dict | None = None
     where: str = ""  # "runs" | "results" | ""
     record_key: str = ""  # the key the record was made under (differs when the notebook changed)
+    made_by: str | None = None  # the code hash that made the record (None: not known)
+    reproduced: dict | None = None  # the rerun that verified it (state VERIFIED)
 
 
 @dataclass
@@ -36,12 +44,13 @@ class GridState:
     states: dict[str, CellState]  # by cell id
     orphans: dict[str, list[str]] = field(default_factory=dict)  # stage -> recorded keys not in the plan
     library: str = ""
+    code: "CodeJudge | None" = None
 
     def of(self, cell: Cell) -> CellState:
         return self.states[cell.id]
 
     def counts(self, stage: str | None = None) -> dict[str, int]:
-        out = {FRESH: 0, STALE: 0, TO_RUN: 0}
+        out = {FRESH: 0, VERIFIED: 0, STALE: 0, TO_RUN: 0}
         for cell in self.plan.cells:
             if stage is None or cell.stage == stage:
                 out[self.of(cell).state] += 1
@@ -73,6 +82,46 @@ def run_record(cell: Cell) -> tuple[dict | None, str]:
     return record, ""
 
 
+class CodeJudge:
+    """Which code made a record, and whether that is the code each stage's notebook runs now."""
+
+    def __init__(self, plan: Plan, root: Path | None = None) -> None:
+        self.now = Library.now(root)
+        self.codes = {stage.name: notebook_code(stage.notebook) for stage in plan.spec.stages}
+        self.now_hash = {name: self.now.code_hash(code) for name, code in self.codes.items()}
+
+    def made_by(self, stage: str, record: dict) -> tuple[str | None, str]:
+        """(code hash that made ``record``, why it is not known). A record names it (``code_hash``)
+        since code hashes were recorded; an older one is judged by the code of its commit, unless
+        the library it names differs from that commit's (made from a dirty tree)."""
+        if record.get("code_hash"):
+            return record["code_hash"], ""
+        commit = record.get("commit")
+        if not commit:
+            return None, "made by unknown code (no commit recorded)"
+        found = provenance.library_at(commit)
+        if found is None:
+            return None, f"made by commit {str(commit)[:10]}, which this clone does not have"
+        library, whole = found
+        if record.get("library_hash") and record["library_hash"] != whole:
+            return None, (f"made by library {record['library_hash']}, not commit {str(commit)[:10]}'s "
+                          f"({whole}): uncommitted library code")
+        return library.code_hash(self.codes[stage]), ""
+
+    def changed_files(self, stage: str, record: dict) -> list[str]:
+        """The files of the stage's code that differ between the record's commit and now."""
+        found = provenance.library_at(record["commit"]) if record.get("commit") else None
+        return found[0].changed_files(self.now, self.codes[stage]) if found else []
+
+
+def reproduced_now(record: dict, key: str, code_now: str) -> dict | None:
+    """The record's rerun by the code of now under this key (``--verify`` adds them), if any."""
+    for entry in reversed(record.get("reproduced") or []):
+        if entry.get("code_hash") == code_now and entry.get("key", key) == key and entry.get("equal"):
+            return entry
+    return None
+
+
 def _resolve_refs(params: dict, matched_keys: dict[str, str]) -> dict:
     """Upstream references rewritten to the keys their upstream records were made under."""
     out = {}
@@ -87,11 +136,13 @@ def _resolve_refs(params: dict, matched_keys: dict[str, str]) -> dict:
     return out
 
 
-def grid_state(plan: Plan, use_runs: bool = True) -> GridState:
+def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = None) -> GridState:
     """The state of every planned cell, and the recorded cells the plan no longer asks for.
-    ``use_runs=False`` judges by ``results/`` alone (what the book shows)."""
+    ``use_runs=False`` judges by ``results/`` alone (what the book shows); ``library_root`` is the
+    library the code of now is read from (default: this package's)."""
     profile = plan.spec.profile
     library = provenance.library_hash()
+    judge = CodeJudge(plan, library_root)
     states: dict[str, CellState] = {}
     matched_keys: dict[str, str] = {}
     recorded: dict[str, dict[str, dict]] = {}  # stage -> key -> record (results)
@@ -120,22 +171,29 @@ def grid_state(plan: Plan, use_runs: bool = True) -> GridState:
             continue
         matched_keys[cell.id] = record_key
         reasons = []
-        if record_key != cell.key:
+        code_now = judge.now_hash[cell.stage]
+        reproduced = reproduced_now(record, cell.key, code_now)
+        if record_key != cell.key and reproduced is None:
             reasons.append(f"made by other notebook code (recorded as {record_key})")
-        made_by = record.get("library_hash")
-        if made_by != library:
-            reasons.append(f"made by library {made_by or 'unknown'}, now {library}")
+        made_by, unknown = judge.made_by(cell.stage, record)
+        if made_by is None and reproduced is None:
+            reasons.append(unknown)
+        elif made_by != code_now and reproduced is None:
+            changed = judge.changed_files(cell.stage, record)
+            reasons.append(f"made by code {made_by}, now {code_now}" + (f" ({', '.join(changed)} changed)" if changed else ""))
         for dep in cell.deps:
             dep_id = f"{dep[0]}/{dep[1]}"
             dep_state = states.get(dep_id)
-            if dep_state is None or dep_state.state != FRESH:
+            if dep_state is None or dep_state.state not in DONE:
                 reasons.append(f"upstream {dep_id} is {dep_state.state if dep_state else 'unknown'}")
             else:
                 seen = (record.get("inputs") or {}).get(f"{dep[0]}/{dep_state.record_key}")
                 now = (dep_state.record or {}).get("run_id")
                 if seen != now:
                     reasons.append(f"upstream {dep_id} was remade since")
-        states[cell.id] = CellState(STALE if reasons else FRESH, "; ".join(reasons), record, where, record_key)
+        verified = reproduced is not None and (made_by != code_now or record_key != cell.key)
+        states[cell.id] = CellState(STALE if reasons else VERIFIED if verified else FRESH, "; ".join(reasons), record,
+                                    where, record_key, made_by, reproduced)
     orphans: dict[str, list[str]] = {}
     used = {(c.stage, s.record_key) for c in plan.cells for s in [states[c.id]] if s.where == "results"}
     results_root = paths.results_dir(profile)
@@ -145,7 +203,7 @@ def grid_state(plan: Plan, use_runs: bool = True) -> GridState:
         left = [k for k in keys if (stage, k) not in used and not any(c.stage == stage and c.key == k for c in plan.cells)]
         if left:
             orphans[stage] = left
-    return GridState(plan, states, orphans, library)
+    return GridState(plan, states, orphans, library, judge)
 
 
 def changed_params(cells: list[Cell]) -> list[str]:
@@ -175,17 +233,20 @@ def status_lines(gs: GridState) -> list[str]:
     for stage in gs.plan.spec.stages:
         cells = gs.plan.stage_cells(stage.name)
         counts = gs.counts(stage.name)
-        lines.append(f"[{stage.name}] {len(cells)} cell(s): {counts[FRESH]} done and fresh, {counts[STALE]} stale, "
-                     f"{counts[TO_RUN]} to run   ({paths.display(stage.notebook)})")
+        code = f", code {gs.code.now_hash[stage.name]}" if gs.code else ""
+        lines.append(f"[{stage.name}] {len(cells)} cell(s): {counts[FRESH]} done and fresh, {counts[VERIFIED]} verified, "
+                     f"{counts[STALE]} stale, {counts[TO_RUN]} to run   ({paths.display(stage.notebook)}{code})")
         names = changed_params(cells)
         for cell in cells:
             st = gs.of(cell)
-            label = {FRESH: "done", STALE: "STALE", TO_RUN: "to run"}[st.state]
+            label = {FRESH: "done", VERIFIED: "verified", STALE: "STALE", TO_RUN: "to run"}[st.state]
             detail = f" [{st.where}]" if st.where else ""
             made = (st.record or {}).get("commit")
             if made:
                 detail += f" commit {str(made)[:10]}{' (dirty)' if (st.record or {}).get('dirty') else ''}"
-            line = f"  {label:7s} {cell.key} {describe(cell, names)}{detail}"
+            if st.reproduced:
+                detail += f" ({describe_reproduced(st.reproduced)})"
+            line = f"  {label:8s} {cell.key} {describe(cell, names)}{detail}"
             if st.reason and st.state != FRESH:
                 line += f"  -- {st.reason}"
             lines.append(line)
@@ -194,8 +255,15 @@ def status_lines(gs: GridState) -> list[str]:
                      f"that {paths.display(gs.plan.spec.source)} does not ask for: {', '.join(keys)}")
     total = gs.counts()
     lines.append(f"grid {gs.plan.spec.profile}: {len(gs.plan.cells)} cells: {total[FRESH]} done and fresh, "
-                 f"{total[STALE]} stale, {total[TO_RUN]} to run")
+                 f"{total[VERIFIED]} verified, {total[STALE]} stale, {total[TO_RUN]} to run")
     return lines
+
+
+def describe_reproduced(entry: dict) -> str:
+    """A verification in words: "reproduced by code X at commit Y on CPU Z, bit for bit"."""
+    commit = str(entry.get("commit") or "unknown")[:10] + (" (dirty)" if entry.get("dirty") else "")
+    return (f"reproduced by code {entry.get('code_hash')} at commit {commit} on {entry.get('cpu_model') or 'an unknown CPU'}, "
+            f"{entry.get('kind', 'compared')}")
 
 
 def record_path(profile: str, stage: str, key: str) -> Path:

@@ -1,8 +1,10 @@
 """How the results the book shows were made, and which are stale, from ``results/<profile>/``.
 
 Each collected cell carries ``provenance.json`` (see :mod:`genemask.grid.provenance`). A cell is
-``fresh`` when the library that made it is the library here now and its upstream cells are fresh,
-``stale`` otherwise, ``orphaned`` when the profile's params file no longer asks for it.
+``fresh`` when the code it runs (its notebook's library modules, :mod:`genemask.grid.code`) is the
+code here now and its upstream cells are fresh or verified, ``verified`` when a rerun by the code
+of now reproduced it (``genemask grid --verify``), ``stale`` otherwise, ``orphaned`` when the
+profile's params file no longer asks for it.
 """
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ def short_reason(reason: str) -> str:
     for part in parts:
         if part.startswith("made by other notebook code"):
             short.append("other notebook code")
+        elif part.startswith("made by code"):
+            short.append("other code")
         elif part.startswith("made by library"):
-            short.append("other library")
+            short.append("uncommitted library code")
+        elif part.startswith("made by commit"):
+            short.append("commit not in this clone")
         elif not part.startswith("upstream "):
             short.append(part)
     upstream = sum(part.startswith("upstream ") for part in parts)
@@ -35,7 +41,7 @@ def short_reason(reason: str) -> str:
 
 
 def provenance_table(profile: str | None = None, params_file: str | Path | None = None) -> pd.DataFrame:
-    """One row per collected cell: stage, key, state (fresh | stale | orphaned), the commit that
+    """One row per collected cell: stage, key, state (fresh | verified | stale | orphaned), the commit that
     made it, its library hash, whether its record was migrated, wall and CPU minutes, why stale
     (``short_reason``; ``genemask grid --status`` lists every upstream cell)."""
     from ..grid import GridError, grid_state, plan_grid
@@ -83,12 +89,13 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
 
 
 def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: cells, how many fresh / stale / orphaned, the commits that made them, wall hours."""
+    """Per stage: cells, how many fresh / verified / stale / orphaned, the commits that made them, wall hours."""
     if table.empty:
-        return pd.DataFrame(columns=["cells", "fresh", "stale", "orphaned", "made by commit(s)", "wall h"])
+        return pd.DataFrame(columns=["cells", "fresh", "verified", "stale", "orphaned", "made by commit(s)", "wall h"])
     out = table.groupby("stage", sort=False).agg(
         cells=("key", "size"),
         fresh=("state", lambda s: int((s == "fresh").sum())),
+        verified=("state", lambda s: int((s == "verified").sum())),
         stale=("state", lambda s: int((s == "stale").sum())),
         orphaned=("state", lambda s: int((s == "orphaned").sum())),
         commits=("commit", lambda s: ", ".join(sorted(set(s)))),
@@ -100,7 +107,7 @@ def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
 def stale_reasons(table: pd.DataFrame) -> pd.DataFrame:
     """Per stage, each reason its stale or orphaned cells give and how many give it: one line where
     the table of every cell would repeat the same reason for each of a stage's cells."""
-    stale = table[table["state"] != "fresh"]
+    stale = table[~table["state"].isin(["fresh", "verified"])]
     if stale.empty:
         return pd.DataFrame(columns=["cells"])
     return stale.groupby(["stage", "why"], sort=False).size().to_frame("cells")
@@ -114,15 +121,18 @@ def provenance_note(table: pd.DataFrame, profile: str) -> str:
         return f"Profile `{profile}` has no collected results yet."
     counts = table["state"].value_counts()
     n, stale, orphaned = len(table), int(counts.get("stale", 0)), int(counts.get("orphaned", 0))
+    verified = int(counts.get("verified", 0))
     migrated = int(table["migrated"].sum())
     parts = [f"Profile `{profile}`: {n} collected result cell(s)."]
+    if verified:
+        parts.append(f"{verified} were made by older code and verified: a rerun by the code here now reproduced them.")
     if stale == 0 and orphaned == 0:
-        parts.append("Every one was made by the library source in this repository now.")
+        parts.append("Every one was made by the code in this repository now" + (" or verified by it." if verified else "."))
     else:
         if stale:
-            parts.append(f"**{stale} are stale**: made by other library or notebook code than this repository's now "
-                         f"(library `{library_hash()}`; `genemask grid params/<profile>.yaml --status` lists why; "
-                         "`--rerun-stale` remakes them).")
+            parts.append(f"**{stale} are stale**: made by other code than the notebook and library modules they run "
+                         f"here now (library `{library_hash()}`; `genemask grid params/<profile>.yaml --status` lists "
+                         "why, `--verify` reruns and compares them, `--rerun-stale` remakes them).")
         if orphaned:
             parts.append(f"**{orphaned} are orphaned**: the profile's params file no longer asks for them.")
     if migrated:
