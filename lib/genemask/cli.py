@@ -16,6 +16,10 @@ def _grid(args: argparse.Namespace) -> int:
         if args.migrate:
             migrate(args.params)
             return 0
+        if args.verify:
+            from .grid.verify import verify
+
+            return 0 if all(o.equal for o in verify(args.params, stages=args.stage, sample=args.sample)) else 1
         cells = run_grid(args.params, jobs=args.jobs, dry_run=args.dry_run, status=args.status,
                          stages=args.stage or None, rerun_stale=args.rerun_stale, snakemake_args=args.snakemake)
     except GridError as err:
@@ -48,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="say of every cell: done and fresh, verified (older code, reproduced by a rerun), stale (made by other code than the notebook and library modules it runs now), or to run")
     grid.add_argument("--rerun-stale", action="store_true", help="also rerun the stale cells (default: keep them, reported as stale)")
     grid.add_argument("--stage", action="append", help="run only this stage's cells and what they need (repeatable)")
+    grid.add_argument("--verify", action="store_true",
+                      help="rerun stale collected cells (cheapest first) in scratch folders and compare with the committed "
+                           "results: equal ones read verified, different ones stay stale with their differences shown")
+    grid.add_argument("--sample", type=int, help="with --verify: rerun only the N cheapest stale cells of each stage")
     grid.add_argument("--migrate", action="store_true",
                       help="record provenance for results/<profile> cells collected without it, make their paths portable and compact long step logs")
     grid.set_defaults(func=_grid)

@@ -1,0 +1,133 @@
+"""``genemask grid --verify``: stale cells rerun in scratch folders and compared with their committed
+results: equal ones read verified, different ones stay stale with their differences shown, a sample
+says it was one, and a training cell from another CPU is judged against its method's seed spread."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from genemask import paths
+from genemask.grid import grid_state, plan_grid, provenance
+from genemask.grid.collect import row_of, write_rows
+from genemask.grid.state import STALE, VERIFIED
+from genemask.grid.verify import compare_csv, judge_in_distribution, verify
+
+
+def _notebook(path, params_src: str, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_src)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GENEMASK_CACHE", str(tmp_path / "cache"))
+    _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
+              "import json, pathlib, time\nout = pathlib.Path(out_dir)\nout.mkdir(parents=True, exist_ok=True)\n"
+              "(out / 'value.csv').write_text(f'x,y,seconds\\n{x},{x / 3!r},{time.time()}\\n')\n"
+              "(out / 'summary.json').write_text(json.dumps({'v': x * 10, 'seconds': time.time()}))")
+    _notebook(tmp_path / "use.ipynb", "source = ''\nout_dir = None",
+              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "pathlib.Path(out_dir, 'got.csv').write_text(pathlib.Path(source).read_text().upper())")
+    # A training cell to the code rule: it imports the pretraining module (never run here).
+    _notebook(tmp_path / "train.ipynb", "seed = 0\nout_dir = None",
+              "import json, pathlib\nif False:\n    from genemask import pretrain\n"
+              "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "pathlib.Path(out_dir, 'summary.json').write_text(json.dumps({'final_val_perplexity': 100.0 + 10 * seed}))")
+    return tmp_path
+
+
+def _commit(plan, stage: str, files_of, record_of=lambda cell: {}) -> None:
+    """Collected results of a stage as an older library made them: the files ``files_of(cell)``."""
+    cells = plan.stage_cells(stage)
+    for cell in cells:
+        folder = paths.results_dir(plan.spec.profile) / stage / cell.key
+        folder.mkdir(parents=True)
+        for name, text in files_of(cell).items():
+            (folder / name).write_text(text)
+        provenance.write_record(folder / provenance.RECORD, {
+            "stage": stage, "key": cell.key, "run_id": f"old-{cell.key}", "code_hash": "0" * 16,
+            "inputs": {f"{s}/{k}": f"old-{k}" for s, k in cell.deps}, **record_of(cell)})
+    write_rows(plan.spec.profile, stage, [row_of(c) for c in cells])
+
+
+def _states(plan):
+    gs = grid_state(plan, use_runs=False)
+    return {c.id: gs.of(c) for c in plan.cells}
+
+
+def test_deterministic_cells_verified_when_equal_and_stale_with_the_difference_when_not(workspace):
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1, 2]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make[x=1]/value.csv"}}]}))
+    plan = plan_grid(spec)
+    one, two = plan.stage_cells("make")
+    (use,) = plan.stage_cells("use")
+    # x=1: committed with y one step in the 16th digit off and another wall time; x=2: y wrong.
+    _commit(plan, "make", lambda c: {
+        "value.csv": f"x,y,seconds\n{c.params['x']},{0.33333333333333337 if c is one else 0.7},12.5\n",
+        "summary.json": json.dumps({"v": c.params["x"] * 10, "seconds": 3.0})},
+        lambda c: {"cpu_seconds": 1.0 if c is one else 5.0})
+    _commit(plan, "use", lambda c: {"got.csv": f"X,Y,SECONDS\n1,{1 / 3!r},12.5\n".upper()})
+    assert {s.state for s in _states(plan).values()} == {STALE}
+
+    lines = []
+    outcomes = verify(spec, stages=["make"], sample=1, echo=lines.append)
+    assert [(o.cell.key, o.equal) for o in outcomes] == [(one.key, True)]
+    assert "[make] verified: 1 of 2 cells rerun, equal (a sample of 1 per stage)" in "\n".join(lines)
+    states = _states(plan)
+    assert states[one.id].state == VERIFIED and states[two.id].state == STALE
+    entry = states[one.id].reproduced
+    assert entry["code_hash"] == grid_state(plan, use_runs=False).code.now_hash["make"] and entry["key"] == one.key
+    assert entry["kind"].startswith("equal (deterministic") and "cpu_model" in entry
+
+    lines = []
+    outcomes = verify(spec, echo=lines.append)  # the rest: make x=2 and use (its upstream copied from results/)
+    assert {o.cell.id: o.equal for o in outcomes} == {two.id: False, use.id: True}
+    text = "\n".join(lines)
+    assert "value.csv [row 1] y: 0.7 -> 0.6666666666666666" in text
+    assert "[make] 1 of 2 cells rerun: 0 equal (verified), 1 different or not rerun (still stale)" in text
+    states = _states(plan)
+    assert (states[two.id].state, states[use.id].state) == (STALE, VERIFIED)
+    assert not (workspace / "runs" / "t" / "make" / one.key).exists()  # the real runs/ untouched
+    assert json.loads((workspace / "runs" / "t" / "verify_report.json").read_text())[0]["equal"] is False
+
+
+def test_a_training_cell_from_another_cpu_is_judged_by_its_methods_seed_spread(workspace):
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2]}}]}))
+    plan = plan_grid(spec)
+    here = provenance.cpu_description()
+    committed = {0: 100.0, 1: 109.0, 2: 111.0}  # the reruns give 100, 110, 120
+    _commit(plan, "train", lambda c: {"summary.json": json.dumps({"final_val_perplexity": committed[c.params["seed"]]})},
+            lambda c: {"cpu": here if c.params["seed"] == 0 else {"model": "another CPU", "flags_hash": "x"}})
+    lines = []
+    outcomes = {o.cell.params["seed"]: o for o in verify(spec, echo=lines.append)}
+    assert outcomes[0].equal and outcomes[0].kind == "bit for bit on the same CPU"
+    assert outcomes[1].equal and outcomes[1].kind.startswith("in distribution")
+    assert outcomes[1].note == "final_val_perplexity 110 within 3 seeds' 100-111"
+    assert not outcomes[2].equal and "summary.json final_val_perplexity: \"3 seeds' 100-111\" -> 120.0" in "\n".join(lines)
+    states = {c.params["seed"]: s.state for c in plan.cells for s in [_states(plan)[c.id]]}
+    assert states == {0: VERIFIED, 1: VERIFIED, 2: STALE}
+
+
+def test_comparisons_are_exact_except_float_noise_and_timings():
+    old = "a,b,seconds\nx,0.1,1\ny,2.0000000000000004,5\n"
+    assert compare_csv("f.csv", old, "a,b,seconds\nx,0.1,9\ny,2.0,7\n", 1e-9) == []
+    (diff,) = compare_csv("f.csv", old, "a,b,seconds\nx,0.1,1\nz,2.0,5\n", 1e-9)
+    assert (diff.column, diff.old, diff.new, diff.row) == ("a", "y", "z", "row 2")
+    assert compare_csv("f.csv", old, "a,b,seconds\nx,0.1000001,1\ny,2.0,5\n", 0.0)[0].column == "b"
+    seeds = [{"summary.json": json.dumps({"final_val_perplexity": v})} for v in (170.0, 182.0)]
+    assert not judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 191.0})}, seeds)[0]
+    assert judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 177.6})}, seeds)[0]
+    assert "no spread" in judge_in_distribution({"summary.json": "{\"final_val_perplexity\": 1}"}, seeds[:1])[2]
