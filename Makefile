@@ -14,7 +14,7 @@ PIP_QUIET := 2>&1 | grep -v -E "^WARNING: Location|ignored: it is neither" || tr
 export IPYTHONDIR := $(CURDIR)/.cache/ipython
 KERNEL_CONFIG := $(IPYTHONDIR)/profile_default/ipython_kernel_config.py
 
-.PHONY: reproduce test book grid status bench venv tools clean-runs
+.PHONY: reproduce test book grid status verify bench venv tools clean-runs
 
 reproduce: venv $(MATHJAX) $(KERNEL_CONFIG)  ## run params/$(PROFILE).yaml (demo: the whole grid) and build the book
 	@if [ "$(PROFILE)" = "demo" ]; then $(PY) -m genemask.cli grid params/$(PROFILE).yaml --jobs $(JOBS); \
@@ -41,6 +41,9 @@ grid: venv $(KERNEL_CONFIG)  ## run a params file: make grid PROFILE=cpu JOBS=2
 
 status: venv  ## every cell of a params file: done and fresh, verified, stale, or to run (make status PROFILE=cpu)
 	@$(PY) -m genemask.cli grid params/$(PROFILE).yaml --status
+
+verify: venv $(KERNEL_CONFIG)  ## rerun stale cells in scratch folders and compare with results/ (make verify PROFILE=cpu [SAMPLE=3])
+	$(PY) -m genemask.cli grid params/$(PROFILE).yaml --verify $(if $(SAMPLE),--sample $(SAMPLE))
 
 bench: venv tools  ## performance benchmarks (each prints ratios against a named peer)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

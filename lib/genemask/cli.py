@@ -1,4 +1,4 @@
-"""Command line: ``genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status]`` and friends.
+"""Command line: ``genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--verify]`` and friends.
 
 Each subcommand is a thin shell over a library function, so notebooks and scripts can call the
 same code.
