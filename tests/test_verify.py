@@ -13,7 +13,7 @@ from genemask import paths
 from genemask.grid import grid_state, plan_grid, provenance
 from genemask.grid.collect import row_of, write_rows
 from genemask.grid.state import STALE, VERIFIED
-from genemask.grid.verify import compare_csv, judge_in_distribution, verify
+from genemask.grid.verify import choose, compare_csv, judge_in_distribution, verify
 
 
 def _notebook(path, params_src: str, body: str) -> None:
@@ -131,3 +131,18 @@ def test_comparisons_are_exact_except_float_noise_and_timings():
     assert not judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 191.0})}, seeds)[0]
     assert judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 177.6})}, seeds)[0]
     assert "no spread" in judge_in_distribution({"summary.json": "{\"final_val_perplexity\": 1}"}, seeds[:1])[2]
+
+
+def test_a_cell_stale_only_through_its_upstream_is_not_rerun(workspace):
+    """Its own code is the code of now: a rerun would cost CPU and could not make its upstream fresh."""
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.csv"}}]}))
+    plan = plan_grid(spec)
+    _commit(plan, "make", lambda c: {"value.csv": "x\n1\n"})
+    now = grid_state(plan, use_runs=False).code.now_hash["use"]
+    _commit(plan, "use", lambda c: {"got.csv": "X\n1\n"}, lambda c: {"code_hash": now})
+    gs = grid_state(plan, use_runs=False)
+    assert {gs.of(c).state for c in plan.cells} == {STALE}
+    assert [c.stage for c in choose(plan, gs, None, None)] == ["make"]

@@ -263,7 +263,8 @@ def rerun(cell: Cell, params_file: Path, scratch: Path, log: Path) -> tuple[int,
 
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
-    or the ``sample`` cheapest of each stage."""
+    or the ``sample`` cheapest of each stage. A cell stale only through its upstream cells is left
+    out: its own code is the code of now, and a rerun cannot make its upstream fresh."""
     def cost(cell: Cell) -> float:
         record = gs.of(cell).record or {}
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
@@ -273,8 +274,8 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
     for stage in plan.spec.stages:
         if stages and stage.name not in stages:
             continue
-        stale = sorted((c for c in plan.stage_cells(stage.name) if gs.of(c).state == STALE and gs.of(c).where == "results"),
-                       key=cost)
+        stale = sorted((c for c in plan.stage_cells(stage.name) if gs.of(c).state == STALE and gs.of(c).where == "results"
+                        and not all(r.startswith("upstream ") for r in gs.of(c).reason.split("; "))), key=cost)
         chosen += stale[:sample] if sample else stale
     return sorted(chosen, key=cost) if not sample else chosen
 
