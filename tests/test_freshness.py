@@ -78,9 +78,9 @@ def test_a_book_helper_edit_leaves_pretraining_and_fewshot_fresh(tiny):
     assert _states(plan, library) == dict.fromkeys(["pmi", "masking", "pretrain", "fewshot", "gue"], FRESH)
 
 
-def test_a_grid_or_gpu_runner_edit_leaves_every_cell_fresh(tiny):
+def test_a_runner_or_source_hash_edit_leaves_every_cell_fresh(tiny):
     plan, library = tiny
-    for rel in ("grid/state.py", "gpu.py", "report/provenance.py"):
+    for rel in ("grid/state.py", "gpu.py", "report/provenance.py", "source.py"):
         _edit(library, rel)
     assert set(_states(plan, library).values()) == {FRESH}
 

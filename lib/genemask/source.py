@@ -1,8 +1,7 @@
 """The library's source as bytes, and hashes of it: what a cache key or a record names as "the code".
 
-Kept small and dependency-free: every computing module that keys a cache on its own source imports
-it (``genome.corpus_key``), so it is part of every cell's code (:mod:`genemask.grid.code`), and an
-edit here stales every cell.
+Kept small and dependency-free: ``genome.corpus_key`` keys its corpus cache on its own source with
+it. It computes no result, so it is no part of a cell's code (:data:`genemask.grid.code.NOT_COMPUTING`).
 """
 from __future__ import annotations
 

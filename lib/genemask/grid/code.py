@@ -4,8 +4,9 @@ A cell's results can change only when the code it runs changes: its notebook's c
 key) and the library modules those import, directly or through each other. :meth:`Library.code_hash`
 hashes exactly those modules, found with :mod:`ast` (nothing is imported), so an edit to a book
 page's helper or to the grid leaves a pretraining cell fresh while an edit to the masking stales
-it. The runners (:data:`RUNNERS`) are never part of a cell's code: they start notebooks and record
-what happened, and no computing module may import them (``tests/test_layering.py``).
+it. The runners and the source hash (:data:`NOT_COMPUTING`) are never part of a cell's code: they
+start notebooks, record what happened or key caches, and no computing module may import the runners
+(``tests/test_layering.py``).
 
 :class:`Library` reads the working tree (:meth:`Library.now`) or, through
 :func:`genemask.grid.provenance.library_at`, a commit, so a record made before code hashes were
@@ -25,6 +26,9 @@ from ..source import library_files
 PACKAGE = "genemask"
 #: Packages that run cells and record them, not compute them: left out of every cell's code.
 RUNNERS = (f"{PACKAGE}.grid", f"{PACKAGE}.gpu", f"{PACKAGE}.cli")
+#: What a cell's code leaves out: the runners, and the library's source hash, which ``genome``
+#: imports to key its corpus cache (a new key rebuilds a corpus; no result changes).
+NOT_COMPUTING = (*RUNNERS, f"{PACKAGE}.source")
 
 
 def blob_id(data: bytes) -> str:
@@ -106,7 +110,7 @@ def _notebook_imports(code: str) -> frozenset[tuple[str, ...]]:
     return frozenset(found)
 
 
-def closure(roots: Iterable[str], graph: Mapping[str, set[str]], left_out: tuple[str, ...] = RUNNERS) -> set[str]:
+def closure(roots: Iterable[str], graph: Mapping[str, set[str]], left_out: tuple[str, ...] = NOT_COMPUTING) -> set[str]:
     """Every module ``roots`` import, directly or not, with the packages they sit in (importing
     ``genemask.report.pmi`` runs ``genemask/report/__init__.py``); ``left_out`` packages and
     what only they import are not followed."""
