@@ -886,6 +886,80 @@ def make_collator(
     return DataCollatorForSpanMasking(tokenizer=tokenizer, strategy=strategy, rank_table=rank_table, seed=seed, **options)
 
 
+# ----------------------------------------------------------------------------------------------
+# Calibration: centre probability <-> expected masked fraction
+
+SINGLE_STRATEGIES = ("random", "genemask", "global")
+
+
+def _single_strategy_collator(strategy: str, tokenizer: Any, rank_table: Any, seed: int,
+                              options: Mapping[str, Any]) -> DataCollatorForSpanMasking:
+    if strategy not in SINGLE_STRATEGIES:
+        raise ValueError(f"strategy={strategy!r}: calibrate one masking at a time ({', '.join(SINGLE_STRATEGIES)}); "
+                         "cmgems is genemask then global, cmstep random and global")
+    return make_collator(strategy, tokenizer, rank_table, seed=seed, **options)
+
+
+def _pooled_masked_fraction(collator: DataCollatorForSpanMasking, ids: torch.Tensor, attention: torch.Tensor,
+                            probability: float, seed: int, batch_size: int) -> float:
+    setattr(collator, f"{collator.strategy}_probability", probability)
+    collator.generator.manual_seed(seed)  # the same draws at every probability: a smooth curve to invert
+    masked = maskable = 0
+    for start in range(0, len(ids), batch_size):
+        collator.mask_batch(ids[start : start + batch_size], attention[start : start + batch_size])
+        masked += collator.last_stats["masked_tokens"]
+        maskable += collator.last_stats["maskable_tokens"]
+    if not maskable:
+        raise ValueError("examples: no k-mer token to mask")
+    return masked / maskable
+
+
+def masked_fraction(strategy: str, tokenizer: Any, examples: Any, rank_table: Any = None, *,
+                    centre_probability: float | None = None, seed: int = 0, batch_size: int = 256,
+                    **options: Any) -> float:
+    """Share of the maskable (k-mer) tokens of ``examples`` that ``strategy`` masks, pooled over
+    all of them, at ``centre_probability`` (default: the strategy's, :data:`DEFAULT_CENTRE_PROBABILITY`).
+
+    ``examples``: anything the collator takes (id sequences, dicts with ``input_ids``, a padded
+    tensor). Spans overlap and are clipped at the ends, and GeneMask/Global place them by rank, so
+    the fraction depends on the data and the ranking; measure it on the windows you train on.
+    """
+    collator = _single_strategy_collator(strategy, tokenizer, rank_table, seed, options)
+    probability = DEFAULT_CENTRE_PROBABILITY[strategy] if centre_probability is None else centre_probability
+    _check_probability("centre_probability", probability)
+    ids, attention = collator._pad(examples)
+    return _pooled_masked_fraction(collator, ids, attention, probability, seed, batch_size)
+
+
+def centre_probability_for(target_masked_fraction: float, strategy: str, tokenizer: Any, examples: Any,
+                           rank_table: Any = None, *, seed: int = 0, tolerance: float = 5e-4,
+                           batch_size: int = 256, **options: Any) -> float:
+    """The centre probability at which ``strategy`` masks ``target_masked_fraction`` of the
+    maskable tokens of ``examples`` (the inverse of :func:`masked_fraction`).
+
+    Hugging Face's ``mlm_probability`` is the expected masked fraction; the collator's
+    ``*_probability`` (and, for now, its ``mlm_probability`` option) is the probability of a
+    span *centre*, so 0.15 there masks far more than 15 %. This converts the first into the
+    second. Bisection on the measured fraction with the same random draws at every probability
+    (so the curve is smooth and non-decreasing up to sampling noise), to within ``tolerance``;
+    ``options`` are ``make_collator``'s (``rank_lookup``, ``selection``, ...). For DNABERT's
+    random masking without end effects the answer is ``1 - (1 - fraction) ** (1 / k)``.
+    """
+    if not (isinstance(target_masked_fraction, (int, float)) and 0.0 < target_masked_fraction < 1.0):
+        raise ValueError(f"target_masked_fraction={target_masked_fraction!r} must lie strictly between 0 and 1")
+    collator = _single_strategy_collator(strategy, tokenizer, rank_table, seed, options)
+    ids, attention = collator._pad(examples)
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        fraction = _pooled_masked_fraction(collator, ids, attention, middle, seed, batch_size)
+        if abs(fraction - target_masked_fraction) <= tolerance:
+            return middle
+        low, high = (middle, high) if fraction < target_masked_fraction else (low, middle)
+    raise ValueError(f"{strategy}: no centre probability masks {target_masked_fraction} (+- {tolerance}) of these "
+                     f"examples (closest {middle:.6g} masks {fraction:.4f}); use more or longer examples")
+
+
 try:  # The callback needs only transformers' TrainerCallback; keep the collator usable without it.
     from transformers import TrainerCallback
     from transformers.trainer_callback import ExportableState
