@@ -55,10 +55,17 @@ else unchanged. That is the same distribution as their Bernoulli(0.8)-then-Berno
 the whole batch, with ~7x fewer draws; the random *stream* therefore differs from theirs.
 
 **Curricula** keep their state on the collator (``set_step``, ``observe_validation_perplexity``,
-``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``.
-The state lives in the process that calls the collator, so use ``dataloader_num_workers=0`` for
-``cmgems``/``cmstep`` (or call :meth:`~DataCollatorForSpanMasking.mask_batch` in the training
-loop), or the workers' copies never see the step or the perplexities.
+``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``
+and saves it in, and restores it from, the Trainer's checkpoints. The state lives in the process
+that calls the collator, so ``cmgems``/``cmstep`` need ``dataloader_num_workers=0`` (the callback
+refuses workers at start-up; or call :meth:`~DataCollatorForSpanMasking.mask_batch` in the
+training loop).
+
+**Centre probability, not masked fraction.** ``*_probability`` (and ``make_collator``'s
+``mlm_probability``, until a migration renames it) is the probability of a span centre; Hugging
+Face's ``mlm_probability`` is the masked fraction. :func:`masked_fraction` measures the second
+for the first and :func:`centre_probability_for` converts back (0.15 as a GeneMask centre
+probability masks ~73 % of the tokens of real windows).
 """
 from __future__ import annotations
 
@@ -863,8 +870,8 @@ def make_collator(
     """The masking collator for ``strategy`` (random, genemask, global, cmgems, cmstep).
 
     ``rank_table``: a LongTensor of NPMI ranks indexed by token id, or a CSV path / DataFrame
-    (ours or the authors' Data-A). ``mlm_probability`` sets the centre probability of a single
-    strategy; curricula take ``random_probability`` / ``genemask_probability`` /
+    (ours or the authors' Data-A). ``mlm_probability`` sets the *centre* probability of a single
+    strategy (not Hugging Face's masked fraction: convert one with :func:`centre_probability_for`); curricula take ``random_probability`` / ``genemask_probability`` /
     ``global_probability``. Other options: ``rank_lookup``, ``selection``,
     ``special_rank_zero``, ``random_replacement``, ``mask_replace_prob``,
     ``random_replace_prob``, ``switch_threshold``, ``switch_step``, ``total_steps``,
