@@ -579,7 +579,7 @@ class DataCollatorForSpanMasking:
             maskable = self._table("is_kmer", ids.device).index_select(0, ids.view(-1)).view(B, L)
         if attention_mask is not None:
             maskable &= _tensor(attention_mask).to(ids.device).bool().reshape(B, L)
-        self._check_kmerized(ids, maskable, attention_mask)
+        n_maskable = self._check_kmerized(ids, maskable, attention_mask)
 
         phase = self._choose_phase(use_global)
         if centres is None:
@@ -608,7 +608,7 @@ class DataCollatorForSpanMasking:
         labels.view(-1).index_copy_(0, where, original)
         corrupted = ids.clone()
         corrupted.view(-1).index_copy_(0, where, self._corrupt(original))
-        n_masked, n_maskable = where.numel(), int(maskable.sum())
+        n_masked = where.numel()
         fraction = n_masked / n_maskable if n_maskable else 0.0
         info.update(masked=masked, masked_fraction=fraction)
         self.last_stats = {
@@ -621,21 +621,23 @@ class DataCollatorForSpanMasking:
         }
         return corrupted, labels, info
 
-    def _check_kmerized(self, ids: torch.Tensor, maskable: torch.Tensor, attention_mask: Any) -> None:
-        """Refuse a batch with more [UNK] than k-mer tokens: text that was not k-merized (raw DNA is
-        one word, one [UNK]) would otherwise be masked not at all, silently. Corpus windows are
-        A/C/G/T runs, so no pretraining batch comes near this."""
+    def _check_kmerized(self, ids: torch.Tensor, maskable: torch.Tensor, attention_mask: Any) -> int:
+        """The number of maskable tokens, after refusing a batch with more [UNK] than k-mer tokens:
+        text that was not k-merized (raw DNA is one word, one [UNK]) would otherwise be masked not
+        at all, silently. Corpus windows are A/C/G/T runs, so no pretraining batch comes near this.
+        Both counts come back in one transfer (no extra device sync for a batch on a GPU)."""
         if self.unk_token_id is None:
-            return
+            return int(maskable.sum())
         unknown = ids == self.unk_token_id
         if attention_mask is not None:
             unknown &= _tensor(attention_mask).to(ids.device).bool().reshape(ids.shape)
-        n_unknown = int(unknown.sum())
-        if n_unknown and n_unknown > int(maskable.sum()):
+        n_maskable, n_unknown = torch.stack([maskable.sum(), unknown.sum()]).tolist()
+        if n_unknown > n_maskable:
             raise ValueError(
-                f"input_ids: {n_unknown} [UNK] tokens outnumber the {int(maskable.sum())} k-mer tokens of this batch: "
+                f"input_ids: {n_unknown} [UNK] tokens outnumber the {n_maskable} k-mer tokens of this batch: "
                 f"the text was not k-merized (call genemask.tokenizer.kmerize first) or is mostly N"
             )
+        return n_maskable
 
     def _table(self, name: str, device: torch.device) -> torch.Tensor:
         """``is_kmer``, ``ranks`` or ``anchor_offsets`` on ``device`` (copied there once), so that
