@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +12,12 @@ import torch
 
 import oracle_released as oracle
 from genemask.masking import (
+    DEFAULT_CENTRE_PROBABILITY,
     DataCollatorForSpanMasking,
     MaskingCurriculumCallback,
+    centre_probability_for,
     make_collator,
+    masked_fraction,
     python_set_iteration_rank,
 )
 from genemask.tokenizer import SPECIAL_TOKENS, build_tokenizer, encode_ids, vocab_kmers
@@ -425,7 +429,7 @@ def test_mask_batch_leaves_its_input_alone(tokenizer, rank_table):
     assert torch.equal(ids, before)
 
 
-def test_trainer_runs_two_steps_with_the_collator(tokenizer, rank_table, tmp_path):
+def test_trainer_runs_two_steps_with_the_collator(tokenizer, rank_table, tmp_path, one_torch_thread):
     from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
 
     rng = random.Random(0)
@@ -440,7 +444,7 @@ def test_trainer_runs_two_steps_with_the_collator(tokenizer, rank_table, tmp_pat
                       data_collator=collator, callbacks=[MaskingCurriculumCallback(collator)])
     result = trainer.train()
     assert math.isfinite(result.training_loss)
-    assert collator.step == 1 and len(collator.perplexities) == 2
+    assert collator.step == 2 and len(collator.perplexities) == 2  # steps finished, as in the package loop
 
 
 def test_authors_ranking_file_loads(tokenizer):
@@ -523,3 +527,56 @@ def test_centres_are_bernoulli_on_maskable_positions(tokenizer, probability):
     assert abs(rate.mean().item() - probability) < 0.1 * probability
     first, last = hits[:, 1][maskable[:, 1]] / draws, hits[:, 110][maskable[:, 110]] / draws
     assert abs(first.mean() - last.mean()) < 0.35 * probability + 0.01  # no drift along the row
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration: centre probability <-> masked fraction
+
+
+def uniform_windows(n: int, length: int = 515, seed: int = 0) -> list[np.ndarray]:
+    rng = random.Random(seed)
+    return [encode_ids(random_dna(rng, length), K) for _ in range(n)]
+
+
+def test_random_calibration_matches_the_closed_form(tokenizer, one_torch_thread):
+    """Without end effects DNABERT's masking of 6-token spans masks 1 - (1 - p)**6; ends mask a
+    little less, so the calibrated p sits just above the closed form (+1 % on 510-token windows;
+    the bounds allow for sampling noise)."""
+    windows = uniform_windows(256)
+    closed_form = 1 - (1 - 0.15) ** (1 / K)
+    p = centre_probability_for(0.15, "random", tokenizer, windows)
+    assert closed_form * 0.99 < p < closed_form * 1.05
+    assert abs(masked_fraction("random", tokenizer, windows) - (1 - (1 - 0.025) ** K)) < 0.005
+
+
+@pytest.mark.parametrize("strategy", ["genemask", "global"])
+def test_calibrated_probability_masks_the_target_on_fresh_draws(tokenizer, rank_table, strategy, one_torch_thread):
+    windows = uniform_windows(64)
+    p = centre_probability_for(0.2, strategy, tokenizer, windows, rank_table)
+    assert abs(masked_fraction(strategy, tokenizer, windows, rank_table, centre_probability=p, seed=5) - 0.2) < 0.01
+    # The trap this guards against: 0.15 as a centre probability masks most of the sequence.
+    assert masked_fraction(strategy, tokenizer, windows, rank_table, centre_probability=0.15) > 0.6
+
+
+def test_calibration_on_real_windows_with_the_committed_ranking(tokenizer, one_torch_thread):
+    import itertools
+
+    from genemask import genome, tokenizer as tk
+
+    ranking = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
+    fasta = real_data("genome/hg38_chr21_22000000_23000000.fasta")
+    windows = tk.encode_batch([c.decode() for c in itertools.islice(genome.iter_corpus_chunks(fasta), 128)], K)
+    assert 0.14 < masked_fraction("genemask", tokenizer, windows, ranking) < 0.17  # 0.157 on 2,048 windows
+    p = centre_probability_for(0.15, "global", tokenizer, windows, ranking)
+    assert p > DEFAULT_CENTRE_PROBABILITY["global"]  # Global's top-ranked spans overlap: 0.0136 masks ~11 %
+    assert abs(masked_fraction("global", tokenizer, windows, ranking, centre_probability=p, seed=3) - 0.15) < 0.015
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda tok, table: centre_probability_for(0.15, "cmgems", tok, uniform_windows(2), table), "one masking at a time"),
+    (lambda tok, table: centre_probability_for(15, "random", tok, uniform_windows(2)), "strictly between 0 and 1"),
+    (lambda tok, table: masked_fraction("random", tok, uniform_windows(2), centre_probability=2.0), "centre_probability=2.0"),
+])
+def test_calibration_errors(tokenizer, rank_table, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tokenizer, rank_table)

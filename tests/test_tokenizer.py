@@ -1,4 +1,10 @@
 import itertools
+import json
+import os
+import pickle
+import random
+import subprocess
+from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
@@ -29,6 +35,45 @@ def test_fast_tokenizer_round_trip(tmp_path, k):
     ids = loaded(tk.kmerize(seq, k))["input_ids"]
     assert ids == tk.encode_ids(seq, k).tolist()
     assert ids[0] == tk.CLS_ID and ids[-1] == tk.SEP_ID and len(ids) == len(seq) - k + 3
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
+def test_tokenizer_pickles_for_dataloader_workers():
+    tok = tk.build_tokenizer(6)
+    again = pickle.loads(pickle.dumps(tok))
+    text = tk.kmerize("ACGTTGCAACGTAGGCTAA")
+    assert type(again).__name__ == "PreTrainedTokenizerFast" and again(text)["input_ids"] == tok(text)["input_ids"]
+
+
+#: A Python with transformers 4.x and tokenizers (no torch needed), e.g. made by
+#: ``python3 -m venv /tmp/tf4 && /tmp/tf4/bin/pip install "transformers==4.46.*" tokenizers``.
+TRANSFORMERS_4_PYTHON = Path(os.environ.get("GENEMASK_TRANSFORMERS4_PYTHON", "/tmp/tf4/bin/python"))
+
+
+@pytest.mark.skipif(not TRANSFORMERS_4_PYTHON.exists(), reason=f"no transformers 4.x Python at {TRANSFORMERS_4_PYTHON}")
+def test_saved_tokenizer_loads_in_transformers_4(tmp_path):
+    """DNABERT-2's scripts pin transformers 4.29: a tokenizer saved here (5.x) loads there and
+    tokenizes identically, [UNK] k-mers and truncation included."""
+    tok = tk.build_tokenizer(6)
+    tok.save_pretrained(tmp_path / "tokenizer")
+    rng = random.Random(0)
+    texts = [tk.kmerize("".join(rng.choice("ACGTN") for _ in range(rng.randint(20, 700)))) for _ in range(40)]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = (
+        "import json, sys, transformers\n"
+        "from transformers import AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "texts = json.load(open(sys.argv[2]))\n"
+        "print(json.dumps({'version': transformers.__version__, 'class': type(tok).__name__,"
+        " 'ids': tok(texts, truncation=True)['input_ids']}))\n"
+    )
+    run = subprocess.run([str(TRANSFORMERS_4_PYTHON), "-c", script, str(tmp_path / "tokenizer"), str(tmp_path / "texts.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    there = json.loads(run.stdout.strip().splitlines()[-1])
+    assert there["version"].startswith("4.")
+    assert there["class"] == "PreTrainedTokenizerFast"
+    assert there["ids"] == tok(texts, truncation=True)["input_ids"]
 
 
 def test_kmerize_and_back():

@@ -55,10 +55,17 @@ else unchanged. That is the same distribution as their Bernoulli(0.8)-then-Berno
 the whole batch, with ~7x fewer draws; the random *stream* therefore differs from theirs.
 
 **Curricula** keep their state on the collator (``set_step``, ``observe_validation_perplexity``,
-``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``.
-The state lives in the process that calls the collator, so use ``dataloader_num_workers=0`` for
-``cmgems``/``cmstep`` (or call :meth:`~DataCollatorForSpanMasking.mask_batch` in the training
-loop), or the workers' copies never see the step or the perplexities.
+``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``
+and saves it in, and restores it from, the Trainer's checkpoints. The state lives in the process
+that calls the collator, so ``cmgems``/``cmstep`` need ``dataloader_num_workers=0`` (the callback
+refuses workers at start-up; or call :meth:`~DataCollatorForSpanMasking.mask_batch` in the
+training loop).
+
+**Centre probability, not masked fraction.** ``*_probability`` (and ``make_collator``'s
+``mlm_probability``, until a migration renames it) is the probability of a span centre; Hugging
+Face's ``mlm_probability`` is the masked fraction. :func:`masked_fraction` measures the second
+for the first and :func:`centre_probability_for` converts back (0.15 as a GeneMask centre
+probability masks ~73 % of the tokens of real windows).
 """
 from __future__ import annotations
 
@@ -372,6 +379,7 @@ class DataCollatorForSpanMasking:
         self.k = _tokenizer_k(self.vocab_size, len(special_ids))
         self.mask_token_id = int(tok.mask_token_id)
         self.pad_token_id = int(tok.pad_token_id)
+        self.unk_token_id = None if tok.unk_token_id is None else int(tok.unk_token_id)
         self._special_ids = torch.tensor(special_ids, dtype=torch.long)
         self._is_kmer = torch.ones(self.vocab_size, dtype=torch.bool)
         self._is_kmer[self._special_ids] = False
@@ -404,6 +412,11 @@ class DataCollatorForSpanMasking:
         self.min_perplexity_change: float | None = None
         self.switched_at_step: int | None = None
         self._last_phase = "random" if self.strategy == "cmstep" else None
+        # Trainer bookkeeping (MaskingCurriculumCallback): batches collated, the state before the
+        # latest one, and a state to load once the next batch is collated (resume replay).
+        self.calls = 0
+        self.state_before_last_call: dict | None = None
+        self._state_after_next_call: dict | None = None
 
     # ---- curriculum state ---------------------------------------------------------------------
 
@@ -488,9 +501,23 @@ class DataCollatorForSpanMasking:
     # ---- collation ----------------------------------------------------------------------------
 
     def __call__(self, examples: Any) -> dict[str, torch.Tensor]:
+        self.state_before_last_call = self.state_dict()
+        self.calls += 1
         input_ids, attention_mask = self._pad(examples)
         masked_ids, labels, _ = self.mask_batch(input_ids, attention_mask)
+        if self._state_after_next_call is not None:
+            self.load_state_dict(self._state_after_next_call)
+            self._state_after_next_call = None
         return {"input_ids": masked_ids, "attention_mask": attention_mask, "labels": labels}
+
+    def replay_then_load(self, state_for_next_batch: Mapping[str, Any], state_after: Mapping[str, Any]) -> None:
+        """Collate the next batch from ``state_for_next_batch``, then continue from ``state_after``.
+
+        A resumed ``Trainer`` collates again the batch that its loader had collated ahead of
+        the checkpoint, under the curriculum and random state of that moment; the curriculum and
+        generator then continue from the checkpoint's state (evaluation drew on it in between)."""
+        self.load_state_dict(state_for_next_batch)
+        self._state_after_next_call = dict(state_after)
 
     def _pad(self, examples: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch tensors from a dict of batch tensors (fast path), a [B, L] tensor, or a list of
@@ -552,6 +579,7 @@ class DataCollatorForSpanMasking:
             maskable = self._table("is_kmer", ids.device).index_select(0, ids.view(-1)).view(B, L)
         if attention_mask is not None:
             maskable &= _tensor(attention_mask).to(ids.device).bool().reshape(B, L)
+        n_maskable = self._check_kmerized(ids, maskable, attention_mask)
 
         phase = self._choose_phase(use_global)
         if centres is None:
@@ -580,7 +608,7 @@ class DataCollatorForSpanMasking:
         labels.view(-1).index_copy_(0, where, original)
         corrupted = ids.clone()
         corrupted.view(-1).index_copy_(0, where, self._corrupt(original))
-        n_masked, n_maskable = where.numel(), int(maskable.sum())
+        n_masked = where.numel()
         fraction = n_masked / n_maskable if n_maskable else 0.0
         info.update(masked=masked, masked_fraction=fraction)
         self.last_stats = {
@@ -592,6 +620,24 @@ class DataCollatorForSpanMasking:
             "centres_per_sequence": rows.numel() / max(1, B),
         }
         return corrupted, labels, info
+
+    def _check_kmerized(self, ids: torch.Tensor, maskable: torch.Tensor, attention_mask: Any) -> int:
+        """The number of maskable tokens, after refusing a batch with more [UNK] than k-mer tokens:
+        text that was not k-merized (raw DNA is one word, one [UNK]) would otherwise be masked not
+        at all, silently. Corpus windows are A/C/G/T runs, so no pretraining batch comes near this.
+        Both counts come back in one transfer (no extra device sync for a batch on a GPU)."""
+        if self.unk_token_id is None:
+            return int(maskable.sum())
+        unknown = ids == self.unk_token_id
+        if attention_mask is not None:
+            unknown &= _tensor(attention_mask).to(ids.device).bool().reshape(ids.shape)
+        n_maskable, n_unknown = torch.stack([maskable.sum(), unknown.sum()]).tolist()
+        if n_unknown > n_maskable:
+            raise ValueError(
+                f"input_ids: {n_unknown} [UNK] tokens outnumber the {n_maskable} k-mer tokens of this batch: "
+                f"the text was not k-merized (call genemask.tokenizer.kmerize first) or is mostly N"
+            )
+        return n_maskable
 
     def _table(self, name: str, device: torch.device) -> torch.Tensor:
         """``is_kmer``, ``ranks`` or ``anchor_offsets`` on ``device`` (copied there once), so that
@@ -826,8 +872,8 @@ def make_collator(
     """The masking collator for ``strategy`` (random, genemask, global, cmgems, cmstep).
 
     ``rank_table``: a LongTensor of NPMI ranks indexed by token id, or a CSV path / DataFrame
-    (ours or the authors' Data-A). ``mlm_probability`` sets the centre probability of a single
-    strategy; curricula take ``random_probability`` / ``genemask_probability`` /
+    (ours or the authors' Data-A). ``mlm_probability`` sets the *centre* probability of a single
+    strategy (not Hugging Face's masked fraction: convert one with :func:`centre_probability_for`); curricula take ``random_probability`` / ``genemask_probability`` /
     ``global_probability``. Other options: ``rank_lookup``, ``selection``,
     ``special_rank_zero``, ``random_replacement``, ``mask_replace_prob``,
     ``random_replace_prob``, ``switch_threshold``, ``switch_step``, ``total_steps``,
@@ -849,25 +895,191 @@ def make_collator(
     return DataCollatorForSpanMasking(tokenizer=tokenizer, strategy=strategy, rank_table=rank_table, seed=seed, **options)
 
 
+# ----------------------------------------------------------------------------------------------
+# Calibration: centre probability <-> expected masked fraction
+
+SINGLE_STRATEGIES = ("random", "genemask", "global")
+
+
+def _single_strategy_collator(strategy: str, tokenizer: Any, rank_table: Any, seed: int,
+                              options: Mapping[str, Any]) -> DataCollatorForSpanMasking:
+    if strategy not in SINGLE_STRATEGIES:
+        raise ValueError(f"strategy={strategy!r}: calibrate one masking at a time ({', '.join(SINGLE_STRATEGIES)}); "
+                         "cmgems is genemask then global, cmstep random and global")
+    return make_collator(strategy, tokenizer, rank_table, seed=seed, **options)
+
+
+def _pooled_masked_fraction(collator: DataCollatorForSpanMasking, ids: torch.Tensor, attention: torch.Tensor,
+                            probability: float, seed: int, batch_size: int) -> float:
+    setattr(collator, f"{collator.strategy}_probability", probability)
+    collator.generator.manual_seed(seed)  # the same draws at every probability: a smooth curve to invert
+    masked = maskable = 0
+    for start in range(0, len(ids), batch_size):
+        collator.mask_batch(ids[start : start + batch_size], attention[start : start + batch_size])
+        masked += collator.last_stats["masked_tokens"]
+        maskable += collator.last_stats["maskable_tokens"]
+    if not maskable:
+        raise ValueError("examples: no k-mer token to mask")
+    return masked / maskable
+
+
+def masked_fraction(strategy: str, tokenizer: Any, examples: Any, rank_table: Any = None, *,
+                    centre_probability: float | None = None, seed: int = 0, batch_size: int = 256,
+                    **options: Any) -> float:
+    """Share of the maskable (k-mer) tokens of ``examples`` that ``strategy`` masks, pooled over
+    all of them, at ``centre_probability`` (default: the strategy's, :data:`DEFAULT_CENTRE_PROBABILITY`).
+
+    ``examples``: anything the collator takes (id sequences, dicts with ``input_ids``, a padded
+    tensor). Spans overlap and are clipped at the ends, and GeneMask/Global place them by rank, so
+    the fraction depends on the data and the ranking; measure it on the windows you train on.
+    """
+    collator = _single_strategy_collator(strategy, tokenizer, rank_table, seed, options)
+    probability = DEFAULT_CENTRE_PROBABILITY[strategy] if centre_probability is None else centre_probability
+    _check_probability("centre_probability", probability)
+    ids, attention = collator._pad(examples)
+    return _pooled_masked_fraction(collator, ids, attention, probability, seed, batch_size)
+
+
+def centre_probability_for(target_masked_fraction: float, strategy: str, tokenizer: Any, examples: Any,
+                           rank_table: Any = None, *, seed: int = 0, tolerance: float = 5e-4,
+                           batch_size: int = 256, **options: Any) -> float:
+    """The centre probability at which ``strategy`` masks ``target_masked_fraction`` of the
+    maskable tokens of ``examples`` (the inverse of :func:`masked_fraction`).
+
+    Hugging Face's ``mlm_probability`` is the expected masked fraction; the collator's
+    ``*_probability`` (and, for now, its ``mlm_probability`` option) is the probability of a
+    span *centre*, so 0.15 there masks far more than 15 %. This converts the first into the
+    second. Bisection on the measured fraction with the same random draws at every probability
+    (so the curve is smooth and non-decreasing up to sampling noise), to within ``tolerance``;
+    ``options`` are ``make_collator``'s (``rank_lookup``, ``selection``, ...). For DNABERT's
+    random masking without end effects the answer is ``1 - (1 - fraction) ** (1 / k)``.
+    """
+    if not (isinstance(target_masked_fraction, (int, float)) and 0.0 < target_masked_fraction < 1.0):
+        raise ValueError(f"target_masked_fraction={target_masked_fraction!r} must lie strictly between 0 and 1")
+    collator = _single_strategy_collator(strategy, tokenizer, rank_table, seed, options)
+    ids, attention = collator._pad(examples)
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        fraction = _pooled_masked_fraction(collator, ids, attention, middle, seed, batch_size)
+        if abs(fraction - target_masked_fraction) <= tolerance:
+            return middle
+        low, high = (middle, high) if fraction < target_masked_fraction else (low, middle)
+    raise ValueError(f"{strategy}: no centre probability masks {target_masked_fraction} (+- {tolerance}) of these "
+                     f"examples (closest {middle:.6g} masks {fraction:.4f}); use more or longer examples")
+
+
 try:  # The callback needs only transformers' TrainerCallback; keep the collator usable without it.
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
 except ImportError:  # pragma: no cover
-    TrainerCallback = object
+    TrainerCallback = ExportableState = object
+
+CURRICULA = ("cmgems", "cmstep")
 
 
-class MaskingCurriculumCallback(TrainerCallback):
-    """Drives a collator's curriculum from a ``transformers.Trainer``: the global step before each
-    step, and exp(eval_loss) after each evaluation (which uses the current phase's masking, as
-    in the released CM-GEMS code). Accelerate's data loader collates one batch ahead, so a new
-    step or phase reaches the collator one batch late — negligible for schedules in 1 % steps."""
+def _collator_in(collate_fn: Any) -> DataCollatorForSpanMasking | None:
+    """The span-masking collator behind a data loader's ``collate_fn`` (the Trainer may wrap it in a
+    ``RemoveColumnsCollator``), or None."""
+    for _ in range(4):
+        if isinstance(collate_fn, DataCollatorForSpanMasking):
+            return collate_fn
+        collate_fn = getattr(collate_fn, "data_collator", None)
+    return None
 
-    def __init__(self, collator: DataCollatorForSpanMasking) -> None:
+
+class MaskingCurriculumCallback(TrainerCallback, ExportableState):
+    """Drives a collator's curriculum from a ``transformers.Trainer`` and keeps it across resume.
+
+    **Step.** ``collator.step`` is the number of finished optimizer steps, set after each step,
+    so the CM-GEMS switch recorded at an evaluation is the step count the package's own loop
+    (:mod:`genemask.pretrain`) records: the same perplexities give the same switch step.
+    Evaluation masks with the current phase (as the released CM-GEMS code does). Accelerate's
+    loader collates one batch ahead, so a new step or phase reaches training one batch late —
+    negligible for schedules in 1 % steps, and the same in a resumed run.
+
+    **Resume.** An ``ExportableState``: each checkpoint's ``trainer_state.json`` holds the
+    collator's curriculum and random state, and ``on_train_begin`` of a resumed run loads it
+    back — including the state of the batch the loader had collated ahead, which the resumed
+    run collates again — so a run resumed across the CM-GEMS switch masks every batch as the
+    uninterrupted run does (map-style datasets; an ``IterableDataset`` re-collates the skipped
+    batches). Works whether or not ``restore_callback_states_from_checkpoint`` is set.
+
+    **Workers.** The curriculum lives in the process that collates: ``cmgems``/``cmstep`` with
+    ``dataloader_num_workers > 0`` are refused at ``on_train_begin`` (the workers' copies would
+    never see a step or a perplexity).
+    """
+
+    def __init__(self, collator: DataCollatorForSpanMasking | None = None) -> None:
         self.collator = collator
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        self._calls_at_start = self.collator.calls if self.collator is not None else 0
+        self._calls_at_mark = self._calls_at_start  # calls when the last step or epoch ended
+        self._eval_calls = 0  # collations made by evaluation
+        self._trained_batches = 0  # micro-batches that went through forward/backward
+        self._state_before_latest_training_batch: dict | None = None
+        self._training = False
+
+    def state(self) -> dict:
+        """Saved with every checkpoint: the collator's state now, and the state it had before
+        the batch collated ahead of this checkpoint (None when no batch is ahead)."""
+        if self.collator is None or not self._training:
+            return {"args": {}, "attributes": {}}
+        training_calls = self.collator.calls - self._calls_at_start - self._eval_calls
+        ahead = training_calls - self._trained_batches
+        if ahead not in (0, 1):
+            raise RuntimeError(f"MaskingCurriculumCallback: {ahead} batches collated ahead of training; expected 0 or 1")
+        return {"args": {}, "attributes": {"curriculum": {
+            "now": self.collator.state_dict(),
+            "before_batch_ahead": self._state_before_latest_training_batch if ahead else None,
+        }}}
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if self.collator is None:  # rebuilt by restore_callback_states_from_checkpoint: find it again
+            self.collator = _collator_in(getattr(train_dataloader, "collate_fn", None))
+            if self.collator is None:
+                raise ValueError("MaskingCurriculumCallback: no genemask masking collator in the training data loader")
+        if self.collator.strategy in CURRICULA and args.dataloader_num_workers > 0:
+            raise ValueError(
+                f"MaskingCurriculumCallback: strategy {self.collator.strategy!r} needs dataloader_num_workers=0 "
+                f"(got {args.dataloader_num_workers}): the curriculum lives in the collating process"
+            )
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__, {}).get("attributes", {}).get("curriculum")
+        if state.global_step > 0 and saved is not None:
+            if saved["before_batch_ahead"] is not None:
+                self.collator.replay_then_load(saved["before_batch_ahead"], saved["now"])
+            else:
+                self.collator.load_state_dict(saved["now"])
+        else:
+            self.collator.set_step(state.global_step)
+        self._reset_counts()
+        self._training = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._training = False
 
     def on_step_begin(self, args, state, control, **kwargs):
+        # The loader has just fetched this step's batches: its latest collation was for training.
+        if self.collator.calls > self._calls_at_mark:
+            self._state_before_latest_training_batch = self.collator.state_before_last_call
         self.collator.set_step(state.global_step)
 
+    def on_substep_end(self, args, state, control, **kwargs):
+        self._trained_batches += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._trained_batches += 1
+        self.collator.set_step(state.global_step)
+        self._calls_at_mark = self.collator.calls
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._calls_at_mark = self.collator.calls
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._eval_calls += self.collator.calls - self._calls_at_mark
+        self._calls_at_mark = self.collator.calls
         if metrics and "eval_loss" in metrics:
             self.collator.observe_validation_perplexity(math.exp(min(metrics["eval_loss"], 700.0)))
 

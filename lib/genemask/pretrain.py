@@ -17,9 +17,10 @@ collation + masking take 0.3 % of a step either way. The loop wins on what the T
 hard: exact resume. Here the loop owns every piece of state: the data order is a pure function
 of (seed, batches consumed), the learning rate a pure function of the step, and the optimizer
 moments, RNG states and the collator's curriculum are saved together, atomically, in one folder
-per save. With the Trainer the collator's curriculum lives outside its checkpoint, accelerate's
-loader collates one batch ahead (the curriculum sees steps late), and evaluation's masking
-would draw on the training generator. The checkpoint is still a plain ``BertForMaskedLM``.
+per save. Under the Trainer, ``masking.MaskingCurriculumCallback`` has to save the curriculum in
+its checkpoints and replay the batch accelerate's loader collated ahead (the curriculum sees
+steps one batch late), and evaluation's masking draws on the training generator. The checkpoint
+is still a plain ``BertForMaskedLM``.
 
 Output layout under ``out_dir``::
 

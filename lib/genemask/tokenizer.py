@@ -121,14 +121,36 @@ def encode_batch(seqs: Sequence[str], k: int = 6, max_length: int | None = 512) 
     return out
 
 
+@lru_cache(maxsize=None)
+def _portable_tokenizer_class() -> type:
+    """transformers' fast tokenizer under the name ``PreTrainedTokenizerFast``.
+
+    ``save_pretrained`` writes the class's name as ``tokenizer_class``; transformers 5 names its
+    fast tokenizer ``TokenizersBackend``, which 4.x (DNABERT-2's scripts pin 4.29) cannot load,
+    while both load ``PreTrainedTokenizerFast`` (an alias of ``TokenizersBackend`` in 5.x)."""
+    from transformers import PreTrainedTokenizerFast as fast_base
+
+    return type("PreTrainedTokenizerFast", (fast_base,), {"__module__": __name__, "__doc__": _portable_tokenizer_class.__doc__})
+
+
+def __getattr__(name: str):
+    # Pickling (e.g. into DataLoader workers) finds the class here without importing transformers
+    # whenever this module is imported.
+    if name == "PreTrainedTokenizerFast":
+        return _portable_tokenizer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_tokenizer(k: int = 6, model_max_length: int = 512):
     """A ``PreTrainedTokenizerFast`` over space-separated k-mer text (use :func:`kmerize` on raw DNA).
 
-    Saves and loads with ``AutoTokenizer``; ``tokenizer.init_kwargs['kmer']`` records k.
+    Saves and loads with ``AutoTokenizer`` of transformers 4.x and 5.x (the saved
+    ``tokenizer_class`` is ``PreTrainedTokenizerFast``); ``tokenizer.init_kwargs['kmer']`` records k.
+    Raw DNA given to it is one word, one ``[UNK]``: the masking collator refuses such batches.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
+    PreTrainedTokenizerFast = _portable_tokenizer_class()  # noqa: N806 (a class)
     _check_k(k)
     tok = Tokenizer(models.WordLevel(vocab=vocab(k), unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
