@@ -25,7 +25,12 @@ _UNVERIFIED_NOTED: set[str] = set()
 
 
 class ChecksumError(ValueError):
-    """A weights file whose bytes differ from the checksum recorded when it was saved."""
+    """A weights file whose bytes differ from the checksum recorded when it was saved; ``path`` is
+    the file, ``reason`` what is wrong with it, and ``str()`` both in one line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def sha256_file(path: str | Path) -> str:
@@ -50,7 +55,7 @@ def verify_checksums(folder: str | Path, names: Iterable[str]) -> bool:
     record = folder / CHECKSUM_FILE
     present = [name for name in names if (folder / name).exists()]
     for name in present:  # a FIFO in place of the weights would block the hash (and the load) forever
-        require_regular_file(folder / name, "weights file", ChecksumError)
+        require_regular_file(folder / name, "weights file")
     if not record.is_file():
         if str(folder.resolve()) not in _UNVERIFIED_NOTED:
             _UNVERIFIED_NOTED.add(str(folder.resolve()))
@@ -62,11 +67,11 @@ def verify_checksums(folder: str | Path, names: Iterable[str]) -> bool:
         if not isinstance(expected, dict):
             raise TypeError("'sha256' is not a mapping")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise ChecksumError(f"{record}: damaged checksum record ({type(err).__name__}: {err})") from None
+        raise ChecksumError(record, f"damaged checksum record ({type(err).__name__}: {err})") from None
     for name in present:
         if name not in expected:
-            raise ChecksumError(f"{folder / name}: not in {CHECKSUM_FILE}; the folder was changed after it was saved")
+            raise ChecksumError(folder / name, f"not in {CHECKSUM_FILE}; the folder was changed after it was saved")
         if sha256_file(folder / name) != expected[name]:
-            raise ChecksumError(f"{folder / name}: checksum mismatch (sha256 differs from the one recorded when it was "
+            raise ChecksumError(folder / name, "checksum mismatch (sha256 differs from the one recorded when it was "
                                 "saved): the file is damaged")
     return True

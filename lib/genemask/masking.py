@@ -855,10 +855,11 @@ def _pad_sequences(seqs: Sequence[Any], pad_value: int, multiple: int | None) ->
             values = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.float64, count=int(lengths_np.sum()))
         except (TypeError, ValueError) as err:
             raise ValueError(f"input_ids: expected integer token ids ({err})") from None
-        flat_np = values.astype(np.int64)
-        if not np.array_equal(flat_np, values):
-            bad = values[flat_np != values][0]
-            raise ValueError(f"input_ids: expected integer token ids, got {bad!r}")
+        finite = np.isfinite(values)
+        flat_np = (values if finite.all() else np.where(finite, values, 0)).astype(np.int64)
+        wrong = ~finite | (flat_np != values)
+        if wrong.any():
+            raise ValueError(f"input_ids: expected integer token ids, got {float(values[wrong][0])!r}")
         flat = torch.from_numpy(flat_np)
     width = int(lengths.max())
     if multiple:

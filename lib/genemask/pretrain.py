@@ -680,7 +680,7 @@ def _read_state(state_dir: Path, rank: int) -> dict:
     try:
         verify_checksums(state_dir, _STATE_WEIGHTS)
     except ChecksumError as err:
-        raise DamagedState(f"{err} (damaged resume state)") from None
+        raise DamagedState(f"{err.path}: damaged resume state ({err.reason})") from None
     state = {"meta": read("state.json", json_file), "rows": read("metrics.json", json_file),
              "rank": read(f"rank{rank}.json", json_file),
              "model": read("model.safetensors", lambda p: load_file(str(p))),
@@ -897,7 +897,7 @@ def _finished(out_dir: Path, cfg: PretrainConfig) -> dict | None:
             handle.keys()
         verify_checksums(weights.parent, [CHECKPOINT_WEIGHTS])
     except ChecksumError as err:
-        raise ChecksumError(f"{err}; resume=False trains this run again") from None
+        raise ChecksumError(err.path, f"{err.reason}; resume=False trains this run again") from None
     except Exception as err:
         raise ValueError(f"{weights}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
                          "resume=False trains this run again") from None
