@@ -1,4 +1,153 @@
-"""TABLE_PLACEHOLDER"""
+r"""Issue 21, the compute side: each numbered item given as its input or fault, and the bad inputs
+designed here beyond the issue, for the FASTA reader, PMI, the masking collator, the pretraining
+CLI and the few-shot / GUE entry points.
+
+The issue's items and their tests (all now clear, one line naming the file or parameter):
+6 ``mlm_probability: 0`` (and a 0 probability of any phase a strategy uses, or no [MASK]/random
+  replacement) is refused before any step; a batch stream that masks no token in its first 8
+  batches stops the run: ``test_a_masking_that_masks_nothing_*``, ``test_the_cli_refuses_*``,
+  ``test_a_batch_stream_that_masks_nothing_*``; valid maskings keep their losses (``test_a_working_*``).
+7 checkpoints and resume states record ``checksums.json`` (sha256 of the weights) and every loader
+  verifies it (pretraining reuse and resume, ``finetune.load_classifier``, ``yardstick``):
+  ``test_a_bit_rotted_*``, ``test_a_checkpoint_saved_before_checksums_loads_noted_once``.
+8 a test or dev split emptied (or left without a class) by de-duplication against training says its
+  rows were duplicates of training rows; repeated ``shots``/``datasets``/``task_names`` are refused:
+  ``test_a_test_set_equal_*``, ``test_a_gue_dev_equal_*``, ``test_finetune_refuses_an_empty_dev_*``,
+  ``test_repeated_*``.
+9 a FIFO, device, socket or folder is refused before it is opened, wherever a user file is read:
+  ``test_a_fifo_*``, ``test_devices_sockets_and_folders_*``.
+10 ENOSPC from safetensors (``SafetensorError``, no path), numpy's short write and a real EFBIG name
+  the file, and leave no half-written state or corpus: ``test_a_full_disk_*``, ``test_a_full_cache_*``,
+  ``test_a_real_short_write_*``.
+Smaller: ``test_a_broken_pretrain_json_*``, ``test_fewshot_parameters_with_a_none_default_*``,
+``test_an_empty_path_*``, ``test_the_collator_*``, ``test_pmi_public_functions_*``.
+
+Bad inputs and faults designed here, beyond the issue's, each run by hand and the unclear ones
+fixed (the message before a fix is given where one was made):
+
+============================================  ================================================================  =======
+input                                         message now (before the fix, where one was made)                  verdict
+============================================  ================================================================  =======
+**FASTA reader (genome.read_fasta and every reader built on it)**
+a socket as the FASTA                         s.sock: is a socket; the FASTA file must be a regular file        clear
+/dev/zero as the FASTA (never ends)           /dev/zero: is a character device, which may block or never end;   clear
+                                              ...
+/dev/null as the FASTA                        /dev/null: is a character device, ...                             clear
+a folder as the FASTA                         <dir>: is a directory; the FASTA file must be a regular file      clear
+fasta=None, fasta=5                           fasta=None: expected a path, got NoneType [was unclear: expected  clear
+                                              str, bytes or os.PathLike object]
+a symbolic-link loop                          loop: cannot be read as a FASTA file (Too many levels of          clear
+                                              symbolic links)
+a dangling symbolic link                      dang: no such FASTA file                                          clear
+gzip inside gzip                              x.fa.gz: gzip inside gzip (compressed twice); decompress it once  clear
+                                              [was unclear: no FASTA header line]
+NUL bytes in a sequence line                  nul.fa:2: not nucleotide FASTA (unexpected '\x00' in 'AC\x00GT';  clear
+                                              ...)
+a header that is only '>'                     read: a record named ''                                           OK
+a Latin-1 byte in a header                    read: the name with U+FFFD in its place                           OK
+iter_acgt_segments(fa, max_segment=0)         max_segment=0: expected an integer >= 1                           clear
+sample_windows(fa, 2, 10_000), short runs     g.fa: no A/C/G/T run of 10000 nt or more                          clear
+**PMI (genemask.pmi)**
+count_ngrams(fa, max_n=13)                    max_n=13: expected 1..12 (4**max_n cells per table)               clear
+count_ngrams(fa, 3, workers=1.5)              workers=1.5: expected an integer >= 0 or None                     clear
+count_ngrams([], 3)                           fasta=[]: no FASTA file given [was silent: all-zero counts]       clear
+count_ngrams_in_sequences([5], 3)             seqs[0]: expected a DNA string or bytes, got int [was silent:     clear
+                                              bytes(5), five NUL bytes]
+count_ngrams_in_sequences('ACGT', 3)          seqs: ... got a single sequence (wrap it in a list)               clear
+counts.of('3')                                n='3': expected an integer >= 1                                   clear
+pmi_table(counts, {'max_n': 6})               cfg: expected PMIConfig, got dict {'max_n': 6}                    clear
+kmer_ranking(table, 7, 1)                     k=7: expected one of the tokenizer's k-mer sizes (3, 4, 5, 6)     clear
+load_rank_table('')                           rank_table='': an empty path; give a file [was unclear: .: is a   clear
+                                              directory]
+NgramCounts.load(<a folder>)                  <dir>: is a directory; the n-gram counts file must be a regular   clear
+                                              file
+pmi.run(cfg, <a file>)                        out_dir='g.fa': is a file, not a folder [was unclear: [Errno 17]  clear
+                                              g.fa/ngrams.parquet: could not write (File exists)]
+pmi.run(cfg, None)                            out_dir: expected str or PathLike, got NoneType None              clear
+**Collator (masking.make_collator, DataCollatorForSpanMasking)**
+ids as strings [['5', 'x']]                   input_ids: expected integer token ids (could not convert string   clear
+                                              to float: 'x')
+a NaN id                                      input_ids: expected integer token ids, got nan                    clear
+a boolean tensor as ids                       input_ids: expected integer token ids, got bool                   clear
+a dict example beside a bare list             examples[1]: expected a mapping with 'input_ids' like             clear
+                                              examples[0]
+an empty example, None as an example          examples[1]: expected a non-empty sequence of token ids, got []   clear
+a batch mapping without input_ids             examples: a batch mapping needs 'input_ids' (keys: ['ids'])       clear
+a string as the batch                         examples: expected a list of examples, a batch mapping or a       clear
+                                              tensor, got str
+load_state_dict({'strategy': 'genemask'})     state_dict: missing 'step', ... (not a collator's state_dict)     clear
+                                              [was crash: KeyError: 'step']
+observe_validation_perplexity(nan)            perplexity=nan: expected a finite number (a diverged loss gives   clear
+                                              nan or inf) [was silent: kept; cmgems could then never switch]
+observe_validation_perplexity('x')            perplexity='x': expected a finite number ... [was unclear: could  clear
+                                              not convert string to float]
+set_step('x'), set_step(-1)                   step='x': expected an optimizer step, an integer >= 0 [was        clear
+                                              unclear: invalid literal for int()]
+ids 9999 or -1; 3-D ids; centres of another   input_ids: ids must lie in [0, 4101) ...; ... shape (2, 3)        clear
+shape                                         differs ...
+**Pretraining CLI (python -m genemask.pretrain)**
+--out_dir ''                                  out_dir='' is an empty path (None: the default folder) [was       clear
+                                              silent: trained into the default folder, exit 0]
+--device cuda:0 without a GPU                 device='cuda:0': no CUDA device on this machine (use auto or      clear
+                                              cpu) [was crash: AttributeError ... _cuda_setDevice]
+--rank_table <a FIFO>, <a folder>             f: is a FIFO (named pipe), which would block reading forever;     clear
+                                              the rank table file must be a regular file [was unclear: no such
+                                              file]
+--masking_options '{"random_probability":     masking: the first 8 batches masked no token (masked fraction     clear
+1e-12}'                                       0), ...
+--masking_options null, '[1]'                 masking_options=None must be a mapping                            clear
+--masking_options '{"mlm_probability":        mlm_probability='0.1' must be a probability in [0, 1]             clear
+"0.1"}'
+--masking_options '{"selection": 5}'          selection=5 is not one of 'v1', 'v2', 'v3' (out_dir not created)  clear
+                                              [was late: after out_dir was claimed and the corpus built]
+--out_dir <a file>                            out_dir='g.fa' is not writable (File exists)                      OK
+--batch_size 100000 on a small FASTA          fasta: the corpus has 23 training chunks, fewer than one batch    clear
+                                              ...
+--keep_steps 5 5; --lr nan; --warmup -1       keep_steps=[5, 5] must be distinct increasing steps ...; lr=nan   clear
+                                              must be a finite number; ...
+**Few-shot / GUE (finetune.run_fewshot, run_gue, checkpoint_info, load_classifier)**
+a checkpoint whose config.json is a FIFO      config.json: is a FIFO (named pipe), ...; the checkpoint JSON     clear
+                                              file must be a regular file [was silent: blocked forever]
+checkpoint='', checkpoint=None                checkpoint='': expected a Hugging Face checkpoint folder or       clear
+                                              random:<size> [was unclear: checkpoint='.': no config.json / raw
+                                              TypeError]
+config.json holding a JSON list               config.json: expected a JSON object, got list                     clear
+shots=[10.0]; shots='10'                      shots=10.0: expected a positive integer (examples per class)      clear
+small={'lr': 1}                               few-shot regime: unknown key(s) ['lr']; allowed batch_size,       clear
+                                              learning_rate, epochs, max_steps
+validation=10**6                              no few-shot run is possible: ... fewer than validation=1000000    clear
+                                              spare rows per class ...
+run_gue(..., max_eval='10')                   max_eval='10': expected an integer >= 1 or None                   clear
+run_gue(..., missing_train=5)                 missing_train=5: expected str or None                             clear
+run_gue(..., protocol='probe', max_train=1)   max_train=1: expected a number of training rows (at least 2)      clear
+**Faults**
+bit rot in a resume state's optimizer file    warning: step-00000004/optimizer.safetensors: damaged resume      clear
+                                              state (checksum mismatch ...); resumes from step 2 [was silent:
+                                              loaded]
+a damaged checksums.json                      checksums.json: damaged checksum record (JSONDecodeError: ...)    clear
+RLIMIT_FSIZE while a corpus is cached         <cache>/corpus/<key>/train_ids.npy: could not write (...); no     clear
+(EFBIG)                                       partial corpus left [was unclear: N requested and M written]
+safetensors' full disk at the final           .checkpoint.tmp/model.safetensors: could not write (No space      clear
+checkpoint                                    left on device); nothing left [was crash: uncaught
+                                              SafetensorError]
+============================================  ================================================================  =======
+
+60 rows; now: clear 57, OK 3; fixed here: 9 were unclear, 6 were silent, 3 were crash, 1 was late (a hang counted silent).
+
+What a user-given path or string can reach (the compute side):
+* FASTA reader: a path is stat-ed, then opened read-only only when it is a regular file (a link to
+  one is followed); it is never written, executed or passed to a shell. Its bytes are only decoded
+  as text (gzip at most once); a record name is only echoed in messages.
+* PMI: FASTA paths as above; ``out_dir`` receives three files written atomically (temporary file +
+  ``os.replace``) and nothing else; rank-table and counts paths are read only (``allow_pickle=False``).
+* Collator: takes tensors and id lists only; a rank-table path goes to the PMI reader above.
+* Pretraining CLI: ``--fasta`` and ``--rank_table`` are read as above; ``--out_dir`` is the only place
+  written (claimed and locked first, see ``pretrain``); the cache gets corpora in new folders that
+  appear by one rename. JSON options are parsed with ``json.loads`` and checked field by field.
+* Few-shot / GUE: a checkpoint path is read (JSON files, weights verified against their checksums
+  and loaded with safetensors); dataset names resolve only through the registry to files under
+  ``$GENEMASK_DATA`` or the demo cache; nothing is written by these library entry points.
+"""
 from __future__ import annotations
 
 import errno
@@ -124,6 +273,14 @@ def test_a_working_masking_is_watched_without_changing_its_losses(inputs, tmp_pa
     finally:
         pretrain._UnmaskedStream.observe = original
     assert watched["loss"].tolist() == unwatched["loss"].tolist() and (watched["masked_fraction"] > 0).all()
+
+
+def test_a_bad_masking_option_is_refused_before_the_out_dir_is_claimed(inputs, tmp_path):
+    """The notebook's ``masking_options = {}``: its values were checked only after the corpus was built."""
+    with pytest.raises(ValueError) as err:
+        pretrain.run(config(inputs, tmp_path / "run", masking_options={"selection": 5}))
+    one_line_naming(err, "selection=5")
+    assert not (tmp_path / "run").exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,7 +436,7 @@ def test_a_fifo_as_the_fasta_is_refused_at_once(tmp_path):
                  lambda: genome.build_corpus(fifo, cache_root=tmp_path / "cache")):
         with pytest.raises(genome.FastaError, match="is a FIFO") as err:
             finishes(read)
-        one_line_naming(err, fifo, "FASTA file must be a regular file")
+        one_line_naming(err, fifo, "the FASTA file must be a regular file")
 
 
 def test_a_fifo_anywhere_a_user_file_is_read_is_refused(inputs, tmp_path):

@@ -72,7 +72,7 @@ def require_regular_file(path: str | os.PathLike, what: str, error: type[Excepti
             "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else
             "a character device, which may block or never end" if stat.S_ISCHR(mode) else
             "a block device" if stat.S_ISBLK(mode) else "not a regular file")
-    raise error(f"{path}: is {kind}; a {what} must be a regular file")
+    raise error(f"{path}: is {kind}; the {what} must be a regular file")
 
 
 def as_user_path(value: str | os.PathLike, name: str, error: type[Exception] = ValueError) -> Path:

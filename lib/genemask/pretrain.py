@@ -319,6 +319,14 @@ def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
     return fasta, rank_table
 
 
+def _make_collator(cfg: PretrainConfig, rank_table: Path | None, seed: int | None) -> masking.DataCollatorForSpanMasking:
+    """The run's masking collator; built once before anything is claimed or read, so that a bad
+    ``masking_options`` value (the notebook's ``{}``) is refused before the corpus is built."""
+    strategy, options = cfg.masking()
+    tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
+    return masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None, seed=seed, **options)
+
+
 def _default_out_dir() -> Path:
     return paths.cache_dir() / "notebooks" / "03_pretrain"
 
@@ -947,6 +955,7 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
     the same masks, since the collator draws its random numbers on the CPU either way.
     """
     started = time.perf_counter()
+    _make_collator(cfg, _resolve_inputs(cfg)[1], seed=None)  # masking options checked before anything is written
     out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else _default_out_dir()
     _claim_out_dir(out_dir, cfg, write=False)  # refuse before creating anything
     dist, created_group = _init_distributed(cfg)
@@ -1047,11 +1056,9 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     if cfg.eval_steps and len(corpus.valid) == 0:
         raise ValueError("fasta: the corpus has no validation chunks to measure perplexity on; use a larger FASTA")
 
-    tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
     strategy, options = cfg.masking()
-    collator = masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None,
-                                     seed=cfg.seed + dist.rank, **options)
-    eval_collator = masking.make_collator(strategy, tok, rank_table=collator.rank_table, seed=None, **options)
+    collator = _make_collator(cfg, rank_table, seed=cfg.seed + dist.rank)
+    eval_collator = masking.make_collator(strategy, collator.tokenizer, rank_table=collator.rank_table, seed=None, **options)
     torch.manual_seed(cfg.seed + dist.rank)  # dropout; the model's init is seeded by models.masked_lm
     model = models.masked_lm(cfg.model, cfg.k, seed=cfg.seed).to(dist.device)
     model.train()
