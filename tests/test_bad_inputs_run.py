@@ -124,6 +124,8 @@ run_gue(..., protocol='probe', max_train=1)   max_train=1: expected a number of 
 bit rot in a resume state's optimizer file    warning: step-00000004/optimizer.safetensors: damaged resume      clear
                                               state (checksum mismatch ...); resumes from step 2 [was silent:
                                               loaded]
+EROFS while the PMI tables are written        out/ngrams.parquet: could not write (Read-only file system); no   clear
+                                              temporary file left
 a damaged checksums.json                      checksums.json: damaged checksum record (JSONDecodeError: ...)    clear
 RLIMIT_FSIZE while a corpus is cached         <cache>/corpus/<key>/train_ids.npy: could not write (...); no     clear
 (EFBIG)                                       partial corpus left [was unclear: N requested and M written]
@@ -132,7 +134,7 @@ checkpoint                                    left on device); nothing left [was
                                               SafetensorError]
 ============================================  ================================================================  =======
 
-60 rows; now: clear 57, OK 3; fixed here: 9 were unclear, 6 were silent, 3 were crash, 1 was late (a hang counted silent).
+61 rows; now: clear 58, OK 3; fixed here: 9 were unclear, 6 were silent, 3 were crash, 1 was late (a hang counted silent).
 
 What a user-given path or string can reach (the compute side):
 * FASTA reader: a path is stat-ed, then opened read-only only when it is a regular file (a link to
@@ -517,6 +519,19 @@ def test_a_full_cache_names_the_corpus_file_and_leaves_no_partial_corpus(inputs,
         genome.build_corpus(inputs["fasta"], cache_root=tmp_path / "cache")
     one_line_naming(err, tmp_path / "cache" / "corpus")
     assert list((tmp_path / "cache" / "corpus").iterdir()) == []
+
+
+def test_a_read_only_folder_names_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """EROFS while the PMI tables are written: the target is named, its temporary file removed."""
+    def read_only(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    counts = pmi.count_ngrams_in_sequences(["ACGTACGGTACCA" * 40], 4)
+    monkeypatch.setattr(io, "fsync_path", read_only)
+    with pytest.raises(io.WriteError, match=r"ngrams\.parquet: could not write \(Read-only file system\)") as err:
+        pmi.run(pmi.PMIConfig(max_n=4, k=4, min_count=1), tmp_path / "out", counts=counts)
+    one_line_naming(err, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_a_real_short_write_names_the_corpus_file(inputs, tmp_path):

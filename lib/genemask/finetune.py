@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,7 +203,7 @@ def run_name(config: dict) -> str | None:
 def checkpoint_info(checkpoint: str | Path) -> dict:
     """What a checkpoint is: ``kind`` (random/pretrained), ``k``, ``size`` or ``path``, and a ``name``
     for result tables (``pretrain.json``'s strategy and steps when present, else the folder name)."""
-    if not isinstance(checkpoint, (str, Path)) or not str(checkpoint).strip():
+    if not isinstance(checkpoint, (str, os.PathLike)) or not str(checkpoint).strip():
         raise ValueError(f"checkpoint={checkpoint!r}: expected a Hugging Face checkpoint folder or {RANDOM_PREFIX}<size>")
     text = str(checkpoint)
     if text.startswith(RANDOM_PREFIX):

@@ -78,7 +78,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         if isinstance(err, OSError) and not isinstance(err, (WriteError, FileNotFoundError, PermissionError)):
             raise write_error(target, err) from err
-        if is_storage_error(err):
+        if not isinstance(err, OSError) and is_storage_error(err):  # safetensors' own error type
             raise write_error(target, err) from err
         raise
 
