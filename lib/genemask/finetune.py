@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from . import models, tokenizer
-from .genome import check_integer
+from .genome import check_integer, require_regular_file
 from .identity import RunIdentity
+from .integrity import verify_checksums
 
 RANDOM_PREFIX = "random:"
 METRICS = ("accuracy", "f1", "mcc", "auc")
@@ -154,6 +156,7 @@ def gue_config(task, seed: int, epochs: float | None = None, max_steps: int | No
 
 def _read_json(path: Path) -> dict:
     """A checkpoint's JSON file as a dict; a damaged one fails naming the file."""
+    require_regular_file(path, "checkpoint JSON file")
     try:
         value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -200,6 +203,8 @@ def run_name(config: dict) -> str | None:
 def checkpoint_info(checkpoint: str | Path) -> dict:
     """What a checkpoint is: ``kind`` (random/pretrained), ``k``, ``size`` or ``path``, and a ``name``
     for result tables (``pretrain.json``'s strategy and steps when present, else the folder name)."""
+    if not isinstance(checkpoint, (str, os.PathLike)) or not str(checkpoint).strip():
+        raise ValueError(f"checkpoint={checkpoint!r}: expected a Hugging Face checkpoint folder or {RANDOM_PREFIX}<size>")
     text = str(checkpoint)
     if text.startswith(RANDOM_PREFIX):
         size = text[len(RANDOM_PREFIX):]
@@ -216,7 +221,7 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
             "identity": None}
     meta = folder / "pretrain.json"
     if meta.exists():
-        data = json.loads(meta.read_text())
+        data = _read_json(meta)
         # The run's config names the variant (genemask-position-v1); the summary only its base strategy.
         flat = {**data, **data["config"]} if isinstance(data.get("config"), dict) else data
         try:
@@ -253,6 +258,7 @@ def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: i
     overrides = {} if hidden_dropout is None else {"hidden_dropout_prob": hidden_dropout}
     if info["kind"] == "random":
         return models.sequence_classifier(info["size"], num_labels, k=info["k"], seed=seed, **overrides), info["k"]
+    verify_checksums(info["path"], WEIGHT_FILES)  # bit rot inside a tensor would load without a word
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the load report lists the dropped MLM head and the new classifier
     hf_logging.disable_progress_bar()
@@ -422,6 +428,9 @@ def finetune(checkpoint: str | Path, train: pd.DataFrame, test: pd.DataFrame, co
     model.to(device)
     train_data = encode(train, k, config.max_length, n_classes, "train")
     test_data = encode(test, k, config.max_length, n_classes, "test")
+    if dev is not None and not len(dev) and config.eval_steps:
+        raise ValueError("dev: no rows, so the best-by-dev-loss selection (eval_steps) cannot run; "
+                         "give dev rows, or dev=None to score the last step")
     dev_data = encode(dev, k, config.max_length, n_classes, "dev") if dev is not None and len(dev) else None
     for data in (train_data, test_data, dev_data):
         _check_positions(model, data, config.max_length, checkpoint)
@@ -573,7 +582,24 @@ def _name_list(parameter: str, names) -> list[str]:
     names = [names] if isinstance(names, str) else names
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{parameter}={names!r}: expected a dataset name or a non-empty list of names")
+    _refuse_repeats(parameter, names)
     return list(names)
+
+
+def _refuse_repeats(parameter: str, values) -> None:
+    """A repeated entry would run twice and count as independent runs (narrower intervals)."""
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise ValueError(f"{parameter}={list(values)!r}: {repeated!r} is listed more than once")
+
+
+def _check_optional_types(**parameters: tuple) -> None:
+    """``name=(value, type)`` for parameters whose notebook default is None or a mapping: checked on
+    entry, so a wrong type is one line naming the parameter, not a failure deep in a run."""
+    for name, (value, kind) in parameters.items():
+        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            raise ValueError(f"{name}={value!r:.60}: expected {'true or false' if kind is bool else kind.__name__}"
+                             + ("" if kind is bool else " or None"))
 
 
 def _check_protocol(protocol: str) -> None:
@@ -648,6 +674,8 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     from . import tasks
 
     _check_protocol(protocol)
+    _check_optional_types(model_name=(model_name, str), small=(small, dict), large=(large, dict),
+                          resample=(resample, bool))
 
     info = checkpoint_info(checkpoint)
     name = model_name or info["name"]
@@ -656,6 +684,7 @@ def run_fewshot(checkpoint: str | Path, datasets: list[str], shots: list[int], s
     shots = [shots] if isinstance(shots, (int, np.integer)) and not isinstance(shots, bool) else shots
     if not isinstance(shots, (list, tuple)) or not shots:
         raise ValueError(f"shots={shots!r}: expected a number of examples per class or a non-empty list of them")
+    _refuse_repeats("shots", shots)
     check_integer("max_length", max_length, minimum=MIN_MAX_LENGTH, why=" ([CLS], at least one k-mer, [SEP])")
     plan, skipped = [], []
     for dataset in datasets:
@@ -707,6 +736,7 @@ def run_gue(checkpoint: str | Path, task_names, seeds, epochs: float | None = No
     from . import tasks
 
     _check_protocol(protocol)
+    _check_optional_types(model_name=(model_name, str), missing_train=(missing_train, str))
     if max_train is not None and (not isinstance(max_train, (int, np.integer)) or isinstance(max_train, bool) or max_train < 2):
         raise ValueError(f"max_train={max_train!r}: expected a number of training rows (at least 2)")
 

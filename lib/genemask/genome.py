@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +55,35 @@ def check_integer(name: str, value, minimum: int = 1, optional: bool = False, wh
         raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{why}" + (" or None" if optional else ""))
 
 
+def require_regular_file(path: str | os.PathLike, what: str, error: type[Exception] = ValueError) -> None:
+    """Refuse, before opening it, a user path that exists but is not a regular file: a FIFO or a
+    terminal blocks a read forever, a character device like /dev/zero streams without end, and a
+    directory or socket fails opaquely. A missing path is left to the caller's own message; a link
+    to a regular file is fine. The package's one home for this check (every reader of user files)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as err:  # a link loop, a name too long: say so rather than fail later
+        raise error(f"{path}: cannot be read as a {what} ({err.strerror or err})") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a FIFO (named pipe), which would block reading forever" if stat.S_ISFIFO(mode) else
+            "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a character device, which may block or never end" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else "not a regular file")
+    raise error(f"{path}: is {kind}; the {what} must be a regular file")
+
+
+def as_user_path(value: str | os.PathLike, name: str, error: type[Exception] = ValueError) -> Path:
+    """A path parameter as a Path; an empty string is refused (``Path('')`` would read as ``.``)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name}={value!r:.60}: expected a path, got {type(value).__name__}")
+    if isinstance(value, str) and not value.strip():
+        raise error(f"{name}={value!r}: an empty path; give a file")
+    return Path(value)
+
+
 class Segment(NamedTuple):
     """A piece of a maximal A/C/G/T run, uppercase. ``continues`` is True when the next segment
     yielded continues the same run (long runs come in pieces of at most ``MAX_SEGMENT`` bases)."""
@@ -83,6 +114,7 @@ def _open_binary(path: Path) -> BinaryIO:
 def _line_blocks(path: Path) -> Iterator[bytes]:
     """Blocks of whole lines (each ends with a newline, except perhaps the file's last), with CRLF
     and lone CR line ends turned into LF and a leading UTF-8 byte-order mark dropped."""
+    require_regular_file(path, "FASTA file", FastaError)
     try:
         fh = _open_binary(path)
     except FileNotFoundError:
@@ -103,6 +135,8 @@ def _line_blocks(path: Path) -> Iterator[bytes]:
                 first = False
                 if block.startswith(_UTF8_BOM):
                     block = block[len(_UTF8_BOM):]
+                if block.startswith(b"\x1f\x8b"):
+                    raise FastaError(f"{path}: gzip inside gzip (compressed twice); decompress it once")
             if not block:
                 if tail:
                     yield tail.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -141,7 +175,7 @@ def iter_records_raw(path: str | Path) -> Iterator[tuple[str, Iterator[bytes]]]:
     block iterator must be consumed before advancing to the next record. A file of headers without
     any sequence is an error (raised once its records are read): it would count as an empty genome.
     """
-    path = Path(path)
+    path = as_user_path(path, "fasta", FastaError)
     blocks = _line_blocks(path)
     state = {"line": 1, "pending": None, "seen_header": False, "seen_any": False, "seen_sequence": False}
 
@@ -544,7 +578,7 @@ def _fasta_list(fasta: str | Path | list) -> list[Path]:
     items = fasta if isinstance(fasta, (list, tuple)) else [fasta]
     if not items:
         raise ValueError("fasta: no FASTA file given")
-    return [Path(p) for p in items]
+    return [as_user_path(p, "fasta", FastaError) for p in items]
 
 
 def _is_validation(chunk: bytes, cfg: CorpusConfig) -> bool:
@@ -619,6 +653,7 @@ def build_corpus(fasta: str | Path | list, cfg: CorpusConfig = CorpusConfig(), c
     from dataclasses import asdict
 
     from . import paths
+    from .io import write_error
     from .tokenizer import encode_batch
 
     root = (cache_root or paths.cache_dir()) / "corpus"
@@ -652,15 +687,21 @@ def build_corpus(fasta: str | Path | list, cfg: CorpusConfig = CorpusConfig(), c
                     flush()
             if batch:
                 flush()
+            def save(name: str, write) -> None:
+                try:  # a full cache: numpy says only "878316 requested and 524224 written"
+                    write(tmp / name)
+                except OSError as err:
+                    raise write_error(directory / name, err) from err
+
             sizes = {}
             for split, (parts, offsets) in splits.items():
                 flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
-                np.save(tmp / f"{split}_ids.npy", flat)
-                np.save(tmp / f"{split}_offsets.npy", np.asarray(offsets, dtype=np.int64))
+                save(f"{split}_ids.npy", lambda path: np.save(path, flat))
+                save(f"{split}_offsets.npy", lambda path: np.save(path, np.asarray(offsets, dtype=np.int64)))
                 sizes[split] = {"chunks": len(offsets) - 1, "tokens": int(flat.size)}
             params = {"fasta": [str(p) for p in _fasta_list(fasta)], "config": asdict(cfg),
                       "chunks": n_chunks, "duplicates_removed": n_duplicates, "splits": sizes}
-            (tmp / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+            save("params.json", lambda path: path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n"))
             os.chmod(tmp, 0o755)
             try:
                 os.rename(tmp, directory)
@@ -669,7 +710,10 @@ def build_corpus(fasta: str | Path | list, cfg: CorpusConfig = CorpusConfig(), c
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    params = json.loads((directory / "params.json").read_text())
+    try:
+        params = json.loads((directory / "params.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{directory / 'params.json'}: damaged corpus cache ({err}); delete {directory} to rebuild it") from None
 
     def load(split: str) -> TokenChunks:
         return TokenChunks(np.load(directory / f"{split}_ids.npy", mmap_mode="r"),

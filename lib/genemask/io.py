@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,9 +38,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def write_error(target: str | Path, err: OSError) -> WriteError:
-    """The one-line error for a failed write of ``target`` (the previous file is kept)."""
-    return WriteError(err.errno, f"{target}: could not write ({err.strerror or err}); the previous file, if any, is kept")
+_OS_ERROR_CODE = re.compile(r"os error (\d+)")
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+
+
+def write_error(target: str | Path, err: BaseException) -> WriteError:
+    """The one-line error for a failed write of ``target`` (the previous file is kept). Besides an
+    ``OSError`` it reads the errors writers raise without a path: safetensors' ``SafetensorError``
+    (``... (os error 28)``) and numpy's short write (``878316 requested and 524224 written``)."""
+    code = getattr(err, "errno", None)
+    reason = getattr(err, "strerror", None)
+    if code is None and (match := _OS_ERROR_CODE.search(str(err))):
+        code = int(match[1])
+    if code is not None and not reason:
+        reason = os.strerror(code)
+    if not reason and _SHORT_WRITE.match(str(err)):
+        reason = f"short write, {err}: is the disk full?"
+    return WriteError(code, f"{target}: could not write ({reason or err}); the previous file, if any, is kept")
 
 
 @contextmanager
@@ -63,7 +78,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         if isinstance(err, OSError) and not isinstance(err, (WriteError, FileNotFoundError, PermissionError)):
             raise write_error(target, err) from err
+        if not isinstance(err, OSError) and is_storage_error(err):  # safetensors' own error type
+            raise write_error(target, err) from err
         raise
+
+
+def is_storage_error(err: BaseException) -> bool:
+    """A writer's error that is about the disk, not the data: an ``OSError``, or a safetensors
+    ``SafetensorError`` wrapping one (it derives from ``Exception`` and names no path)."""
+    return isinstance(err, OSError) or (type(err).__name__ == "SafetensorError" and bool(_OS_ERROR_CODE.search(str(err))))
 
 
 def write_bytes(target: str | Path, data: bytes) -> Path:

@@ -372,6 +372,9 @@ class DataCollatorForSpanMasking:
             raise ValueError("total_steps is required for strategy 'cmstep' (its schedule is floor(t / floor(T/100)) / 100)")
 
         tok = self.tokenizer
+        if not all(hasattr(tok, name) for name in ("mask_token_id", "pad_token_id", "all_special_ids", "__len__")):
+            raise TypeError(f"tokenizer={type(tok).__name__}: expected a Hugging Face k-mer tokenizer "
+                            "(genemask.tokenizer.build_tokenizer)")
         if tok.mask_token_id is None or tok.pad_token_id is None:
             raise ValueError("tokenizer needs a [MASK] and a [PAD] token for masked language modelling")
         self.vocab_size = len(tok)
@@ -445,6 +448,8 @@ class DataCollatorForSpanMasking:
 
     def set_step(self, step: int) -> None:
         """Tell the collator the optimizer step (drives cmstep, and cmgems with ``switch_step``)."""
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step={step!r}: expected an optimizer step, an integer >= 0")
         self.step = int(step)
         if self.strategy == "cmgems" and self.switch_step is not None and self.switched_at_step is None:
             if self.step >= self.switch_step:
@@ -454,6 +459,9 @@ class DataCollatorForSpanMasking:
         """Record a validation perplexity; cmgems switches to Global, for good, once the running
         minimum of |ppl_t - ppl_{t-1}| falls below ``switch_threshold`` (unless ``switch_step``
         fixes the switch instead)."""
+        if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(perplexity):
+            raise ValueError(f"perplexity={perplexity!r}: expected a finite number (a diverged loss gives nan or inf)")
         perplexity = float(perplexity)
         if self.perplexities:
             change = abs(perplexity - self.perplexities[-1])
@@ -487,6 +495,10 @@ class DataCollatorForSpanMasking:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("strategy") != self.strategy:
             raise ValueError(f"state_dict is for strategy {state.get('strategy')!r}, this collator is {self.strategy!r}")
+        missing = [key for key in ("step", "perplexities", "min_perplexity_change", "switched_at_step", "last_phase")
+                   if key not in state]
+        if missing:
+            raise ValueError(f"state_dict: missing {', '.join(map(repr, missing))} (not a collator's state_dict)")
         self.step = int(state["step"])
         self.perplexities = [float(p) for p in state["perplexities"]]
         self.min_perplexity_change = state["min_perplexity_change"]
@@ -523,22 +535,40 @@ class DataCollatorForSpanMasking:
         """Batch tensors from a dict of batch tensors (fast path), a [B, L] tensor, or a list of
         examples (dicts with ``input_ids``, or bare id sequences) padded at the right."""
         if isinstance(examples, Mapping):
-            ids = torch.as_tensor(examples["input_ids"]).long()
+            if "input_ids" not in examples:
+                raise ValueError(f"examples: a batch mapping needs 'input_ids' (keys: {sorted(map(str, examples))})")
+            ids = _integer_ids(_tensor(examples["input_ids"]))
             attention = examples.get("attention_mask")
-            attention = ids.ne(self.pad_token_id) if attention is None else torch.as_tensor(attention)
+            attention = ids.ne(self.pad_token_id) if attention is None else _tensor(attention)
+            if attention.shape != ids.shape:
+                raise ValueError(f"attention_mask: shape {tuple(attention.shape)} differs from input_ids {tuple(ids.shape)}")
             return ids, attention.long()
         if isinstance(examples, torch.Tensor):
-            return examples.long(), examples.ne(self.pad_token_id).long()
+            ids = _integer_ids(examples)
+            return ids, ids.ne(self.pad_token_id).long()
+        if not isinstance(examples, Sequence) or isinstance(examples, (str, bytes)):
+            raise TypeError(f"examples: expected a list of examples, a batch mapping or a tensor, got {type(examples).__name__}")
         if len(examples) == 0:
             raise ValueError("examples: empty batch")
         if isinstance(examples[0], Mapping):
+            missing = next((i for i, example in enumerate(examples)
+                            if not isinstance(example, Mapping) or "input_ids" not in example), None)
+            if missing is not None:
+                raise ValueError(f"examples[{missing}]: expected a mapping with 'input_ids' like examples[0]")
             seqs = [example["input_ids"] for example in examples]
             masks = [example["attention_mask"] for example in examples] if "attention_mask" in examples[0] else None
         else:
             seqs, masks = list(examples), None
+        empty = next((i for i, seq in enumerate(seqs) if not hasattr(seq, "__len__") or len(seq) == 0), None)
+        if empty is not None:
+            raise ValueError(f"examples[{empty}]: expected a non-empty sequence of token ids, got {seqs[empty]!r:.60}")
         ids, lengths = _pad_sequences(seqs, self.pad_token_id, self.pad_to_multiple_of)
         if masks is not None:
-            attention, _ = _pad_sequences(masks, 0, self.pad_to_multiple_of)
+            attention, mask_lengths = _pad_sequences(masks, 0, self.pad_to_multiple_of)
+            if not torch.equal(mask_lengths, lengths):
+                row = int(torch.nonzero(mask_lengths != lengths)[0, 0])
+                raise ValueError(f"examples[{row}]: attention_mask has {int(mask_lengths[row])} entries, "
+                                 f"input_ids {int(lengths[row])}")
         else:
             attention = torch.arange(ids.shape[1]) < lengths.unsqueeze(1)
             attention &= ids.ne(self.pad_token_id)  # examples padded already
@@ -568,7 +598,7 @@ class DataCollatorForSpanMasking:
         ids = _tensor(input_ids)
         if ids.ndim != 2:
             raise ValueError(f"input_ids: expected a [batch, length] tensor, got shape {tuple(ids.shape)}")
-        ids = ids.long().contiguous()  # flat (view(-1)) indexing below
+        ids = _integer_ids(ids).contiguous()  # flat (view(-1)) indexing below
         B, L = ids.shape
         low, high = torch.aminmax(ids) if ids.numel() else (0, 0)
         if int(low) < 0 or int(high) >= self.vocab_size:
@@ -578,7 +608,10 @@ class DataCollatorForSpanMasking:
         else:
             maskable = self._table("is_kmer", ids.device).index_select(0, ids.view(-1)).view(B, L)
         if attention_mask is not None:
-            maskable &= _tensor(attention_mask).to(ids.device).bool().reshape(B, L)
+            attention = _tensor(attention_mask)
+            if attention.shape != ids.shape:
+                raise ValueError(f"attention_mask: shape {tuple(attention.shape)} differs from input_ids {tuple(ids.shape)}")
+            maskable &= attention.to(ids.device).bool()
         n_maskable = self._check_kmerized(ids, maskable, attention_mask)
 
         phase = self._choose_phase(use_global)
@@ -828,6 +861,14 @@ def _tensor(value: Any) -> torch.Tensor:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(value, device="cpu")
 
 
+def _integer_ids(ids: torch.Tensor) -> torch.Tensor:
+    """Token ids as a LongTensor; float, complex or boolean ids are refused (``.long()`` would
+    truncate 1.7 to 1 without a word)."""
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise ValueError(f"input_ids: expected integer token ids, got {str(ids.dtype).removeprefix('torch.')}")
+    return ids.long()
+
+
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
@@ -844,14 +885,28 @@ def _pad_sequences(seqs: Sequence[Any], pad_value: int, multiple: int | None) ->
     first = seqs[0]
     if isinstance(first, torch.Tensor):
         lengths = torch.tensor([len(s) for s in seqs])
-        flat = torch.cat([s.reshape(-1).long() for s in seqs])
+        flat = torch.cat([_integer_ids(s.reshape(-1)) for s in seqs])
     elif isinstance(first, np.ndarray):
         lengths = torch.tensor([len(s) for s in seqs])
-        flat = torch.from_numpy(np.concatenate(seqs).astype(np.int64, copy=False))
+        flat_np = np.concatenate(seqs)
+        if not np.issubdtype(flat_np.dtype, np.integer):
+            raise ValueError(f"input_ids: expected integer token ids, got {flat_np.dtype}")
+        flat = torch.from_numpy(flat_np.astype(np.int64, copy=False))
     else:
         lengths_np = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         lengths = torch.from_numpy(lengths_np)
-        flat = torch.from_numpy(np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths_np.sum())))
+        # Read as float64 and compared with its integer cast, so that an id such as 1.7 is refused
+        # rather than truncated (exact for every id below 2**53, far past any vocabulary).
+        try:
+            values = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.float64, count=int(lengths_np.sum()))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"input_ids: expected integer token ids ({err})") from None
+        finite = np.isfinite(values)
+        flat_np = (values if finite.all() else np.where(finite, values, 0)).astype(np.int64)
+        wrong = ~finite | (flat_np != values)
+        if wrong.any():
+            raise ValueError(f"input_ids: expected integer token ids, got {float(values[wrong][0])!r}")
+        flat = torch.from_numpy(flat_np)
     width = int(lengths.max())
     if multiple:
         width = -(-width // multiple) * multiple

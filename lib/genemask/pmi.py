@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .genome import Segment, encode_2bit, iter_acgt_segments
+from .genome import Segment, as_user_path, check_integer, encode_2bit, iter_acgt_segments, require_regular_file
 from .io import write_json, write_with
 from .paths import data_dir
 from .tokenizer import N_SPECIAL, SUPPORTED_K, vocab_kmers
@@ -89,8 +89,8 @@ class PMIConfig:
             raise ValueError(f"PMIConfig: pmi must be one of {PMI_VARIANTS}, got {self.pmi!r}")
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"PMIConfig: normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
-        if self.fasta is not None and not _as_path_list(self.fasta):
-            raise ValueError("PMIConfig: fasta must name at least one FASTA file (or be None when counts are given)")
+        if self.fasta is not None:
+            _as_path_list(self.fasta)  # a path or a non-empty list of paths, else an error naming fasta
 
     @property
     def fasta_paths(self) -> list[Path]:
@@ -103,10 +103,23 @@ class PMIConfig:
         return params
 
 
+def _check_types(**arguments: tuple) -> None:
+    """``name=(value, type or types)`` for each argument of a public function; a wrong type is one
+    line naming the argument, instead of an AttributeError deep inside pandas or numpy."""
+    for name, (value, types) in arguments.items():
+        if not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r:.60}")
+
+
 def _as_path_list(fasta: FastaPaths) -> list[Path]:
-    if isinstance(fasta, (str, os.PathLike)):
-        return [Path(fasta)]
-    return [Path(p) for p in fasta]
+    """One path or a sequence of paths, as Paths; anything else (or an empty path) is refused naming ``fasta``."""
+    items = [fasta] if isinstance(fasta, (str, os.PathLike)) else fasta
+    if not isinstance(items, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in items):
+        raise TypeError(f"fasta={fasta!r}: expected a FASTA path or a list of paths")
+    if not items:
+        raise ValueError("fasta=[]: no FASTA file given")
+    return [as_user_path(p, "fasta") for p in items]
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,6 +148,7 @@ class NgramCounts:
 
     def of(self, n: int) -> np.ndarray:
         """The 4**n counts of n-grams (a view, do not modify)."""
+        check_integer("n", n)
         if not 1 <= n <= self.max_n:
             raise ValueError(f"n must be in 1..{self.max_n}, got {n}")
         return self.counts[n - 1]
@@ -165,6 +179,7 @@ class NgramCounts:
         import zipfile
 
         path = Path(path)
+        require_regular_file(path, "n-gram counts file")
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such n-gram counts file")
         try:
@@ -376,8 +391,9 @@ def count_segments(
     while this one reads, with a bounded queue so memory stays flat. Input that fits in one batch
     is always counted here (starting processes would cost more than it saves).
     """
-    if not 1 <= max_n <= MAX_N_LIMIT:
-        raise ValueError(f"max_n must be in 1..{MAX_N_LIMIT}, got {max_n}")
+    _check_max_n(max_n)
+    check_integer("workers", workers, minimum=0, optional=True)
+    check_integer("batch_bases", batch_bases, optional=True)
     workers = default_workers() if workers is None else workers
     batch_bases = batch_bases or BATCH_BASES
     batches = _batches(segments, max_n, batch_bases)
@@ -391,6 +407,13 @@ def count_segments(
     return tally.to_counts(sources)
 
 
+def _check_max_n(max_n) -> None:
+    """``max_n`` of the public counting functions: an integer in 1..MAX_N_LIMIT, named when not."""
+    check_integer("max_n", max_n)
+    if max_n > MAX_N_LIMIT:
+        raise ValueError(f"max_n={max_n}: expected 1..{MAX_N_LIMIT} (4**max_n cells per table)")
+
+
 def count_ngrams(fasta_paths: FastaPaths, max_n: int = 10, *, workers: int | None = None) -> NgramCounts:
     """Count every n-gram, n = 1..max_n, in one or more FASTA files (plain, gzip or bgzip).
 
@@ -398,6 +421,8 @@ def count_ngrams(fasta_paths: FastaPaths, max_n: int = 10, *, workers: int | Non
     boundary or a file boundary breaks them. Counts are strand-specific (no reverse complement).
     """
     paths = _as_path_list(fasta_paths)
+    _check_max_n(max_n)
+    check_integer("workers", workers, minimum=0, optional=True)
 
     def segments() -> Iterator[Segment]:
         for path in paths:
@@ -411,9 +436,14 @@ _RUN_SPLIT = re.compile(rb"[^ACGT]+")
 
 def count_ngrams_in_sequences(seqs: Iterable[str | bytes], max_n: int = 10) -> NgramCounts:
     """Count n-grams in in-memory sequences (small inputs, examples, tests); same rules as files."""
+    _check_max_n(max_n)
+    if isinstance(seqs, (str, bytes)):
+        raise TypeError("seqs: expected an iterable of sequences, got a single sequence (wrap it in a list)")
 
     def segments() -> Iterator[tuple[bytes, bool]]:
-        for seq in seqs:
+        for i, seq in enumerate(seqs):
+            if not isinstance(seq, (str, bytes, bytearray)):  # bytes(5) would be five NUL bytes
+                raise TypeError(f"seqs[{i}]: expected a DNA string or bytes, got {type(seq).__name__}")
             raw = seq.encode("ascii") if isinstance(seq, str) else bytes(seq)
             for run in _RUN_SPLIT.split(raw.upper()):
                 if run:
@@ -595,6 +625,7 @@ PMI_FUNCTIONS: dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]] = {
 def discount(count: np.ndarray | float, min_count: int) -> np.ndarray:
     """NPMI factor ``ln c / (ln c + ln m)`` (GeneMask's Code-C): damps PMI of rare n-grams.
     With m = 1 there is no discount (factor 1, also at c = 1 where the formula is 0/0)."""
+    check_integer("min_count", min_count)
     log_c = np.log(np.asarray(count, dtype=np.float64))
     if min_count == 1:
         return np.ones_like(log_c)
@@ -607,6 +638,7 @@ def pmi_table(counts: NgramCounts, cfg: PMIConfig) -> pd.DataFrame:
     Columns: ``ngram, n, count, pmi, npmi`` (``pmi`` is ``cfg.pmi``'s variant, ``npmi`` its
     discounted value) plus ``pmi_<variant>`` for all four variants. Rows in (n, ACGT code) order.
     """
+    _check_types(counts=(counts, NgramCounts), cfg=(cfg, PMIConfig))
     if counts.max_n < cfg.max_n:
         raise ValueError(f"counts go up to n={counts.max_n} but cfg.max_n={cfg.max_n}")
     logp = log_probabilities(counts, cfg.normalizer)[: cfg.max_n]
@@ -652,6 +684,10 @@ def kmer_ranking(
     supplies the real counts of the rare k-mers (else they count as 0). Returns
     ``kmer, token_id, count, pmi, npmi, rank`` sorted by rank; ``token_id`` is the DNABERT id.
     """
+    _check_types(table=(table, pd.DataFrame), counts=(counts, (NgramCounts, type(None))))
+    if k not in SUPPORTED_K:
+        raise ValueError(f"k={k!r}: expected one of the tokenizer's k-mer sizes {SUPPORTED_K}")
+    check_integer("min_count", min_count)
     kmers = vocab_kmers(k)
     rows = table[table["n"] == k].set_index("ngram")
     frame = pd.DataFrame({"kmer": kmers, "token_id": np.arange(N_SPECIAL, N_SPECIAL + 4**k)})
@@ -685,8 +721,12 @@ def load_rank_table(source: str | Path | pd.DataFrame, k: int = 6, special_rank:
     anchors; the released code effectively used 0 (best), its ``defaultdict`` quirk. Use
     ``torch.from_numpy`` for a tensor.
     """
+    if k not in SUPPORTED_K:
+        raise ValueError(f"k={k!r}: expected one of the tokenizer's k-mer sizes {SUPPORTED_K}")
+    check_integer("special_rank", special_rank, minimum=0, optional=True)
+    _check_types(source=(source, (str, os.PathLike, pd.DataFrame)))
     name = str(source) if not isinstance(source, pd.DataFrame) else "rank table"
-    frame = _read_rank_csv(Path(source)) if not isinstance(source, pd.DataFrame) else source
+    frame = _read_rank_csv(as_user_path(source, "rank_table")) if not isinstance(source, pd.DataFrame) else source
     if "ngram" in frame.columns and "norm_pmi_rank_rel" in frame.columns:  # the authors' raw CSV
         frame = frame.rename(columns={"ngram": "kmer", "norm_pmi_rank_rel": "rank"})
     missing_cols = {"kmer", "rank"} - set(frame.columns)
@@ -734,8 +774,9 @@ def check_kmer_ranks(ranks: np.ndarray, k: int, name: str = "rank_table") -> Non
 
 def _read_rank_csv(path: Path) -> pd.DataFrame:
     """A rank CSV as a frame; unreadable or empty files fail naming the file."""
+    require_regular_file(path, "rank table file")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such rank table file" if not path.exists() else f"{path}: not a file")
+        raise FileNotFoundError(f"{path}: no such rank table file")
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -839,7 +880,11 @@ def run(
     Returns the three paths, the table sizes, Z_n per length and the seconds spent counting.
     Refuses (writing nothing) when no k-mer reaches ``min_count``: that ranking would rank nothing.
     """
-    out_dir = Path(out_dir)
+    _check_types(cfg=(cfg, PMIConfig), out_dir=(out_dir, (str, os.PathLike)), counts=(counts, (NgramCounts, type(None))))
+    out_dir = as_user_path(out_dir, "out_dir")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r}: is a file, not a folder")
+    check_integer("workers", workers, minimum=0, optional=True)
     started = time.perf_counter()
     if counts is None:
         if not cfg.fasta_paths:

@@ -62,7 +62,8 @@ import torch
 
 from . import __version__, genome, masking, models, paths, tokenizer
 from .identity import KEPT_CHECKPOINT, kept_step  # noqa: F401 - kept_step: the name callers use
-from .io import fsync_path, write_error, write_json, write_text, write_with
+from .integrity import ChecksumError, verify_checksums, write_checksums
+from .io import fsync_path, is_storage_error, write_error, write_json, write_text, write_with
 from .models import MaskedLMLoss, masked_lm_loss, pad_batch  # noqa: F401 - masked_lm_loss: the name callers use
 
 #: The papers' optimizer and budget (Script-A, ``reference/papers.md`` §1.6): DNABERT size,
@@ -127,6 +128,8 @@ def _check_config(cfg: "PretrainConfig") -> None:
     for name in ("rank_table", "out_dir"):
         if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), (str, os.PathLike)):
             fail(name, "must be a path or None")
+    if isinstance(cfg.out_dir, str) and not cfg.out_dir.strip():
+        fail("out_dir", "is an empty path (None: the default folder)")
     keep = cfg.keep_steps
     if not isinstance(keep, (list, tuple)) or not all(_is_int(s) for s in keep):
         fail("keep_steps", "must be a list of integer steps")
@@ -140,6 +143,8 @@ def _check_config(cfg: "PretrainConfig") -> None:
     if not (fasta is None or isinstance(fasta, (str, os.PathLike))
             or (isinstance(fasta, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in fasta))):
         fail("fasta", "must be a path, a list of paths, or None")
+    if any(isinstance(p, str) and not p.strip() for p in (fasta if isinstance(fasta, (list, tuple)) else [fasta])):
+        fail("fasta", "holds an empty path (None: the demo genome)")
     if cfg.k not in tokenizer.SUPPORTED_K:
         fail("k", f"must be one of {tuple(tokenizer.SUPPORTED_K)}")
     if cfg.model not in models.MODEL_SIZES:
@@ -160,6 +165,27 @@ def _check_config(cfg: "PretrainConfig") -> None:
     strategy, options = cfg.masking()
     if strategy == "cmgems" and cfg.eval_steps == 0 and options.get("switch_step") is None:
         raise ValueError("strategy 'cmgems' switches on validation perplexity: set eval_steps > 0 (or masking_options switch_step)")
+    _check_masks_something(strategy, options)
+
+
+#: The masking phases a strategy trains with: each one's centre probability must be above 0.
+_STRATEGY_PHASES = {"random": ("random",), "genemask": ("genemask",), "global": ("global",),
+                    "cmgems": ("genemask", "global"), "cmstep": ("random", "global")}
+
+
+def _check_masks_something(strategy: str, options: dict) -> None:
+    """Refuse a masking that masks no token (a centre probability of 0 in a phase the strategy
+    uses), or never hides a masked one (no [MASK] or random replacement): the loss is 0 or a copy
+    task, and the run reports perfect perplexity having learned nothing."""
+    named = {f"{phase}_probability" for phase in _STRATEGY_PHASES.get(strategy, ())}
+    for name in ("mlm_probability", *sorted(named)):
+        if name in options and _is_number(options[name]) and options[name] == 0:
+            raise ValueError(f"masking_options: {name}=0 masks no token, so training would learn nothing "
+                             "(loss 0, perplexity 1); give a probability above 0")
+    hidden = [options.get(name, default) for name, default in (("mask_replace_prob", 0.8), ("random_replace_prob", 0.1))]
+    if all(_is_number(value) for value in hidden) and sum(hidden) == 0:
+        raise ValueError("masking_options: mask_replace_prob=0 and random_replace_prob=0 leave every masked token in "
+                         "the input, so training would only learn to copy it (perplexity 1); give either above 0")
 
 
 @dataclass
@@ -282,6 +308,7 @@ def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
     rank_table = None
     if cfg.rank_table not in (None, ""):
         rank_table = Path(cfg.rank_table)
+        genome.require_regular_file(rank_table, "rank table file")
         if not rank_table.is_file():
             raise FileNotFoundError(f"rank_table={cfg.rank_table!r}: no such file")
     elif strategy != "random" or cfg.masking_options.get("rank_lookup") is not None:
@@ -290,6 +317,14 @@ def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
                              "(01_pmi's kmer_ranking.csv, or the authors' Data-A CSV)")
         rank_table = _demo_rank_table()
     return fasta, rank_table
+
+
+def _make_collator(cfg: PretrainConfig, rank_table: Path | None, seed: int | None) -> masking.DataCollatorForSpanMasking:
+    """The run's masking collator; built once before anything is claimed or read, so that a bad
+    ``masking_options`` value (the notebook's ``{}``) is refused before the corpus is built."""
+    strategy, options = cfg.masking()
+    tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
+    return masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None, seed=seed, **options)
 
 
 def _default_out_dir() -> Path:
@@ -354,6 +389,8 @@ def _init_distributed(cfg: PretrainConfig) -> tuple[_Dist, bool]:
     """Join the process group torchrun / accelerate launch describe in the environment."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={cfg.device!r}: no CUDA device on this machine (use auto or cpu)")
     use_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     if use_cuda:
         device = torch.device(f"cuda:{local_rank}" if world > 1 or cfg.device in ("auto", "cuda") else cfg.device)
@@ -562,8 +599,11 @@ def _save_state(out_dir: Path, step: int, micro_batches: int, model, optimizer, 
                 try:
                     save(tmp / name)
                     fsync_path(tmp / name)
-                except OSError as err:
+                except Exception as err:  # safetensors' SafetensorError names no path: say which file
+                    if not is_storage_error(err):
+                        raise
                     raise write_error(tmp / name, err) from err
+            write_checksums(tmp, _STATE_WEIGHTS)
             write_text(tmp / "metrics.json", json.dumps(rows))
             write_text(tmp / "state.json", json.dumps({
                 "step": step, "micro_batches": micro_batches, "world_size": dist.world,
@@ -590,6 +630,10 @@ class DamagedState(ValueError):
     """A resume state that cannot be read whole (truncated, corrupt); ``str()`` names the file."""
 
 
+#: The weights files of a resume state, whose checksums it records (``integrity``).
+_STATE_WEIGHTS = ("model.safetensors", "optimizer.safetensors")
+
+
 def _read_state(state_dir: Path, rank: int) -> dict:
     """Every file of a resume state, read and checked before anything is applied, so a damaged
     state leaves the model, optimizer and collator untouched for the previous one."""
@@ -605,6 +649,10 @@ def _read_state(state_dir: Path, rank: int) -> dict:
     def json_file(path: Path):
         return json.loads(path.read_text())
 
+    try:
+        verify_checksums(state_dir, _STATE_WEIGHTS)
+    except ChecksumError as err:
+        raise DamagedState(f"{err.path}: damaged resume state ({err.reason})") from None
     state = {"meta": read("state.json", json_file), "rows": read("metrics.json", json_file),
              "rank": read(f"rank{rank}.json", json_file),
              "model": read("model.safetensors", lambda p: load_file(str(p))),
@@ -756,6 +804,10 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+#: The weights file of a checkpoint (``save_pretrained`` with safetensors), whose checksum it records.
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
 def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path | None, summary: dict,
                      name: str = "checkpoint") -> Path:
     """A Hugging Face checkpoint (the final one, or ``name`` = a kept step's), assembled in a
@@ -771,8 +823,11 @@ def _save_checkpoint(out_dir: Path, model, cfg: PretrainConfig, rank_table: Path
             tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len).save_pretrained(tmp)
             if rank_table is not None:
                 shutil.copyfile(rank_table, tmp / "rank_table.csv")
-        except OSError as err:
-            raise write_error(Path(err.filename) if err.filename else tmp, err) from err
+        except Exception as err:  # safetensors' SafetensorError names no path: its file is the weights
+            if not is_storage_error(err):
+                raise
+            raise write_error(Path(err.filename) if getattr(err, "filename", None) else tmp / CHECKPOINT_WEIGHTS, err) from err
+        write_checksums(tmp, [CHECKPOINT_WEIGHTS])
         write_json(tmp / "pretrain.json", {"config": cfg.to_dict(), **summary})
         for file in tmp.iterdir():
             os.chmod(file, 0o644)  # safetensors writes 0600
@@ -799,12 +854,15 @@ def _finished(out_dir: Path, cfg: PretrainConfig) -> dict | None:
     saved = _read_json(path)
     if _changed(saved["config"], cfg):
         return None
-    weights = out_dir / "checkpoint" / "model.safetensors"
+    weights = out_dir / "checkpoint" / CHECKPOINT_WEIGHTS
     try:
         from safetensors import safe_open
 
         with safe_open(str(weights), "pt") as handle:
             handle.keys()
+        verify_checksums(weights.parent, [CHECKPOINT_WEIGHTS])
+    except ChecksumError as err:
+        raise ChecksumError(err.path, f"{err.reason}; resume=False trains this run again") from None
     except Exception as err:
         raise ValueError(f"{weights}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
                          "resume=False trains this run again") from None
@@ -854,6 +912,7 @@ def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = F
     the same masks, since the collator draws its random numbers on the CPU either way.
     """
     started = time.perf_counter()
+    _make_collator(cfg, _resolve_inputs(cfg)[1], seed=None)  # masking options checked before anything is written
     out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else _default_out_dir()
     _claim_out_dir(out_dir, cfg, write=False)  # refuse before creating anything
     dist, created_group = _init_distributed(cfg)
@@ -900,6 +959,32 @@ class _Progress:
         self.last, self.tokens = now, 0
 
 
+@dataclass
+class _UnmaskedStream:
+    """Watches the first micro-batches of a run: if :data:`UNMASKED_BATCHES_REFUSED` of them (over
+    all processes) mask no token at all, the masking masks nothing here (e.g. chunks too short for
+    its spans) and the run stops before it reports a perplexity of 1 for a model that learned
+    nothing. Only reads the collator's counts: the masks and losses are those of any run."""
+
+    batches: int = 0
+
+    def observe(self, masked_tokens: int, micro_batches: int, dist: _Dist) -> "_UnmaskedStream | None":
+        """None (stop watching) once a token was masked; raises once enough batches masked none."""
+        (masked,) = dist.all_reduce([float(masked_tokens)])
+        if masked > 0:
+            return None
+        self.batches += micro_batches * dist.world
+        if self.batches >= UNMASKED_BATCHES_REFUSED:
+            raise ValueError(f"masking: the first {self.batches} batches masked no token (masked fraction 0), so "
+                             "training would learn nothing; check masking_options, rank_table and max_len")
+        return self
+
+
+#: Micro-batches in a row, from a run's start, that may mask nothing before the run is refused
+#: (a working masking leaves a batch unmasked only by rare chance: tiny batches of short chunks).
+UNMASKED_BATCHES_REFUSED = 8
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -928,11 +1013,9 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     if cfg.eval_steps and len(corpus.valid) == 0:
         raise ValueError("fasta: the corpus has no validation chunks to measure perplexity on; use a larger FASTA")
 
-    tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
     strategy, options = cfg.masking()
-    collator = masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None,
-                                     seed=cfg.seed + dist.rank, **options)
-    eval_collator = masking.make_collator(strategy, tok, rank_table=collator.rank_table, seed=None, **options)
+    collator = _make_collator(cfg, rank_table, seed=cfg.seed + dist.rank)
+    eval_collator = masking.make_collator(strategy, collator.tokenizer, rank_table=collator.rank_table, seed=None, **options)
     torch.manual_seed(cfg.seed + dist.rank)  # dropout; the model's init is seeded by models.masked_lm
     model = models.masked_lm(cfg.model, cfg.k, seed=cfg.seed).to(dist.device)
     model.train()
@@ -978,13 +1061,14 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     elapsed_before = rows[-1]["seconds"] if rows else 0.0
     data_seconds = rows[-1]["data_seconds"] if rows else 0.0  # batch assembly + masking, for the benchmark
     loop_start = time.perf_counter()
+    unmasked: _UnmaskedStream | None = _UnmaskedStream()
     try:
         while step < target:
             collator.set_step(step)
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            losses, fractions, tokens, phase = [], [], 0, None
+            losses, fractions, tokens, phase, masked_tokens = [], [], 0, None, 0
             for accum in range(cfg.grad_accum):
                 data_start = time.perf_counter()
                 ids, attention = batches.batch(micro_batches)
@@ -996,11 +1080,14 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
                 data_seconds += time.perf_counter() - data_start
                 phase = collator.last_stats["phase"]
                 fractions.append(collator.last_stats["masked_fraction"])
+                masked_tokens += collator.last_stats["masked_tokens"]
                 with sync_context(accum == cfg.grad_accum - 1), autocast():
                     loss_sum, n = loss_module(masked.to(dist.device), attention.to(dist.device), labels.to(dist.device))
                     loss = loss_sum / max(n, 1)
                     (loss / cfg.grad_accum).backward()
                 losses.append(float(loss.detach()))
+            if unmasked is not None:
+                unmasked = unmasked.observe(masked_tokens, cfg.grad_accum, dist)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-from .genome import _mutate, _random_dna, check_integer, ensure_demo_genome, read_fasta
+from .genome import _mutate, _random_dna, check_integer, ensure_demo_genome, read_fasta, require_regular_file
 from .io import write_with
 from .tokenizer import kmerize, kmers_to_seq
 
@@ -185,6 +185,7 @@ def _finish(path: Path, seqs: list[str], labels: list[str], first_line: int, n_c
 
 
 def _read_text(path: Path) -> str:
+    require_regular_file(path, "split file", TaskDataError)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -439,6 +440,20 @@ def remove_overlap(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.Dat
     return other.loc[~shared].reset_index(drop=True), int(shared.sum())
 
 
+def remove_leakage(train: pd.DataFrame, split: pd.DataFrame, n_classes: int, where: str,
+                   every_class: bool = True) -> tuple[pd.DataFrame, int]:
+    """:func:`remove_overlap` of an evaluation split against the training rows, refusing a split the
+    removal empties or leaves without a class (``every_class``): its rows were duplicates of training
+    rows, which a bare "no row of class 0" would not say. Smaller removals are returned, to report."""
+    kept, removed = remove_overlap(train, split)
+    absent = sorted(set(range(n_classes)) - set(kept["label"].unique().tolist()))
+    if removed and (kept.empty or (every_class and absent)):
+        left = "no row" if kept.empty else f"{len(kept)} row(s) and no row of class {absent[0]}"
+        raise TaskDataError(f"{where}: {removed} of its {len(split)} rows were removed as duplicates of training rows "
+                            f"(leakage), leaving {left}; this split cannot score the run")
+    return kept, removed
+
+
 def sample_per_class(frame: pd.DataFrame, shots: int, seed: int, where: str = "") -> pd.DataFrame:
     """``shots`` rows of every class, drawn with ``seed`` and shuffled (one few-shot training set)."""
     check_integer("shots", shots)
@@ -547,7 +562,7 @@ def fewshot_split(name: str, shots: int, seed: int = 0, max_test: int | None = N
         info["test_file"] = d.test_substitute
         info["test_substitute"] = d.missing
     _check_all_classes(pool, d.n_classes, f"{name}: training file {info['train_file']}")
-    test, removed = remove_overlap(pool, test)
+    test, removed = remove_leakage(pool, test, d.n_classes, f"{name}: test set {info['test_file']}")
     _check_all_classes(test, d.n_classes, f"{name}: test set {info['test_file']}")
     info["test_overlap_removed"] = removed
     if max_test is not None and len(test) > max_test:
@@ -606,8 +621,10 @@ def gue_split(name: str, missing_train: str = "skip", seed: int = 0, max_eval: i
         info["substitute"] = "train.csv absent: trained on a stratified 80 % of dev.csv, selected on the other 20 %"
     else:
         train = _read_cached(root / "train.csv", t.n_classes)
-    test, info["test_overlap_removed"] = remove_overlap(train, test)
-    dev, info["dev_overlap_removed"] = remove_overlap(train, dev)
+    test, info["test_overlap_removed"] = remove_leakage(train, test, t.n_classes, f"{name}: test split under {root}")
+    # dev selects the best checkpoint by its loss: emptied, the selection would quietly be off
+    dev, info["dev_overlap_removed"] = remove_leakage(train, dev, t.n_classes, f"{name}: dev split under {root}",
+                                                      every_class=False)
     for split_name, frame in (("train", train), ("test", test)):
         _check_all_classes(frame, t.n_classes, f"{name}: {split_name} split under {root}")
     if max_eval is not None:
