@@ -18,7 +18,7 @@ from genemask.grid import code
 BASE = {"genemask", "genemask.paths", "genemask.io", "genemask.identity", "genemask.tokenizer", "genemask.published",
         "genemask.source", "genemask.steplog"}
 COMPUTE = {"genemask.genome", "genemask.pmi", "genemask.masking", "genemask.models", "genemask.yardstick",
-           "genemask.pretrain", "genemask.finetune", "genemask.tasks"}
+           "genemask.pretrain", "genemask.finetune", "genemask.tasks", "genemask.integrity"}
 TOP = {"genemask.gpu", "genemask.cli"}
 #: Pairs that the layers allow but that are against the grain all the same: the report would load
 #: torch and the training loop to read a checkpoint's name.

@@ -29,7 +29,7 @@ import pandas as pd
 from . import models, tokenizer
 from .genome import check_integer, require_regular_file
 from .identity import RunIdentity
-from .integrity import verify_checksums
+from .integrity import WEIGHT_FILES, verify_checksums
 
 RANDOM_PREFIX = "random:"
 METRICS = ("accuracy", "f1", "mcc", "auc")
@@ -279,7 +279,6 @@ def load_classifier(checkpoint: str | Path, num_labels: int, seed: int = 0, k: i
     return model, info["k"]
 
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: Weights of a sequence classifier that a masked-LM checkpoint does not hold: the new head, and the
 #: pooler (``BertForMaskedLM`` has none). Every other weight must come from the checkpoint.
 NEW_WEIGHT_PREFIXES = ("classifier.", "bert.pooler.")

@@ -20,6 +20,8 @@ from .io import write_json
 
 #: Written beside the weights: ``{"sha256": {file name: hex digest}}``.
 CHECKSUM_FILE = "checksums.json"
+#: The weights files a Hugging Face checkpoint folder may hold (safetensors first).
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _BLOCK = 1 << 22
 _UNVERIFIED_NOTED: set[str] = set()
 #: Files verified in this process, by (size, modification time): a few-shot grid loads one

@@ -79,8 +79,7 @@ def score_checkpoint(checkpoint: str | Path, batches) -> dict:
     folder = Path(checkpoint)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"checkpoint={str(folder)!r}: no config.json (expected a Hugging Face checkpoint folder)")
-    from .finetune import WEIGHT_FILES
-    from .integrity import verify_checksums
+    from .integrity import WEIGHT_FILES, verify_checksums
 
     verify_checksums(folder, WEIGHT_FILES)
     model = AutoModelForMaskedLM.from_pretrained(folder)
