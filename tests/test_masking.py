@@ -346,19 +346,21 @@ def test_cmgems_switches_once_when_perplexity_plateaus(tokenizer, rank_table, lo
     assert collator.mlm_probability == 0.0136
 
 
-def test_cmgems_fixed_switch_step(tokenizer, rank_table):
-    collator = make_collator("cmgems", tokenizer, rank_table, switch_step=1000)
+@pytest.mark.parametrize("strategy, first, then", [("cmgems", "genemask", "global"), ("cmgems-reverse", "global", "genemask")])
+def test_cmgems_fixed_switch_step(tokenizer, rank_table, strategy, first, then):
+    collator = make_collator(strategy, tokenizer, rank_table, switch_step=1000)
     collator.observe_validation_perplexity(10.0)
     collator.observe_validation_perplexity(10.0)  # a plateau, but the switch is fixed
     collator.set_step(999)
-    assert collator.phase == "genemask"
+    assert collator.phase == first
     collator.set_step(1000)
-    assert collator.phase == "global"
+    assert collator.phase == then and collator.switched_at_step == 1000
 
 
-def test_state_dict_round_trip_resumes_the_same_stream(tokenizer, rank_table):
+@pytest.mark.parametrize("strategy, after", [("cmgems", "global"), ("cmgems-reverse", "genemask")])
+def test_state_dict_round_trip_resumes_the_same_stream(tokenizer, rank_table, strategy, after):
     ids, att = mixed_batch(15)
-    collator = make_collator("cmgems", tokenizer, rank_table, seed=5, switch_threshold=2.0)
+    collator = make_collator(strategy, tokenizer, rank_table, seed=5, switch_threshold=2.0)
     collator.mask_batch(ids, att)
     collator.set_step(10)
     for perplexity in (50.0, 40.0, 39.0):
@@ -366,12 +368,12 @@ def test_state_dict_round_trip_resumes_the_same_stream(tokenizer, rank_table):
     state = json.loads(json.dumps(collator.state_dict()))
     expected = collator.mask_batch(ids, att)
 
-    resumed = make_collator("cmgems", tokenizer, rank_table, seed=999, switch_threshold=2.0)
+    resumed = make_collator(strategy, tokenizer, rank_table, seed=999, switch_threshold=2.0)
     resumed.load_state_dict(state)
-    assert resumed.phase == "global" and resumed.switched_at_step == 10 and resumed.step == 10
+    assert resumed.phase == after and resumed.switched_at_step == 10 and resumed.step == 10
     got = resumed.mask_batch(ids, att)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-    with pytest.raises(ValueError, match="strategy"):
+    with pytest.raises(ValueError, match=f"state_dict is for strategy {strategy!r}"):
         make_collator("random", tokenizer).load_state_dict(state)
 
 

@@ -17,6 +17,9 @@ from typing import Any, Mapping
 
 #: CM-GEMS's ``--threshold_perplexity_drop`` default in the released code; other values show in labels.
 RELEASED_SWITCH_THRESHOLD = 1.0
+#: Strategies whose ``switch_threshold`` decides the run: the plateau curricula (CM-GEMS and its
+#: reverse control; ``masking.PLATEAU_CURRICULA``, kept apart so that this module needs no torch).
+SWITCHING_STRATEGIES = ("cmgems", "cmgems-reverse")
 #: The strategy of a model that was never pretrained (``random:<size>`` checkpoints).
 UNTRAINED = "none"
 #: Prefix of the identity columns in downstream result tables.
@@ -73,7 +76,7 @@ class RunIdentity:
     seed: int  # init, data order and mask stream
     ranking: str = ""  # "ours", "Data-A", or "" when the strategy reads no ranking
     masking_options: str = "{}"  # further collator options as canonical JSON (mlm_probability, ...)
-    switch_threshold: float | None = None  # CM-GEMS's plateau threshold (None for other strategies)
+    switch_threshold: float | None = None  # a plateau curriculum's threshold (None for other strategies)
     batch_size: int = 0  # sequences per micro-batch (0: unknown or untrained)
     grad_accum: int = 1
     max_len: int = 0  # tokens per sequence
@@ -91,7 +94,7 @@ class RunIdentity:
         strategy = str(strategy)
         options = masking_options_dict(config.get("masking_options"))
         threshold = config.get("switch_threshold")
-        threshold = float(threshold) if strategy == "cmgems" and not _missing(threshold) else None
+        threshold = float(threshold) if strategy in SWITCHING_STRATEGIES and not _missing(threshold) else None
 
         def integer(name: str, default: int) -> int:
             value = config.get(name)

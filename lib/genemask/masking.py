@@ -14,6 +14,9 @@ cmgems      genemask until validation perplexity plateaus, then global, one way
 cmstep      per batch: global with probability floor(t / floor(T/100)) / 100, else random
 ==========  ================================================================================
 
+``cmgems-reverse`` is the control the papers never ran (issue 24): global until the same plateau
+rule fires at the same ``switch_threshold``, then genemask, one way.
+
 All of it is whole-batch tensor work: centres drawn as a Bernoulli process (geometric gaps, so
 ~L p uniforms per row instead of L), spans written by one scatter, anchors by gathers, the top
 half by a sort, Global by ``topk``; there is no Python loop over tokens, centres or sequences.
@@ -57,9 +60,9 @@ the whole batch, with ~7x fewer draws; the random *stream* therefore differs fro
 **Curricula** keep their state on the collator (``set_step``, ``observe_validation_perplexity``,
 ``phase``, ``state_dict``); :class:`MaskingCurriculumCallback` advances it from a ``Trainer``
 and saves it in, and restores it from, the Trainer's checkpoints. The state lives in the process
-that calls the collator, so ``cmgems``/``cmstep`` need ``dataloader_num_workers=0`` (the callback
-refuses workers at start-up; or call :meth:`~DataCollatorForSpanMasking.mask_batch` in the
-training loop).
+that calls the collator, so ``cmgems``/``cmgems-reverse``/``cmstep`` need
+``dataloader_num_workers=0`` (the callback refuses workers at start-up; or call
+:meth:`~DataCollatorForSpanMasking.mask_batch` in the training loop).
 
 **Centre probability, not masked fraction.** ``*_probability`` (and ``make_collator``'s
 ``mlm_probability``, until a migration renames it) is the probability of a span centre; Hugging
@@ -81,7 +84,9 @@ from typing import Any
 import numpy as np
 import torch
 
-STRATEGIES = ("random", "genemask", "global", "cmgems", "cmstep")
+STRATEGIES = ("random", "genemask", "global", "cmgems", "cmstep", "cmgems-reverse")
+#: Curricula that switch once, for good, when validation perplexity plateaus: (first, then) phase.
+PLATEAU_CURRICULA = {"cmgems": ("genemask", "global"), "cmgems-reverse": ("global", "genemask")}
 RANK_LOOKUPS = ("token", "position")
 SELECTIONS = ("v1", "v2", "v3")
 RANDOM_REPLACEMENTS = ("kmers", "vocab")
@@ -426,8 +431,9 @@ class DataCollatorForSpanMasking:
     @property
     def phase(self) -> str:
         """The masking the next batch uses (cmstep: the one the last batch used)."""
-        if self.strategy == "cmgems":
-            return "global" if self.switched_at_step is not None else "genemask"
+        if self.strategy in PLATEAU_CURRICULA:
+            first, then = PLATEAU_CURRICULA[self.strategy]
+            return then if self.switched_at_step is not None else first
         if self.strategy == "cmstep":
             return self._last_phase
         return self.strategy
@@ -447,18 +453,18 @@ class DataCollatorForSpanMasking:
         return min(1.0, math.floor(step / block) / 100.0)
 
     def set_step(self, step: int) -> None:
-        """Tell the collator the optimizer step (drives cmstep, and cmgems with ``switch_step``)."""
+        """Tell the collator the optimizer step (drives cmstep, and cmgems(-reverse) with ``switch_step``)."""
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"step={step!r}: expected an optimizer step, an integer >= 0")
         self.step = int(step)
-        if self.strategy == "cmgems" and self.switch_step is not None and self.switched_at_step is None:
+        if self.strategy in PLATEAU_CURRICULA and self.switch_step is not None and self.switched_at_step is None:
             if self.step >= self.switch_step:
                 self.switched_at_step = self.step
 
     def observe_validation_perplexity(self, perplexity: float) -> None:
-        """Record a validation perplexity; cmgems switches to Global, for good, once the running
-        minimum of |ppl_t - ppl_{t-1}| falls below ``switch_threshold`` (unless ``switch_step``
-        fixes the switch instead)."""
+        """Record a validation perplexity; cmgems switches to Global (cmgems-reverse to GeneMask),
+        for good, once the running minimum of |ppl_t - ppl_{t-1}| falls below ``switch_threshold``
+        (unless ``switch_step`` fixes the switch instead)."""
         if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float, np.integer, np.floating)) \
                 or not math.isfinite(perplexity):
             raise ValueError(f"perplexity={perplexity!r}: expected a finite number (a diverged loss gives nan or inf)")
@@ -469,7 +475,7 @@ class DataCollatorForSpanMasking:
                 self.min_perplexity_change = change
         self.perplexities.append(perplexity)
         if (
-            self.strategy == "cmgems"
+            self.strategy in PLATEAU_CURRICULA
             and self.switch_step is None
             and self.switched_at_step is None
             and self.min_perplexity_change is not None
@@ -720,7 +726,7 @@ class DataCollatorForSpanMasking:
         return rows, positions[rows, column] - 1
 
     def _choose_phase(self, use_global: bool | None) -> str:
-        if self.strategy == "cmgems":
+        if self.strategy in PLATEAU_CURRICULA:
             return self.phase
         if self.strategy != "cmstep":
             return self.strategy
@@ -924,7 +930,7 @@ def make_collator(
     seed: int | None = None,
     **options: Any,
 ) -> DataCollatorForSpanMasking:
-    """The masking collator for ``strategy`` (random, genemask, global, cmgems, cmstep).
+    """The masking collator for ``strategy`` (random, genemask, global, cmgems, cmstep, cmgems-reverse).
 
     ``rank_table``: a LongTensor of NPMI ranks indexed by token id, or a CSV path / DataFrame
     (ours or the authors' Data-A). ``mlm_probability`` sets the *centre* probability of a single
@@ -941,7 +947,7 @@ def make_collator(
         raise TypeError(f"make_collator: unknown option {sorted(unknown)[0]!r}; known options: mlm_probability, {', '.join(sorted(known))}")
     if "mlm_probability" in options:
         probability = options.pop("mlm_probability")
-        if strategy in ("cmgems", "cmstep"):
+        if strategy in (*PLATEAU_CURRICULA, "cmstep"):
             raise ValueError(
                 f"mlm_probability is ambiguous for {strategy!r}; set random_probability, genemask_probability or global_probability"
             )
@@ -1030,7 +1036,7 @@ try:  # The callback needs only transformers' TrainerCallback; keep the collator
 except ImportError:  # pragma: no cover
     TrainerCallback = ExportableState = object
 
-CURRICULA = ("cmgems", "cmstep")
+CURRICULA = (*PLATEAU_CURRICULA, "cmstep")
 
 
 def _collator_in(collate_fn: Any) -> DataCollatorForSpanMasking | None:
@@ -1060,9 +1066,9 @@ class MaskingCurriculumCallback(TrainerCallback, ExportableState):
     uninterrupted run does (map-style datasets; an ``IterableDataset`` re-collates the skipped
     batches). Works whether or not ``restore_callback_states_from_checkpoint`` is set.
 
-    **Workers.** The curriculum lives in the process that collates: ``cmgems``/``cmstep`` with
-    ``dataloader_num_workers > 0`` are refused at ``on_train_begin`` (the workers' copies would
-    never see a step or a perplexity).
+    **Workers.** The curriculum lives in the process that collates: ``cmgems``/``cmgems-reverse``/
+    ``cmstep`` with ``dataloader_num_workers > 0`` are refused at ``on_train_begin`` (the workers'
+    copies would never see a step or a perplexity).
     """
 
     def __init__(self, collator: DataCollatorForSpanMasking | None = None) -> None:

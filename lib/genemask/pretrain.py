@@ -163,14 +163,14 @@ def _check_config(cfg: "PretrainConfig") -> None:
     if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
         fail("device", "must be 'auto', 'cpu' or 'cuda[:N]'")
     strategy, options = cfg.masking()
-    if strategy == "cmgems" and cfg.eval_steps == 0 and options.get("switch_step") is None:
-        raise ValueError("strategy 'cmgems' switches on validation perplexity: set eval_steps > 0 (or masking_options switch_step)")
+    if strategy in masking.PLATEAU_CURRICULA and cfg.eval_steps == 0 and options.get("switch_step") is None:
+        raise ValueError(f"strategy {strategy!r} switches on validation perplexity: set eval_steps > 0 (or masking_options switch_step)")
     _check_masks_something(strategy, options)
 
 
 #: The masking phases a strategy trains with: each one's centre probability must be above 0.
 _STRATEGY_PHASES = {"random": ("random",), "genemask": ("genemask",), "global": ("global",),
-                    "cmgems": ("genemask", "global"), "cmstep": ("random", "global")}
+                    "cmstep": ("random", "global"), **masking.PLATEAU_CURRICULA}
 
 
 def _check_masks_something(strategy: str, options: dict) -> None:
@@ -206,7 +206,8 @@ class PretrainConfig:
     strategy: str = field(default="cmgems", metadata=_help(
         f"masking strategy or named variant: {', '.join(dict.fromkeys([*masking.STRATEGIES, *masking.MASKING_VARIANTS]))}"))
     switch_threshold: float = field(default=50.0, metadata=_help(
-        "cmgems: switch to Global masking once |change of validation perplexity| < this (released: 1.0)"))
+        "cmgems: switch to Global masking once |change of validation perplexity| < this (released: 1.0); "
+        "cmgems-reverse: switch from Global to GeneMask by the same rule"))
     masking_options: dict = field(default_factory=dict, metadata=_help(
         'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "centre"}\''))
     rank_table: str | None = field(default=None, metadata=_help(
@@ -254,7 +255,7 @@ class PretrainConfig:
             strategy = options.pop("strategy")
         else:
             strategy, options = self.strategy, {}
-        if strategy == "cmgems":
+        if strategy in masking.PLATEAU_CURRICULA:
             options["switch_threshold"] = self.switch_threshold
         options.update(self.masking_options)
         if strategy == "cmstep":
@@ -1120,7 +1121,7 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
         if log is not None:
             log.close()
 
-    switch = collator.switched_at_step if strategy == "cmgems" else None
+    switch = collator.switched_at_step if strategy in masking.PLATEAU_CURRICULA else None
     perplexities = [r["val_perplexity"] for r in rows if r["val_perplexity"] == r["val_perplexity"]]
     final_ppl = perplexities[-1] if perplexities else None
     finished = step >= cfg.steps
@@ -1216,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {result.checkpoint}\nmetrics: {result.metrics_path}"
-              + (f"\ncmgems switch at step {result.switch_step}" if result.switch_step is not None else ""))
+              + (f"\n{cfg.strategy} switch at step {result.switch_step}" if result.switch_step is not None else ""))
     return 0
 
 

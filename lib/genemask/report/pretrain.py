@@ -10,12 +10,14 @@ from ..steplog import METRICS_FILE, RESULT_LOG_ROWS, compact_log, compact_log_te
 
 
 def switch_step(metrics) -> int | None:
-    """The evaluation step after which CM-GEMS masks with Global: the last step before the first
-    Global batch, for runs that start with GeneMask masking (None when it never switched)."""
+    """The evaluation step after which a plateau curriculum switched: the last step before the first
+    batch of its second phase, for runs masked with GeneMask and Global only — CM-GEMS (GeneMask,
+    then Global) and its reverse (Global, then GeneMask); None when it never switched."""
     phases = metrics["phase"].tolist()
-    if not phases or phases[0] != "genemask" or "global" not in phases:
+    if not phases or set(phases) != {"genemask", "global"}:
         return None
-    return int(metrics["step"].iloc[phases.index("global") - 1])
+    second = "global" if phases[0] == "genemask" else "genemask"
+    return int(metrics["step"].iloc[phases.index(second) - 1])
 
 
 def summary(metrics, label: str = "") -> dict:
