@@ -69,7 +69,9 @@ class Evidence:
     stages: tuple[str, ...]
     steps: int
     model: str = ""
-    schedule_stage: str | None = None  # the stage whose rows are this schedule's (others add the untrained model)
+    #: The stages whose rows are this schedule's (the others add the untrained model); empty: all.
+    #: Controls on the same schedule (e.g. the reverse curriculum) live in stages of their own.
+    schedule_stages: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     shots: tuple[int, ...] = ()
     pretraining_seeds: int = 0
@@ -176,6 +178,11 @@ def _tuple(raw: Any, where: str, kind: type) -> tuple | None:
     return tuple(raw)
 
 
+def _stage_list(raw: Any, where: str) -> tuple[str, ...]:
+    """A stage name or a list of them (a schedule's own stage and its controls' stages)."""
+    return (raw,) if isinstance(raw, str) else (_tuple(raw, where, str) or ())
+
+
 def parse(data: dict) -> Plan:
     """The plan from its YAML mapping, every entry checked (a :class:`PlanError` names the first bad one)."""
     if not isinstance(data, dict):
@@ -198,12 +205,13 @@ def parse(data: dict) -> Plan:
         stages = _tuple(_need(raw, "stages", where, list), f"{where}.stages", str)
         evidence[name] = Evidence(
             name=name, role=_need(raw, "role", where, str), stages=stages, steps=_need(raw, "steps", where, int),
-            model=raw.get("model", ""), schedule_stage=raw.get("schedule_stage"),
+            model=raw.get("model", ""), schedule_stages=_stage_list(raw.get("schedule_stage"), f"{where}.schedule_stage"),
             datasets=_tuple(raw.get("datasets"), f"{where}.datasets", str) or (),
             shots=_tuple(raw.get("shots"), f"{where}.shots", int) or (),
             pretraining_seeds=_need(raw, "pretraining_seeds", where, int), what=raw.get("what", ""))
-        if evidence[name].schedule_stage is not None and evidence[name].schedule_stage not in stages:
-            raise PlanError(f"{PLAN_FILE}: {where}.schedule_stage {evidence[name].schedule_stage!r} is not among its stages")
+        outside = [s for s in evidence[name].schedule_stages if s not in stages]
+        if outside:
+            raise PlanError(f"{PLAN_FILE}: {where}.schedule_stage {outside[0]!r} is not among its stages")
 
     transition = _need(data, "transition", "top level", dict)
     for key in ("context_free_loss", "margin", "absolute_threshold"):

@@ -312,8 +312,8 @@ def _evidence_frame(evidence: Evidence, profile: str | None, file: str | None = 
     frame = runs.downstream(list(evidence.stages), file, profile)
     if frame is None:
         return None
-    if evidence.schedule_stage is not None:
-        frame = frame[(frame["stage"] == evidence.schedule_stage) | (frame["pretrain_strategy"] == "none")]
+    if evidence.schedule_stages:
+        frame = frame[frame["stage"].isin(evidence.schedule_stages) | (frame["pretrain_strategy"] == "none")]
     return frame
 
 
@@ -371,7 +371,7 @@ def _step_tests(family: Family, evidence: Evidence, profile: str | None, plan: P
 
     from . import runs
 
-    curves = transition.curves(profile, evidence.stages[0])
+    curves = pd.concat([transition.curves(profile, stage) for stage in evidence.stages], ignore_index=True)
     if curves.empty:
         return []
     identity = runs.pretraining_runs(profile).rename(columns={"key": "cell"}).drop(columns=["method", "dir", "stage"])
