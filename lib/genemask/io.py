@@ -123,14 +123,215 @@ def write_with(target: str | Path, writer: Callable[[Path], Any]) -> Path:
     return Path(target)
 
 
+# ----------------------------------------------------------------------------------------------
+# Output folders a run owns
+
+#: What genemask itself keeps in an ``out_dir`` it claims: claim markers and locks
+#: (``.genemask-<what>.json``/``.lock``, their temporary files ``..genemask-*``), pretraining's
+#: older lock ``.lock`` and the write probe. Anything else there was written by a run or by someone.
+OWN_PREFIXES = (".genemask-", "..genemask-", ".write-test-")
+OWN_NAMES = (".lock",)
+
+
+def is_own_entry(name: str) -> bool:
+    return name in OWN_NAMES or name.startswith(OWN_PREFIXES)
+
+
+def prepare_out_dir(out_dir: str | Path) -> None:
+    """Create ``out_dir`` and prove it writable now, not after an hour of work."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"out_dir={str(out_dir)!r} is not writable ({err.strerror or err})") from None
+
+
+@contextmanager
+def exclusive(out_dir: str | Path, what: str, wait: bool = False, lock_name: str = ".lock") -> Iterator[None]:
+    """An advisory lock on ``out_dir`` held while the block runs (released by the kernel however the
+    process ends, ``kill -9`` included): two runs never write into one folder at once."""
+    import fcntl
+
+    with open(Path(out_dir) / lock_name, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise RuntimeError(f"out_dir={str(out_dir)!r} is in use by another {what} run") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def foreign_entries(out_dir: str | Path) -> list[str]:
+    """What ``out_dir`` holds besides genemask's own claim files (:func:`is_own_entry`)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    return sorted(p.name for p in out_dir.iterdir() if not is_own_entry(p.name))
+
+
+def shown_names(names: list[str], first: int = 4) -> str:
+    return ", ".join(names[:first]) + (f" and {len(names) - first} more" if len(names) > first else "")
+
+
+def claim_marker(out_dir: str | Path, what: str) -> Path:
+    return Path(out_dir) / f".genemask-{what.replace(' ', '-')}.json"
+
+
+def read_claim(out_dir: str | Path, what: str) -> dict | None:
+    """The claim marker :func:`claim_out_dir` left in ``out_dir`` (None: none; a damaged one is an error naming it)."""
+    marker = claim_marker(out_dir, what)
+    if not marker.is_file():
+        return None
+    try:
+        value = json.loads(marker.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{marker}: damaged claim marker ({err}); remove it if the folder is yours") from None
+    if not isinstance(value, dict) or not isinstance(value.get("identity"), dict):
+        raise ValueError(f"{marker}: not a genemask claim marker (no 'identity' mapping)")
+    return value
+
+
+@contextmanager
+def claim_out_dir(out_dir: str | Path, what: str, identity: dict[str, Any], adopt: bool = False) -> Iterator[dict]:
+    """Take ``out_dir`` for one run for as long as the block runs: created and proved writable, locked
+    against a concurrent run, refused when it holds another run (another ``identity``) or, unless
+    ``adopt`` (a folder whose path already names this run, e.g. the grid's ``runs/<profile>/<stage>/<key>``),
+    files no run wrote. The marker ``.genemask-<what>.json`` written into it records the identity, the
+    claiming pid, the time and the names present before, so a collector takes only what the run wrote."""
+    import time
+
+    out_dir = Path(out_dir)
+    prepare_out_dir(out_dir)
+    tag = what.replace(" ", "-")
+    with exclusive(out_dir, what, lock_name=f".genemask-{tag}.lock"):
+        saved = read_claim(out_dir, what)
+        if saved is not None and saved["identity"] != identity:
+            changed = sorted(k for k in set(saved["identity"]) | set(identity) if saved["identity"].get(k) != identity.get(k))
+            raise ValueError(f"out_dir={str(out_dir)!r} holds another {what} run (different {', '.join(changed)}; "
+                             f"see {claim_marker(out_dir, what).name}): use another out_dir")
+        foreign = foreign_entries(out_dir)
+        if saved is None and foreign and not adopt:
+            raise ValueError(f"out_dir={str(out_dir)!r} holds files no {what} run wrote ({shown_names(foreign)}); "
+                             "choose an empty or new folder")
+        claim = {"identity": identity, "pid": os.getpid(), "claimed_ns": time.time_ns(), "files_before": foreign}
+        write_json(claim_marker(out_dir, what), claim)
+        yield claim
+
+
+def written_since_claim(out_dir: str | Path, what: str) -> list[Path] | None:
+    """The files in ``out_dir`` its run wrote (new since the claim, or rewritten after it), genemask's
+    own claim files left out; None when the folder was never claimed (made before claims existed)."""
+    claim = read_claim(out_dir, what)
+    if claim is None:
+        return None
+    before, since = set(claim.get("files_before") or []), int(claim.get("claimed_ns") or 0)
+    return [p for p in sorted(Path(out_dir).iterdir())
+            if not is_own_entry(p.name) and (p.name not in before or p.stat().st_mtime_ns >= since)]
+
+
+#: The largest YAML file the package reads (a params file is a few KiB): a bigger one is refused
+#: before it is parsed.
+MAX_YAML_BYTES = 1 << 20
+#: The most values a YAML document may expand to once its aliases are followed: a params file with
+#: anchors reaches a few thousand; an alias bomb ("billion laughs") reaches billions and would
+#: stall whatever walks it (planning, hashing, JSON).
+MAX_YAML_VALUES = 200_000
+
+
+def _strict_loader():
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one
+    silently: ``{steps: 3, steps: 5000}`` would train 5000 steps). Merge keys (``<<: *defaults``)
+    are not duplicates: explicit keys override merged ones, as YAML says."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: PyYAML's own error follows
+                        continue
+                    if first is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {first}, again on line {line})",
+                            key_node.start_mark)
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def _expanded_values(node, sizes: dict[int, int], limit: int) -> int:
+    """How many values ``node`` stands for with every alias followed (each shared node is
+    measured once, so an alias bomb is measured in a moment, not expanded)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    children = node.value if isinstance(node.value, list) else []
+    total = 1
+    for child in children:
+        parts = child if isinstance(child, tuple) else (child,)
+        total += sum(_expanded_values(part, sizes, limit) for part in parts)
+        if total > limit:
+            break
+    sizes[id(node)] = total
+    return total
+
+
 def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
-    """A params file's YAML, or ``error`` with a one-line message naming the file (missing, or not YAML)."""
+    """A YAML file the package reads (params files, queues), or ``error`` with a one-line message
+    naming the file: missing, not a regular file (a folder, a FIFO that would block), over
+    :data:`MAX_YAML_BYTES`, not UTF-8, not YAML, a key given twice (naming it and its lines), or
+    aliases that expand past :data:`MAX_YAML_VALUES` values."""
+    import stat
+
     import yaml
 
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        info = path.stat()
     except FileNotFoundError:
         raise error(f"{path}: no such params file") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise error(f"{path}: {kind}; expected a YAML params file")
+    if info.st_size > MAX_YAML_BYTES:
+        raise error(f"{path}: {info.st_size:,} bytes, over the {MAX_YAML_BYTES:,}-byte limit for a YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); expected a YAML params file") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+    loader = _strict_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_values(node, {}, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+            raise error(f"{path}: its aliases expand to over {MAX_YAML_VALUES:,} values (an alias bomb?); "
+                        "refused before expanding")
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = "; ".join(part for part in (err.context, err.problem) if part)
+        raise error(" ".join(f"{path}: not valid YAML{where}: {what}".split())) from None
     except yaml.YAMLError as err:
-        raise error(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+        raise error(" ".join(f"{path}: not valid YAML ({err})".split())) from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to be a params file") from None
+    finally:
+        loader.dispose()

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, genome, masking, models, paths, tokenizer
+from . import __version__, genome, io, masking, models, paths, tokenizer
 from .identity import KEPT_CHECKPOINT, kept_step  # noqa: F401 - kept_step: the name callers use
 from .integrity import ChecksumError, verify_checksums, write_checksums
 from .io import fsync_path, is_storage_error, write_error, write_json, write_text, write_with
@@ -333,30 +333,12 @@ def _default_out_dir() -> Path:
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove it writable now, not after an hour of training."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"out_dir={str(out_dir)!r} is not writable ({err.strerror or err})") from None
+    io.prepare_out_dir(out_dir)
 
 
-@contextlib.contextmanager
-def _exclusive(out_dir: Path, wait: bool) -> Iterator[None]:
-    """An advisory lock on ``out_dir``: two runs never train into the same folder at once."""
-    import fcntl
-
-    with open(out_dir / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise RuntimeError(f"out_dir={str(out_dir)!r} is in use by another pretraining run") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _exclusive(out_dir: Path, wait: bool) -> contextlib.AbstractContextManager:
+    """An advisory lock on ``out_dir`` (its ``.lock``): two runs never train into the same folder at once."""
+    return io.exclusive(out_dir, "pretraining", wait=wait)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,11 +449,6 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
 
 #: Written first into an ``out_dir`` a run claims: the identity of the run the folder belongs to.
 RUN_MARKER = ".genemask-pretrain.json"
-#: What an ``out_dir`` may hold before a run claims it: the lock and write probe of a run refused
-#: or killed before it wrote the marker, and the marker's own temporary file while the main process
-#: writes it (another DDP rank checking the folder at that moment sees it: a race, not a stranger).
-_UNCLAIMED_ENTRIES = (".lock",)
-_UNCLAIMED_PREFIXES = (".write-test-", f".{RUN_MARKER}.")
 #: Fields that say where or how a run executes, not which run it is.
 _RUN_LOCAL = ("out_dir", "resume", "device", "threads")
 #: Resume states kept: the latest, and the previous one to fall back on when the latest is damaged.
@@ -514,12 +491,9 @@ def _owner_config(out_dir: Path) -> tuple[dict | None, Path | None]:
 
 
 def _foreign_entries(out_dir: Path) -> list[str]:
-    """What an unclaimed ``out_dir`` holds besides a lock and write probe (even a ``resume`` or
+    """What an unclaimed ``out_dir`` holds besides genemask's claim files (even a ``resume`` or
     ``checkpoint`` folder there may be someone else's: ``--out_dir ~`` must not touch ``~/resume``)."""
-    if not out_dir.is_dir():
-        return []
-    return sorted(p.name for p in out_dir.iterdir()
-                  if p.name not in _UNCLAIMED_ENTRIES and not p.name.startswith(_UNCLAIMED_PREFIXES))
+    return io.foreign_entries(out_dir)
 
 
 def _claim_out_dir(out_dir: Path, cfg: PretrainConfig, write: bool) -> None:
@@ -529,8 +503,7 @@ def _claim_out_dir(out_dir: Path, cfg: PretrainConfig, write: bool) -> None:
     if saved is None:
         foreign = _foreign_entries(out_dir)
         if foreign:
-            shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
-            raise ValueError(f"out_dir={str(out_dir)!r} holds files no pretraining run wrote ({shown}); "
+            raise ValueError(f"out_dir={str(out_dir)!r} holds files no pretraining run wrote ({io.shown_names(foreign)}); "
                              "choose an empty or new folder")
     else:
         changed = _changed(saved, cfg)
