@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -137,16 +137,28 @@ def is_own_entry(name: str) -> bool:
     return name in OWN_NAMES or name.startswith(OWN_PREFIXES)
 
 
-def prepare_out_dir(out_dir: str | Path) -> None:
-    """Create ``out_dir`` and prove it writable now, not after an hour of work."""
+def prepare_out_dir(out_dir: str | Path, name: str = "out_dir") -> None:
+    """Create ``out_dir`` and prove it writable now (a block written and flushed: a full disk fails
+    here too), not after an hour of work; the error names it as ``name``."""
     out_dir = Path(out_dir)
+    probe = out_dir / f".write-test-{os.getpid()}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        write_probe(probe)
     except OSError as err:
-        raise PermissionError(f"out_dir={str(out_dir)!r} is not writable ({err.strerror or err})") from None
+        raise PermissionError(f"{name}={str(out_dir)!r} is not writable ({err.strerror or err})") from None
+    finally:
+        with suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
+def write_probe(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, b"\0" * 4096)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -4,11 +4,19 @@
 cluster node), runs the cell's notebook with papermill in this process, and on success moves the
 executed notebook into place and writes the cell's run record last, so a record exists only for a
 finished cell. ``timeout`` bounds the whole cell: a watchdog kills the kernel when it is exceeded.
-SIGTERM or SIGINT kill the kernel before this process exits, so no kernel outlives its cell.
+SIGTERM or SIGINT kill the kernel before this process exits, so no kernel outlives its cell; the
+runner also gets SIGTERM when its parent (Snakemake) dies, however it dies.
+
+While a cell runs, its runner holds a lock on ``<key>.running`` (holding its pid) and claims the
+cell's ``out_dir`` (:func:`genemask.io.claim_out_dir`): a second runner of the same cell, a cell of
+another grid writing into the same explicit ``out_dir``, or an ``out_dir`` holding files no run
+wrote are refused, and a rerun after a stopped grid tells a busy cell (its pid alive) from a failed one.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import signal
 import sys
@@ -19,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from ..io import write_text
+from ..io import claim_out_dir, write_text
 from . import provenance
 from .code import Library
 from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
@@ -60,6 +68,54 @@ def error_file(cell: Cell) -> Path:
     return cell.output.with_name(f"{cell.key}.error.txt")
 
 
+#: The claim a grid cell's runner takes on its ``out_dir`` (marker ``.genemask-grid-cell.json``).
+CLAIM = "grid cell"
+
+
+def running_file(cell: Cell) -> Path:
+    """Locked by the cell's runner while it runs (the kernel drops the lock when the process ends,
+    ``kill -9`` included); it holds the runner's pid."""
+    return cell.output.with_name(f"{cell.key}.running")
+
+
+def busy_pid(cell: Cell) -> int | None:
+    """The pid of a runner running ``cell`` now, else None."""
+    path = running_file(cell)
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process ``signum`` when its parent dies (Linux ``PR_SET_PDEATHSIG``;
+    elsewhere nothing): a ``kill -9`` of ``genemask grid`` then still stops Snakemake, and Snakemake's
+    death its cell runners. Safe in ``preexec_fn`` (no import, no allocation beyond the call)."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, int(signum), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
 def _one_line(err: BaseException) -> str:
     ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
     text = f"{ename}: {evalue}" if ename else f"{type(err).__name__}: {err}"
@@ -73,11 +129,40 @@ def _portable_notebook(notebook: Path) -> str:
 
 
 def execute(cell: Cell, profile: str) -> int:
-    """Run one planned cell; 0 on success. Its failure leaves ``<key>.failed.ipynb`` and
-    ``<key>.error.txt`` (one line), never a run record."""
+    """Run one planned cell; 0 on success, 3 when another runner runs it now. Its failure leaves
+    ``<key>.failed.ipynb`` and ``<key>.error.txt`` (one line), never a run record."""
+    cell.output.parent.mkdir(parents=True, exist_ok=True)
+    with open(running_file(cell), "a+") as running:
+        try:
+            fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running.seek(0)
+            print(f"{CELL_ERROR_PREFIX}{cell.id}: already running (pid {running.read().strip() or '?'})", file=sys.stderr)
+            return 3
+        running.seek(0)
+        running.truncate()
+        running.write(str(os.getpid()))
+        running.flush()
+        with contextlib.ExitStack() as claimed:
+            if cell.out_dir is not None:
+                default = cell.out_dir == paths.runs_dir(profile, cell.stage) / cell.key
+                try:
+                    claimed.enter_context(claim_out_dir(cell.out_dir, CLAIM, claim_identity(cell, profile), adopt=default))
+                except (ValueError, RuntimeError, PermissionError) as err:
+                    write_text(error_file(cell), f"{err}\n")
+                    print(f"{CELL_ERROR_PREFIX}{cell.id}: {err}", file=sys.stderr)
+                    return 1
+            return _execute(cell, profile)
+
+
+def claim_identity(cell: Cell, profile: str) -> dict[str, str]:
+    """What a cell's claim on its ``out_dir`` names: the one cell that may write there."""
+    return {"profile": profile, "stage": cell.stage, "key": cell.key}
+
+
+def _execute(cell: Cell, profile: str) -> int:
     import papermill as pm
 
-    cell.output.parent.mkdir(parents=True, exist_ok=True)
     partial = cell.output.with_name(f".{cell.key}.running.ipynb")
     failed = cell.output.with_name(f"{cell.key}.failed.ipynb")
     errors = error_file(cell)
@@ -153,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 3:
         print("usage: python -m genemask.grid.cell PARAMS.yaml STAGE KEY", file=sys.stderr)
         return 2
+    die_with_parent()
+    if os.getppid() == 1:  # the parent died before the line above: nobody wants this cell any more
+        return 1
     try:
         plan = plan_grid(argv[0])
         return execute(plan.cell(argv[1], argv[2]), plan.spec.profile)

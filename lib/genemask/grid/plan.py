@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -133,8 +134,20 @@ def expand_env(value: Any, where: str) -> Any:
     return value
 
 
-def combinations(stage: Stage) -> list[dict[str, Any]]:
+#: The most cells a params file may plan (the paper's profiles plan a few hundred): a grid past it is
+#: refused at once, before planning for minutes (a 10^6-cell product) or filling runs/.
+MAX_CELLS = 20_000
+
+
+def check_cell_count(count: int, where: str) -> None:
+    if count > MAX_CELLS:
+        raise GridError(f"{where}: would plan {count:,} cells, over the limit of {MAX_CELLS:,} "
+                        "(genemask.grid.plan.MAX_CELLS); split the grid")
+
+
+def combinations(stage: Stage, where: str = "") -> list[dict[str, Any]]:
     """The stage's parameter sets before ``@`` references: params, crossed grid, explicit cells."""
+    check_cell_count(math.prod(len(v) for v in stage.grid.values()) * len(stage.cells), where or f"stage {stage.name!r}")
     combos = [dict(zip(stage.grid, values)) for values in itertools.product(*stage.grid.values())] or [{}]
     return [{**stage.params, **combo, **explicit} for explicit in stage.cells for combo in combos]
 
@@ -170,6 +183,7 @@ def _expand_refs(spec: GridSpec, stage: Stage, params: dict[str, Any],
         if any(c.out_dir is None for c in selected):
             raise GridError(f"{where}: {value!r}: stage {ref!r} has no out_dir to refer to")
         options.append([(name, str(c.out_dir / sub) if sub else str(c.out_dir), (c.stage, c.key)) for c in selected])
+    check_cell_count(math.prod(len(o) for o in options), f"{spec.source}: stage {stage.name!r}")
     out = []
     for choice in itertools.product(*options):
         out.append(({n: v for n, v, _ in choice}, [d for _, _, d in choice if d is not None]))
@@ -184,11 +198,14 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
     planned: dict[str, list[Cell]] = {}
     cells: list[Cell] = []
     for stage in spec.stages:
-        declared = notebook_parameters(stage.notebook)
+        try:
+            declared = notebook_parameters(stage.notebook)
+        except GridError as err:
+            raise GridError(f"{spec.source}: stage {stage.name!r}: {err}") from None
         code = notebook_code(stage.notebook)
         stage_dir = paths.runs_dir(spec.profile, stage.name)
         stage_cells: list[Cell] = []
-        for base in combinations(stage):
+        for base in combinations(stage, f"{spec.source}: stage {stage.name!r}"):
             check_params(spec, stage, base, declared)
             for params, deps in _expand_refs(spec, stage, base, planned):
                 key = cell_key(code, params)
@@ -204,6 +221,8 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
                     continue  # the same cell asked twice (e.g. by a grid and an explicit cell)
                 stage_cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb",
                                         out_dir, deps, stage.timeout))
+                check_cell_count(len(cells) + len(stage_cells), f"{spec.source}: stages up to {stage.name!r}")
         planned[stage.name] = stage_cells
         cells += stage_cells
+        check_cell_count(len(cells), f"{spec.source}: stages up to {stage.name!r}")
     return Plan(spec, cells)

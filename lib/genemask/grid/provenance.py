@@ -204,7 +204,21 @@ def write_record(path: Path, record: dict) -> None:
 
 
 def read_record(path: Path) -> dict | None:
+    """A run record, None when there is none; a damaged one (not JSON, not a mapping) is an error
+    naming it, never read as "not run" (which would rerun a finished cell silently)."""
+    from .spec import GridError
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    except OSError as err:
+        raise GridError(f"{path}: cannot read this run record ({err.strerror or err})") from None
+    try:
+        record = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise GridError(f"{path}: damaged run record, not JSON ({err}); remove it to run the cell again") from None
+    if not isinstance(record, dict):
+        raise GridError(f"{path}: damaged run record (a JSON {type(record).__name__}, not a mapping); "
+                        "remove it to run the cell again")
+    return record

@@ -20,6 +20,8 @@ an earlier stage (those run with the named parameter values): the cell is repeat
 from __future__ import annotations
 
 import ast
+import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,29 @@ _TYPE_CHECKS = {
     "str": lambda v: isinstance(v, str),
 }
 
+#: A cell key: 16 hex digits (what a key read from a file must be before it names a folder).
+KEY = re.compile(r"[0-9a-f]{16}")
+
 REF = re.compile(r"@(?P<stage>[\w.-]+)(?:\[(?P<selector>[^\]]*)\])?(?:/(?P<file>.+))?")
+
+
+#: The notebooks a params file may run: the package's own, ``notebooks/0*.ipynb``. A params file is
+#: data; the notebook it names is code, so a file from elsewhere must never choose it.
+PACKAGE_NOTEBOOKS = "0*.ipynb"
+#: An explicit allow-list of further folders of notebooks (``os.pathsep``-separated), set by whoever
+#: runs the grid, never by a params file (tests use it for their tiny notebooks).
+NOTEBOOK_DIRS_ENV = "GENEMASK_NOTEBOOK_DIRS"
+
+
+def notebook_allowed(notebook: Path) -> bool:
+    """Whether ``notebook`` (resolved: a link is judged by where it points) may run in a grid."""
+    notebook = notebook.resolve()
+    if notebook.suffix != ".ipynb":
+        return False
+    if notebook.parent == paths.NOTEBOOKS.resolve() and fnmatch.fnmatch(notebook.name, PACKAGE_NOTEBOOKS):
+        return True
+    extra = [Path(d).expanduser().resolve() for d in os.environ.get(NOTEBOOK_DIRS_ENV, "").split(os.pathsep) if d]
+    return any(notebook.is_relative_to(folder) for folder in extra)
 
 
 class GridError(ValueError):
@@ -120,6 +144,10 @@ def load_spec(path: str | Path) -> GridSpec:
         nb = (paths.ROOT / st["notebook"]).resolve()
         if not nb.is_file():
             raise GridError(f"{where}: notebook {st['notebook']} does not exist")
+        if not notebook_allowed(nb):
+            raise GridError(f"{where}: notebook {st['notebook']} is not one of the package's notebooks "
+                            f"({paths.display(paths.NOTEBOOKS)}/{PACKAGE_NOTEBOOKS}); a params file runs only those "
+                            f"(other folders: ${NOTEBOOK_DIRS_ENV})")
         params = _mapping_of_names(st.get("params") or {}, f"{where}: 'params'")
         grid = _mapping_of_names(st.get("grid") or {}, f"{where}: 'grid'")
         for key, values in grid.items():
@@ -146,7 +174,11 @@ def notebook_parameters(notebook: Path) -> dict[str, dict]:
     """The parameters a notebook declares in its cell tagged ``parameters`` (papermill's reading)."""
     import papermill as pm
 
-    return pm.inspect_notebook(str(notebook))
+    try:
+        return pm.inspect_notebook(str(notebook))
+    except Exception as err:  # noqa: BLE001 - nbformat and papermill raise many kinds; each means "not a notebook"
+        raise GridError(f"{paths.display(notebook)}: not a readable notebook ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:200]})") from None
 
 
 def _expected_type(spec: dict) -> str | None:

@@ -22,6 +22,7 @@ from .. import paths
 from . import provenance
 from .code import Library
 from .plan import Cell, Plan, key_portable, notebook_code, portable_params
+from .spec import KEY, GridError
 
 FRESH, VERIFIED, STALE, TO_RUN = "fresh", "verified", "stale", "to run"
 DONE = (FRESH, VERIFIED)  # states a downstream cell may build on
@@ -62,8 +63,15 @@ def results_rows(profile: str, stage: str) -> list[dict[str, str]]:
     index = paths.results_dir(profile) / stage / "cells.csv"
     if not index.exists():
         return []
-    with index.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with index.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise GridError(f"{index}: unreadable cells.csv ({err})") from None
+    for line, row in enumerate(rows, start=2):
+        if not KEY.fullmatch(row.get("key") or ""):
+            raise GridError(f"{index}, line {line}: key {row.get('key')!r} is not a cell key (16 hex digits)")
+    return rows
 
 
 def results_record(profile: str, stage: str, key: str) -> dict:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import paths
-from ..io import write_json
-from .cell import CELL_ERROR_PREFIX, error_file
+from ..io import foreign_entries, prepare_out_dir, read_claim, shown_names, write_json
+from .cell import CELL_ERROR_PREFIX, CLAIM, busy_pid, claim_identity, die_with_parent, error_file
 from .collect import collect_results
-from .plan import Cell, plan_grid
+from .plan import Cell, Plan, plan_grid
 from .spec import GridError
 from .state import FRESH, STALE, TO_RUN, grid_state, run_record, status_lines
 
@@ -56,12 +56,53 @@ def profile_lock(profile: str) -> Iterator[None]:
         handle.close()
 
 
+def check_writable(profile: str) -> None:
+    """Prove ``runs/<profile>`` and ``results/<profile>`` writable before any cell runs (a full or
+    read-only disk found at collection would cost every cell's run)."""
+    for folder in (paths.runs_root() / profile, paths.results_dir(profile)):
+        try:
+            prepare_out_dir(folder, name="the grid's folder")
+        except PermissionError as err:
+            raise GridError(f"{err}; nothing was run") from None
+
+
+def check_out_dirs(plan: Plan) -> None:
+    """An ``out_dir`` given in a params file is one cell's: two cells naming one folder, or a folder
+    holding files no grid cell wrote (they would be collected into results/), fail before anything runs."""
+    owners: dict[Path, Cell] = {}
+    for cell in plan.cells:
+        if cell.out_dir is None or cell.out_dir == paths.runs_dir(plan.spec.profile, cell.stage) / cell.key:
+            continue
+        folder = cell.out_dir.resolve()
+        if folder in owners:
+            raise GridError(f"{plan.spec.source}: cells {owners[folder].id} and {cell.id} both write out_dir={str(cell.out_dir)!r}; "
+                            "give each cell its own folder (or leave out_dir out)")
+        owners[folder] = cell
+        try:
+            claim = read_claim(cell.out_dir, CLAIM)
+        except ValueError as err:
+            raise GridError(str(err)) from None
+        if claim is not None and claim["identity"] != claim_identity(cell, plan.spec.profile):
+            other = claim["identity"]
+            raise GridError(f"{plan.spec.source}: stage {cell.stage!r}: out_dir={str(cell.out_dir)!r} belongs to another "
+                            f"grid cell ({other.get('profile')}/{other.get('stage')}/{other.get('key')}); use another folder")
+        foreign = foreign_entries(cell.out_dir) if claim is None else []
+        if foreign:
+            raise GridError(f"{plan.spec.source}: stage {cell.stage!r}: out_dir={str(cell.out_dir)!r} holds files no grid "
+                            f"cell wrote ({shown_names(foreign)}); they would be collected into results/: choose an "
+                            "empty or new folder")
+
+
 def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int:
-    """Run Snakemake in its own session; on SIGINT/SIGTERM stop it and every process under it
-    (cell runners and their kernels), so nothing outlives the grid."""
+    """Run Snakemake; on SIGINT/SIGTERM stop it and every process under it (cell runners and their
+    kernels), so nothing outlives the grid. A kill -9 cannot be caught: then Snakemake gets SIGTERM
+    from the kernel (:func:`die_with_parent`), each cell runner likewise when Snakemake dies, and a
+    notebook kernel exits when its runner is gone (ipykernel polls its parent)."""
     import psutil
 
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # In this process's group (a kill -9 of the group reaches Snakemake and its cell runners) and
+    # told to stop when this process dies however it dies (a kill -9 of this process alone).
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def stop(signum, _frame):
         try:
@@ -99,8 +140,13 @@ _PROGRESS = re.compile(r"^\d+ of \d+ steps \(")
 
 def snakemake_command(params_file: Path, profile: str, jobs: int, targets: list[Cell], force: list[Cell],
                       extra: list[str] = ()) -> list[str]:
+    """Snakemake's argument list. The params path travels in a JSON config file: on the command line
+    (``--config params=...``) Snakemake would parse it as YAML, and a path like ``a: b.yaml`` or
+    ``x #y.yaml`` would turn into another value."""
+    config = paths.runs_root() / profile / ".grid-config.json"
+    write_json(config, {"params": str(params_file.resolve()), "python": sys.executable})
     cmd = [sys.executable, "-m", "snakemake", *[str(c.marker) for c in targets],
-           "-s", str(SNAKEFILE), "--config", f"params={params_file.resolve()}",
+           "-s", str(SNAKEFILE), "--configfile", str(config),
            "--directory", str(paths.runs_root() / profile), "--cores", str(max(1, jobs)), "--keep-going",
            "--rerun-triggers", "mtime", "--nolock", "--quiet", "rules", "host", *extra]
     if force:
@@ -121,6 +167,8 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
     missing = sorted(set(stages or []) - set(names))
     if missing:
         raise GridError(f"{params_file}: no stage(s) {missing}; stages are {names}")
+    if not status:
+        check_out_dirs(plan)
     gs = grid_state(plan)
     shown = {FRESH: "cached", STALE: "stale", TO_RUN: "planned"}
     if status or dry_run:
@@ -132,7 +180,13 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
     selected = [c for c in plan.cells if not stages or c.stage in stages]
     targets = [c for c in selected if gs.of(c).state == TO_RUN or (rerun_stale and gs.of(c).state == STALE)]
     profile = plan.spec.profile
+    check_writable(profile)
     with profile_lock(profile):
+        busy = [(c, pid) for c in plan.cells if (pid := busy_pid(c)) is not None]
+        if busy:
+            cell, pid = busy[0]
+            raise GridError(f"cell {cell.id} is still running (pid {pid}; {len(busy)} busy cell(s)), left by a grid that "
+                            f"was stopped: wait for it or stop it (kill {pid}), then rerun")
         # A cell ran in this call when its marker was (re)written now: compare with the marker as it
         # was before, not with the clock (a cell finished by the previous call a moment ago is cached).
         before = {cell.marker: cell.marker.stat().st_mtime_ns if cell.marker.exists() else None for cell in plan.cells}
@@ -181,7 +235,11 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
              "out_dir": paths.display(c.out_dir) if c.out_dir else None}
             for c in plan.cells
         ])
-        collect_results(plan, grid_state(plan), echo=echo)
+        try:
+            collect_results(plan, grid_state(plan), echo=echo)
+        except OSError as err:
+            raise GridError(f"collecting into {paths.display(paths.results_dir(profile))} failed: {err} "
+                            "(results/ keeps every cell collected before; rerun to collect the rest)") from None
     counts = {s: sum(c.status == s for c in plan.cells) for s in ("done", "cached", "stale", "failed", "blocked")}
     echo(f"grid {profile}: {counts['done']} run, {counts['cached']} cached, {counts['stale']} stale (kept; "
          f"--rerun-stale reruns them), {counts['failed']} failed, {counts['blocked']} blocked "
