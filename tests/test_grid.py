@@ -30,6 +30,7 @@ def _notebook(path, params_src: str, body: str | list[str]):
 def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GENEMASK_NOTEBOOK_DIRS", str(tmp_path))  # the allow-list for these test notebooks
     _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
               "import pathlib\nassert x != 3, 'x must not be 3'\n"
               "pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
@@ -218,7 +219,7 @@ def test_timeout_bounds_the_whole_cell_and_big_results_are_reported(workspace):
     A result file over 1 MiB is not collected, and the run says so and records it."""
     _notebook(workspace / "slow.ipynb", "out_dir = None", ["import time; time.sleep(2)", "import time; time.sleep(2)"])
     _notebook(workspace / "big.ipynb", "out_dir = None",
-              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True)\n"
+              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"  # the runner made it (its claim)
               "pathlib.Path(out_dir, 'big.csv').write_text('a,b\\n' + '1,2\\n' * 400_000)\n"
               "pathlib.Path(out_dir, 'small.csv').write_text('a\\n1\\n')")
     spec = _params(workspace, [

@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -108,6 +109,7 @@ class Queue:
     source: Path
 
 
+_SAFE_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FEWSHOT_KEYS = {"datasets", "shots", "seeds", "small_shots", "large_shots", "max_test", "max_length", "resample"}
 
 
@@ -132,6 +134,8 @@ def load_queue(path: str | Path = PARAMS_FILE) -> Queue:
         if not isinstance(entry, dict) or "name" not in entry:
             raise QueueError(f"{where}: expected a mapping with a 'name'")
         where = f"{path}: unit {entry['name']!r}"
+        if not isinstance(entry["name"], str) or not _SAFE_UNIT.fullmatch(entry["name"]):
+            raise QueueError(f"{where}: a unit name names files (runs/gpu/<unit>, <unit>.tar.gz): letters, digits, _ . - only")
         extra = set(entry) - {"name", "pretrain", "fewshot", "baselines", "bench", "note"}
         if extra:
             raise QueueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: name, pretrain, fewshot, baselines, bench, note")
@@ -815,38 +819,96 @@ def run_unit(unit: Unit, queue: Queue, out: Path, smoke: bool = False, work: Pat
 # Archives back into results/gpu/
 
 
-def unpack(archive: str | Path, smoke_ok: bool = False, echo=print) -> list[str]:
-    """Merge a unit's archive into ``results/gpu/``: its cell folders replace those of the same
-    key, its cells.csv rows replace rows of the same key. Smoke archives only with ``smoke_ok``."""
+def _archive_index(index: Path, archive: Path, folders: bool = True) -> pd.DataFrame:
+    """A ``<stage>/cells.csv`` of an archive (or of results/gpu/), checked: readable, with a ``key``
+    column of cell keys (16 hex digits), each naming a folder beside it (``folders``). A key is a
+    folder name here: ``../../x`` or ``/x`` would name a folder outside results/."""
     import pandas as pd
 
+    from .grid.spec import KEY
+
+    try:
+        frame = pd.read_csv(index, dtype={"key": str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ValueError(f"{archive}: {index.parent.name}/cells.csv is not a readable table ({' '.join(str(err).split())})") from None
+    if "key" not in frame.columns:
+        raise ValueError(f"{archive}: {index.parent.name}/cells.csv has no 'key' column")
+    for line, key in enumerate(frame["key"], start=2):
+        if not isinstance(key, str) or not KEY.fullmatch(key):
+            raise ValueError(f"{archive}: {index.parent.name}/cells.csv, line {line}: key {key!r} is not a cell key "
+                             "(16 hex digits); nothing was unpacked")
+        folder = index.parent / key
+        if folders and (not folder.is_dir() or folder.is_symlink()):
+            raise ValueError(f"{archive}: {index.parent.name}/cells.csv, line {line}: no folder {key}/ for key {key}; "
+                             "nothing was unpacked")
+    if frame["key"].duplicated().any():
+        raise ValueError(f"{archive}: {index.parent.name}/cells.csv lists key {frame['key'][frame['key'].duplicated()].iloc[0]} twice")
+    return frame
+
+
+def unpack(archive: str | Path, smoke_ok: bool = False, echo=print) -> list[str]:
+    """Merge a unit's archive into ``results/gpu/``: its cell folders replace those of the same
+    key, its cells.csv rows replace rows of the same key. Smoke archives only with ``smoke_ok``.
+
+    Everything the archive names is checked before anything in ``results/gpu/`` changes: members
+    under ``results/gpu/``, stage names safe folder names, keys 16 hex digits with a folder each,
+    unit records JSON; every path written is inside ``results/gpu/``."""
+    import pandas as pd
+
+    from .grid.spec import check_name
+
     archive = Path(archive)
+    if not archive.is_file():
+        raise ValueError(f"{archive}: no such archive (expected a unit's .tar.gz)")
     root = paths.results_dir(PROFILE)
     with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
-                name = Path(member.name)
-                if name.is_absolute() or ".." in name.parts or name.parts[:2] != ("results", PROFILE) and name.parts != ("results",):
-                    raise ValueError(f"{archive}: unexpected member {member.name!r} (expected results/{PROFILE}/...)")
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                for member in tar.getmembers():
+                    name = Path(member.name)
+                    if name.is_absolute() or ".." in name.parts or name.parts[:2] != ("results", PROFILE) and name.parts != ("results",):
+                        raise ValueError(f"{archive}: unexpected member {member.name!r} (expected results/{PROFILE}/...)")
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ValueError(f"{archive}: not a readable archive ({type(err).__name__}: {err})") from None
         staged = Path(tmp) / "results" / PROFILE
         units = sorted((staged / "units").glob("*.json"))
         if not units:
             raise ValueError(f"{archive}: no units/<unit>.json inside: not a genemask.gpu archive")
         for unit_file in units:
-            if json.loads(unit_file.read_text()).get("smoke") and not smoke_ok:
+            try:
+                record = json.loads(unit_file.read_text())
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"{archive}: units/{unit_file.name} is not JSON ({err})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{archive}: units/{unit_file.name} is not a unit record (a JSON mapping)")
+            if record.get("smoke") and not smoke_ok:
                 raise ValueError(f"{archive}: a smoke run's archive (toy scale); it does not belong in results/{PROFILE}/")
-        merged = []
+        indexes = {}
         for stage_dir in sorted(p for p in staged.iterdir() if p.is_dir() and p.name != "units"):
+            check_name(stage_dir.name, f"{archive}: stage folder")
             index = stage_dir / "cells.csv"
-            new = pd.read_csv(index, dtype={"key": str}) if index.exists() else pd.DataFrame(columns=["key"])
+            indexes[stage_dir] = _archive_index(index, archive) if index.exists() else pd.DataFrame(columns=["key"])
+        resolved_root = root.resolve()
+        olds = {}
+        for stage_dir, new in indexes.items():
+            old_index = root / stage_dir.name / "cells.csv"
+            olds[stage_dir] = _archive_index(old_index, old_index, folders=False) if old_index.exists() else None
+            for key in new["key"]:
+                if not (root / stage_dir.name / key).resolve().is_relative_to(resolved_root):  # a symlinked folder
+                    raise ValueError(f"{archive}: {stage_dir.name}/{key} would land outside {paths.display(root)}; "
+                                     "nothing was unpacked")
+        merged = []
+        for stage_dir, new in indexes.items():
             for key in new["key"]:
                 target = root / stage_dir.name / key
+                incoming = target.with_name(f".{key}.unpacking")
+                shutil.rmtree(incoming, ignore_errors=True)
+                shutil.copytree(stage_dir / key, incoming)
                 shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(stage_dir / key, target)
+                os.replace(incoming, target)
                 merged.append(f"{stage_dir.name}/{key}")
-            old_index = root / stage_dir.name / "cells.csv"
-            old = pd.read_csv(old_index, dtype={"key": str}) if old_index.exists() else None
+            old_index, old = root / stage_dir.name / "cells.csv", olds[stage_dir]
             frame = new if old is None else pd.concat([old[~old["key"].isin(new["key"])], new], ignore_index=True)
             write_with(old_index, lambda t, frame=frame: frame.to_csv(t, index=False))
         for unit_file in units:

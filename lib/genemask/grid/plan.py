@@ -139,10 +139,11 @@ def expand_env(value: Any, where: str) -> Any:
 MAX_CELLS = 20_000
 
 
-def check_cell_count(count: int, where: str) -> None:
+def check_cell_count(count: int, where: str, at_least: bool = False) -> None:
+    """Refuse a plan past :data:`MAX_CELLS` (``at_least``: ``count`` is a running total, not the whole)."""
     if count > MAX_CELLS:
-        raise GridError(f"{where}: would plan {count:,} cells, over the limit of {MAX_CELLS:,} "
-                        "(genemask.grid.plan.MAX_CELLS); split the grid")
+        raise GridError(f"{where}: would plan {'at least ' if at_least else ''}{count:,} cells, over the limit of "
+                        f"{MAX_CELLS:,} (genemask.grid.plan.MAX_CELLS); split the grid")
 
 
 def combinations(stage: Stage, where: str = "") -> list[dict[str, Any]]:
@@ -205,9 +206,14 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
         code = notebook_code(stage.notebook)
         stage_dir = paths.runs_dir(spec.profile, stage.name)
         stage_cells: list[Cell] = []
+        expansions, total = [], len(cells)
         for base in combinations(stage, f"{spec.source}: stage {stage.name!r}"):
             check_params(spec, stage, base, declared)
-            for params, deps in _expand_refs(spec, stage, base, planned):
+            expansions.append(_expand_refs(spec, stage, base, planned))
+            total += len(expansions[-1])
+            check_cell_count(total, f"{spec.source}: stages up to {stage.name!r}", at_least=True)
+        for expansion in expansions:
+            for params, deps in expansion:
                 key = cell_key(code, params)
                 out_dir = None
                 if "out_dir" in params:
@@ -221,8 +227,6 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
                     continue  # the same cell asked twice (e.g. by a grid and an explicit cell)
                 stage_cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb",
                                         out_dir, deps, stage.timeout))
-                check_cell_count(len(cells) + len(stage_cells), f"{spec.source}: stages up to {stage.name!r}")
         planned[stage.name] = stage_cells
         cells += stage_cells
-        check_cell_count(len(cells), f"{spec.source}: stages up to {stage.name!r}")
     return Plan(spec, cells)
