@@ -31,7 +31,7 @@ from ..io import claim_out_dir, write_text
 from . import provenance
 from .code import Library
 from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
-from .spec import GridError
+from .spec import GridError, papermill_path
 
 QUIET_ENV = {"GENEMASK_QUIET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
              "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
@@ -92,6 +92,43 @@ def busy_pid(cell: Cell) -> int | None:
             return int(text) if text.isdigit() else -1
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+#: ``pid:start-time`` of the ``genemask grid`` process a runner works for (set by the grid for Snakemake).
+GRID_ENV = "GENEMASK_GRID_PROCESS"
+
+
+def grid_identity() -> str:
+    """This process as :data:`GRID_ENV` names it (the start time tells it from a later process given its pid)."""
+    import psutil
+
+    return f"{os.getpid()}:{psutil.Process().create_time()}"
+
+
+def watch_grid(stop, interval: float = 1.0) -> threading.Thread | None:
+    """Call ``stop(pid)`` once the grid this runner works for (:data:`GRID_ENV`) is gone, however it
+    ended: a ``kill -9`` of the grid alone leaves Snakemake waiting on its jobs; this ends the cell."""
+    import psutil
+
+    text = os.environ.get(GRID_ENV, "")
+    pid, _, started = text.partition(":")
+    if not pid.isdigit():
+        return None
+
+    def gone() -> bool:
+        try:
+            return str(psutil.Process(int(pid)).create_time()) != started
+        except psutil.NoSuchProcess:
+            return True
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(interval)
+        stop(int(pid))
+
+    thread = threading.Thread(target=watch, name="watch-grid", daemon=True)
+    thread.start()
+    return thread
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:
@@ -174,7 +211,10 @@ def _execute(cell: Cell, profile: str) -> int:
             write_text(errors, f"upstream cell {stage}/{key} has no run record\n")
             return 1
         inputs[f"{stage}/{key}"] = record.get("run_id")
-    expanded = expand_env(cell.params, f"stage {cell.stage!r}")
+    chosen = cell.out_dir == paths.runs_dir(profile, cell.stage) / cell.key  # the grid's path: never expanded
+    expanded = expand_env({k: v for k, v in cell.params.items() if k != "out_dir" or not chosen}, f"stage {cell.stage!r}")
+    if chosen:
+        expanded["out_dir"] = str(cell.out_dir)
     write_text(cell.output.with_name(f"{cell.key}.params.yaml"), yaml.safe_dump(expanded, sort_keys=True))
     os.environ.update(QUIET_ENV)
     library = provenance.library_hash()  # what the kernel will import
@@ -192,15 +232,23 @@ def _execute(cell: Cell, profile: str) -> int:
             os.replace(partial, failed)
         os._exit(128 + signum)
 
+    def on_grid_gone(pid: int) -> None:
+        kill_descendants(grace=1.0)
+        write_text(errors, f"stopped: its genemask grid (pid {pid}) is gone\n")
+        if partial.exists():
+            os.replace(partial, failed)
+        os._exit(1)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    watch_grid(on_grid_gone)
     watchdog = threading.Timer(cell.timeout, on_timeout) if cell.timeout else None
     start, cpu0 = time.perf_counter(), os.times()
     try:
         if watchdog:
             watchdog.daemon = True
             watchdog.start()
-        pm.execute_notebook(str(cell.notebook), str(partial), parameters=expanded, cwd=str(cell.notebook.parent),
+        pm.execute_notebook(papermill_path(cell.notebook), papermill_path(partial), parameters=expanded, cwd=str(cell.notebook.parent),
                             kernel_name="python3", progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
         if timed_out.is_set():
             raise TimeoutError

@@ -128,7 +128,7 @@ def expand_env(value: Any, where: str) -> Any:
         return {k: expand_env(v, where) for k, v in value.items()}
     if isinstance(value, str) and "$" in value:
         expanded = _ENV_VAR.sub(_env_value, value)
-        if "$" in expanded:
+        if _ENV_VAR.search(expanded):  # a ``$`` not before a name (``$(``) is text
             raise GridError(f"{where}: {value!r} uses an environment variable that is not set")
         return expanded
     return value
@@ -221,8 +221,9 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
                 elif "out_dir" in declared:
                     out_dir = stage_dir / key
                     params = {**params, "out_dir": str(out_dir)}
-                if check_env:
-                    expand_env(params, f"{spec.source}: stage {stage.name!r}")  # fail before running
+                if check_env:  # fail before running; the out_dir the grid chose is a path, never expanded
+                    expand_env({k: v for k, v in params.items() if k != "out_dir" or out_dir != stage_dir / key},
+                               f"{spec.source}: stage {stage.name!r}")
                 if any(c.key == key for c in stage_cells):
                     continue  # the same cell asked twice (e.g. by a grid and an explicit cell)
                 stage_cells.append(Cell(stage.name, stage.notebook, params, key, stage_dir / f"{key}.ipynb",

@@ -170,12 +170,18 @@ def load_spec(path: str | Path) -> GridSpec:
     return GridSpec(profile, stages, path)
 
 
+def papermill_path(path: Path) -> str:
+    """A path as papermill must be given it: papermill formats every path with the cell's parameters
+    (``{x}`` in a folder name would be replaced, ``{y}`` fail), so braces are doubled to stay literal."""
+    return str(path).replace("{", "{{").replace("}", "}}")
+
+
 def notebook_parameters(notebook: Path) -> dict[str, dict]:
     """The parameters a notebook declares in its cell tagged ``parameters`` (papermill's reading)."""
     import papermill as pm
 
     try:
-        return pm.inspect_notebook(str(notebook))
+        return pm.inspect_notebook(papermill_path(notebook))
     except Exception as err:  # noqa: BLE001 - nbformat and papermill raise many kinds; each means "not a notebook"
         raise GridError(f"{paths.display(notebook)}: not a readable notebook ({type(err).__name__}: "
                         f"{' '.join(str(err).split())[:200]})") from None

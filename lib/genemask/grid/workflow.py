@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 
 from .. import paths
 from ..io import foreign_entries, prepare_out_dir, read_claim, shown_names, write_json
-from .cell import CELL_ERROR_PREFIX, CLAIM, busy_pid, claim_identity, die_with_parent, error_file
+from .cell import (CELL_ERROR_PREFIX, CLAIM, GRID_ENV, busy_pid, claim_identity, die_with_parent, error_file,
+                   grid_identity)
 from .collect import collect_results
 from .plan import Cell, Plan, plan_grid
 from .spec import GridError
@@ -102,7 +103,9 @@ def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int
 
     # In this process's group (a kill -9 of the group reaches Snakemake and its cell runners) and
     # told to stop when this process dies however it dies (a kill -9 of this process alone).
-    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Each cell runner also watches this process (GRID_ENV) and stops its cell when it is gone.
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**os.environ, GRID_ENV: grid_identity()},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def stop(signum, _frame):
         try:
