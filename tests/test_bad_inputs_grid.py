@@ -15,11 +15,11 @@ input got before issue 21's fixes, where it differed.
 | 4 | params path ``a: b.yaml`` / ``x #y.yaml`` (Snakemake's ``--config`` reads values as YAML) | runs the cell (JSON config file) | OK | other value |
 | 5 | archive cells.csv key ``../../victim`` | ``key '../../victim' is not a cell key (16 hex digits); nothing was unpacked`` | clear | deleted victim |
 | 6 | archive cells.csv key ``/abs/victim`` | same | clear | deleted victim |
-| 7 | archive cells.csv key listed without its folder | ``line 2: no folder <key>/ for key <key>; nothing was unpacked`` | clear | crash |
+| 7 | archive cells.csv key listed without its folder | ``line 2: no folder <key>/ for key <key>; nothing was unpacked`` | clear | crash (FileNotFoundError) |
 | 8 | archive cells.csv without a key column | ``cells.csv has no 'key' column`` | clear | crash (KeyError) |
-| 9 | archive units/<unit>.json not JSON | ``units/u.json is not JSON (...)`` | clear | crash |
-| 10 | unpack of a file that is not an archive | ``not a readable archive (ReadError: ...)`` | clear | crash |
-| 11 | unpack of a missing archive | ``no such archive`` | clear | crash |
+| 9 | archive units/<unit>.json not JSON | ``units/u.json is not JSON (...)`` | clear | crash (JSONDecodeError) |
+| 10 | unpack of a file that is not an archive | ``not a readable archive (ReadError: ...)`` | clear | crash (ReadError) |
+| 11 | unpack of a missing archive | ``no such archive`` | clear | clear (errno text) |
 | 12 | archive with a symlink member pointing outside | ``not a readable archive (...LinkOutsideDestinationError...)`` | clear | crash |
 | 13 | archive stage folder ``-x`` | ``stage folder '-x' is not a safe folder name`` | clear | OK |
 | 14 | ``notebook: /elsewhere/evil.ipynb`` | ``stage 1 (s): notebook ... is not one of the package's notebooks`` | clear | ran it |
@@ -51,7 +51,7 @@ input got before issue 21's fixes, where it differed.
 | 40 | ``kill -9`` of ``genemask grid``'s process group | Snakemake, runner and kernel all end | OK | all kept running |
 | 41 | ``kill -9`` of the ``genemask grid`` process alone | Snakemake gets SIGTERM, the tree ends | OK | all kept running |
 | 42 | damaged run record ``<key>.provenance.json`` | ``damaged run record, not JSON (...); remove it to run the cell again`` | clear | silent rerun |
-| 43 | results cells.csv with key ``../x`` | ``cells.csv, line 2: key '../x' is not a cell key`` | clear | crash or path outside |
+| 43 | results cells.csv with key ``../x`` (or no key column) | ``cells.csv, line 2: key '../x' is not a cell key`` | clear | path outside (no column: KeyError) |
 | 44 | damaged ``pretrain.json`` in a checkpoint | ``.../pretrain.json: not valid JSON (...)`` | clear | crash (JSONDecodeError) |
 | 45 | gpu.yaml unit name ``../../x`` | ``a unit name names files ...: letters, digits, _ . - only`` | clear | wrote outside |
 | 46 | gpu.yaml duplicate key | ``duplicate key 'units'`` with its lines | clear | silent |
