@@ -55,10 +55,11 @@ input got before issue 21's fixes, where it differed.
 | 44 | damaged ``pretrain.json`` in a checkpoint | ``.../pretrain.json: not valid JSON (...)`` | clear | crash (JSONDecodeError) |
 | 45 | gpu.yaml unit name ``../../x`` | ``a unit name names files ...: letters, digits, _ . - only`` | clear | wrote outside |
 | 46 | gpu.yaml duplicate key | ``duplicate key 'units'`` with its lines | clear | silent |
+| 49 | ``python -m genemask.gpu --work ~`` (a folder holding ``stage/``) | ``out_dir=... holds files no gpu unit run wrote (stage)`` | clear | wiped ``~/stage`` |
 | 47 | ``--stage`` naming no stage | ``no stage(s) ['nosuch']`` | clear | clear |
 | 48 | params path that does not exist, with shell characters | ``no such params file`` | clear | clear |
 
-Counts now: clear 37, OK 11, late 0, unclear 0, crash 0, silent 0 (48 in all; 44 designed here
+Counts now: clear 38, OK 11, late 0, unclear 0, crash 0, silent 0 (49 in all; 45 designed here
 beyond the issue's numbered list).
 """
 from __future__ import annotations
@@ -236,6 +237,16 @@ def test_a_good_archive_still_merges(tmp_path, monkeypatch):
     assert gpu.unpack(_archive(tmp_path, ["0123456789abcdef"]), echo=_quiet) == ["pretrain/0123456789abcdef"]
     assert (tmp_path / "results" / "gpu" / "pretrain" / "0123456789abcdef" / "summary.json").exists()
     assert not list((tmp_path / "results" / "gpu" / "pretrain").glob(".*"))
+
+
+def test_a_work_folder_holding_someone_elses_files_is_refused_before_anything_is_wiped(tmp_path, capsys):
+    home = tmp_path / "home"
+    (home / "stage").mkdir(parents=True)
+    (home / "stage" / "thesis.tex").write_text("mine")
+    assert gpu.main(["--smoke", "--out", str(tmp_path / "out"), "--work", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert f"out_dir={str(home)!r} holds files no gpu unit run wrote (stage)" in err
+    assert (home / "stage" / "thesis.tex").read_text() == "mine"
 
 
 def test_a_queue_unit_name_that_would_name_a_path_outside(tmp_path):

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, paths
-from .io import read_yaml, write_json, write_text, write_with
+from .io import claim_out_dir, read_yaml, write_json, write_text, write_with
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
@@ -810,9 +810,12 @@ def run_unit(unit: Unit, queue: Queue, out: Path, smoke: bool = False, work: Pat
     """Run one unit (``smoke``: at the queue's toy scale) and return its archive in ``out``."""
     if smoke:
         unit = smoke_unit(unit, queue.smoke)
-    work = Path(work) if work else paths.runs_root() / PROFILE / (unit.name + ("-smoke" if smoke else ""))
-    shutil.rmtree(work / "stage", ignore_errors=True)
-    return UnitRun(unit, queue, Path(out), work, smoke, echo).run()
+    default = paths.runs_root() / PROFILE / (unit.name + ("-smoke" if smoke else ""))
+    work = Path(work) if work else default
+    # --work is the unit's: its stage/ is wiped below, so a folder holding anything else is refused
+    with claim_out_dir(work, "gpu unit", {"unit": unit.name, "smoke": smoke}, adopt=work == default):
+        shutil.rmtree(work / "stage", ignore_errors=True)
+        return UnitRun(unit, queue, Path(out), work, smoke, echo).run()
 
 
 # ----------------------------------------------------------------------------------------------
