@@ -230,7 +230,9 @@ def claim_out_dir(out_dir: str | Path, what: str, identity: dict[str, Any], adop
         if saved is None and foreign and not adopt:
             raise ValueError(f"out_dir={str(out_dir)!r} holds files no {what} run wrote ({shown_names(foreign)}); "
                              "choose an empty or new folder")
-        claim = {"identity": identity, "pid": os.getpid(), "claimed_ns": time.time_ns(), "files_before": foreign}
+        # an adopted folder's files are this run's by its path (a resumed run's earlier steps): all its own
+        claim = {"identity": identity, "pid": os.getpid(), "claimed_ns": time.time_ns(),
+                 "files_before": [] if adopt else foreign}
         write_json(claim_marker(out_dir, what), claim)
         yield claim
 

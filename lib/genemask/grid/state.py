@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import paths
 from . import provenance
+from .cell import busy_pid
 from .code import Library
 from .plan import Cell, Plan, key_portable, notebook_code, portable_params
 from .spec import KEY, GridError
@@ -254,6 +255,9 @@ def status_lines(gs: GridState) -> list[str]:
                 detail += f" commit {str(made)[:10]}{' (dirty)' if (st.record or {}).get('dirty') else ''}"
             if st.reproduced:
                 detail += f" ({describe_reproduced(st.reproduced)})"
+            pid = busy_pid(cell)
+            if pid is not None:
+                label, detail = "RUNNING", f" (pid {pid}){detail}"
             line = f"  {label:8s} {cell.key} {describe(cell, names)}{detail}"
             if st.reason and st.state != FRESH:
                 line += f"  -- {st.reason}"

@@ -95,7 +95,7 @@ def check_out_dirs(plan: Plan) -> None:
 
 
 def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int:
-    """Run Snakemake; on SIGINT/SIGTERM stop it and every process under it (cell runners and their
+    """Run Snakemake; on SIGINT/SIGTERM/SIGHUP stop it and every process under it (cell runners and their
     kernels), so nothing outlives the grid. A kill -9 cannot be caught: then Snakemake gets SIGTERM
     from the kernel (:func:`die_with_parent`), each cell runner likewise when Snakemake dies, and a
     notebook kernel exits when its runner is gone (ipykernel polls its parent)."""
@@ -125,7 +125,7 @@ def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int
                 pass
         raise KeyboardInterrupt(f"stopped by signal {signum}")
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with open(log, "w") as keep:  # all of Snakemake's output; the terminal gets progress and cell errors
             for line in proc.stdout:
