@@ -12,6 +12,7 @@ from genemask.report.provenance import provenance_note, provenance_summary, prov
 def _results(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GENEMASK_NOTEBOOK_DIRS", str(tmp_path))  # the allow-list for this test notebook
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x = 1\nout_dir = None")
     cell.metadata["tags"] = ["parameters"]
