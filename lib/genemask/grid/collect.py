@@ -65,6 +65,13 @@ def stored_text(name: str, text: str, profile: str) -> str:
     return compact_log_text(text) if name == METRICS_FILE else text
 
 
+def is_result_file(file: Path) -> bool:
+    """A file results/ may keep: a plain (not linked, not hidden) .csv/.json/.txt, not a run record.
+    Hidden files are genemask's claim markers and locks, or nobody's business."""
+    return (file.is_file() and not file.is_symlink() and not file.name.startswith(".") and file.suffix in RESULT_SUFFIXES
+            and file.name != provenance.RECORD)
+
+
 def cell_files(cell: Cell) -> list[Path]:
     """The files of a cell's ``out_dir`` that its run wrote (all of them for a folder claimed before
     claims were recorded)."""
@@ -125,8 +132,7 @@ def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], An
     left_out = []
     dest.mkdir(parents=True, exist_ok=True)
     for file in cell_files(cell):
-        if (not file.is_file() or file.is_symlink() or file.name.startswith(".") or file.suffix not in RESULT_SUFFIXES
-                or file.name == provenance.RECORD):
+        if not is_result_file(file):
             continue
         # a step log is measured as stored (compacted); any other file is not even read when too large
         text = stored_text(file.name, file.read_text(), profile) if file.name == METRICS_FILE else None

@@ -37,7 +37,7 @@ from .. import paths
 from ..io import write_json
 from . import provenance
 from .code import Library
-from .collect import RESULT_SUFFIXES, stored_text
+from .collect import is_result_file, stored_text
 from .plan import Cell, Plan, notebook_code, plan_grid
 from .spec import GridError
 from .state import STALE, GridState, grid_state
@@ -143,7 +143,7 @@ def compare_csv(name: str, old_text: str, new_text: str, rel_tol: float) -> list
 def compare_files(committed: Path, rerun: dict[str, str], rel_tol: float, left_out: list[str] = ()) -> list[Difference]:
     """Differences between a committed result folder and a rerun's files as results/ stores them."""
     have = {p.name: p.read_text() for p in sorted(committed.iterdir())
-            if p.is_file() and p.suffix in RESULT_SUFFIXES and p.name != provenance.RECORD}
+            if is_result_file(p)}
     out = []
     for name in sorted(set(have) | set(rerun)):
         if name in left_out:
@@ -225,7 +225,7 @@ def same_cpu(record: dict, here: dict) -> bool:
 
 def _committed_files(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix in RESULT_SUFFIXES and p.name != provenance.RECORD} if folder.is_dir() else {}
+            if is_result_file(p)} if folder.is_dir() else {}
 
 
 def _stage_inputs(cell: Cell, gs: GridState, scratch: Path, profile: str) -> str:
@@ -335,7 +335,7 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
     outcome.cpu_seconds = record.get("cpu_seconds")
     out_dir = scratch / cell.out_dir.relative_to(paths.runs_root())
     files = {p.name: stored_text(p.name, p.read_text(), profile) for p in sorted(out_dir.iterdir())
-             if p.is_file() and p.suffix in RESULT_SUFFIXES and p.name != provenance.RECORD}
+             if is_result_file(p)}
     committed = paths.results_dir(profile) / cell.stage / st.record_key
     left_out = list((st.record or {}).get("not_collected") or [])
     training = any(f in library.code_files(notebook_code(cell.notebook)) for f in TRAINING_FILES)
