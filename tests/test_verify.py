@@ -30,6 +30,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEMASK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GENEMASK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENEMASK_NOTEBOOK_DIRS", str(tmp_path))  # the allow-list for these test notebooks
     _notebook(tmp_path / "make.ipynb", "x = 1\nout_dir = None",
               "import json, pathlib, time\nout = pathlib.Path(out_dir)\nout.mkdir(parents=True, exist_ok=True)\n"
               "(out / 'value.csv').write_text(f'x,y,seconds\\n{x},{x / 3!r},{time.time()}\\n')\n"
