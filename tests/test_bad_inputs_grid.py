@@ -26,8 +26,8 @@ input got before issue 21's fixes, where it differed.
 | 15 | ``notebook: notebooks/../README.md`` | same | clear | crash (NotJSONError) |
 | 16 | allowed-folder link ``x.ipynb`` → a notebook outside | same (a link is judged by its target) | clear | ran it |
 | 17 | allowed notebook that is not JSON | ``stage 's': x.ipynb: not a readable notebook (NotJSONError...)`` | clear | crash |
-| 18 | params path is a folder | ``...: a folder; expected a YAML params file`` | clear | crash (IsADirectoryError) |
-| 19 | params path is a FIFO | ``not a regular file (a FIFO, socket or device)`` | clear | blocked forever |
+| 18 | params path is a folder | ``...: is a directory; the YAML params file must be a regular file`` | clear | crash (IsADirectoryError) |
+| 19 | params path is a FIFO | ``is a FIFO (named pipe), which would block reading forever`` | clear | blocked forever |
 | 20 | params file of 2 MB | ``over the 1,048,576-byte limit`` | clear | parsed, no cap |
 | 21 | params file not UTF-8 | ``not UTF-8 text (invalid start byte at byte 0)`` | clear | crash |
 | 22 | ``{steps: 3, steps: 5000}`` in a stage's params | ``not valid YAML at line 6, column 24: duplicate key 'steps' (first on line 6, again on line 6)`` | clear | silent (5000) |
@@ -286,7 +286,7 @@ def test_a_non_notebook_and_a_folder_as_params_path_are_one_line(ws, capsys):
     (ws / "nb" / "bad.ipynb").write_text("hello")
     err = _grid_error(capsys, str(_spec(ws, [{"name": "s", "notebook": str(ws / "nb" / "bad.ipynb")}])), "--dry-run")
     assert "stage 's'" in err and "bad.ipynb: not a readable notebook (NotJSONError" in err
-    assert "a folder; expected a YAML params file" in _grid_error(capsys, str(ws / "nb"))
+    assert "nb: is a directory; the YAML params file must be a regular file" in _grid_error(capsys, str(ws / "nb"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +420,7 @@ def test_huge_big_non_utf8_and_fifo_params_files(ws, capsys):
         with open(fifo, "w"):
             pass
         pytest.fail("a FIFO as params file blocked")
-    assert "not a regular file (a FIFO, socket or device)" in result["err"]
+    assert "fifo.yaml: is a FIFO (named pipe), which would block reading forever" in result["err"]
 
 
 def test_a_million_cell_grid_and_a_fanned_out_reference_are_refused_at_once(ws, capsys):

@@ -307,20 +307,18 @@ def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
     naming the file: missing, not a regular file (a folder, a FIFO that would block), over
     :data:`MAX_YAML_BYTES`, not UTF-8, not YAML, a key given twice (naming it and its lines), or
     aliases that expand past :data:`MAX_YAML_VALUES` values."""
-    import stat
-
     import yaml
 
+    from .genome import require_regular_file
+
     path = Path(path)
+    require_regular_file(path, "YAML params file", error)
     try:
         info = path.stat()
     except FileNotFoundError:
         raise error(f"{path}: no such params file") from None
     except OSError as err:
         raise error(f"{path}: cannot read ({err.strerror or err})") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
-        raise error(f"{path}: {kind}; expected a YAML params file")
     if info.st_size > MAX_YAML_BYTES:
         raise error(f"{path}: {info.st_size:,} bytes, over the {MAX_YAML_BYTES:,}-byte limit for a YAML file")
     try:
