@@ -21,6 +21,8 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from .io import require_regular_file  # noqa: F401 - the one home is io; readers here and callers use it
+
 #: Letters a nucleotide FASTA may contain: IUPAC codes (both cases), U, gaps and stop-like '*'.
 IUPAC = b"ACGTURYKMSWBDHVNacgturykmswbdhvn-*."
 _ACGT_LUT = np.zeros(256, dtype=bool)
@@ -53,26 +55,6 @@ def check_integer(name: str, value, minimum: int = 1, optional: bool = False, wh
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}{why}" + (" or None" if optional else ""))
-
-
-def require_regular_file(path: str | os.PathLike, what: str, error: type[Exception] = ValueError) -> None:
-    """Refuse, before opening it, a user path that exists but is not a regular file: a FIFO or a
-    terminal blocks a read forever, a character device like /dev/zero streams without end, and a
-    directory or socket fails opaquely. A missing path is left to the caller's own message; a link
-    to a regular file is fine. The package's one home for this check (every reader of user files)."""
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as err:  # a link loop, a name too long: say so rather than fail later
-        raise error(f"{path}: cannot be read as a {what} ({err.strerror or err})") from None
-    if stat.S_ISREG(mode):
-        return
-    kind = ("a FIFO (named pipe), which would block reading forever" if stat.S_ISFIFO(mode) else
-            "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else
-            "a character device, which may block or never end" if stat.S_ISCHR(mode) else
-            "a block device" if stat.S_ISBLK(mode) else "not a regular file")
-    raise error(f"{path}: is {kind}; the {what} must be a regular file")
 
 
 def as_user_path(value: str | os.PathLike, name: str, error: type[Exception] = ValueError) -> Path:

@@ -12,11 +12,32 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+
+def require_regular_file(path: str | os.PathLike, what: str, error: type[Exception] = ValueError) -> None:
+    """Refuse, before opening it, a user path that exists but is not a regular file: a FIFO or a
+    terminal blocks a read forever, a character device like /dev/zero streams without end, and a
+    directory or socket fails opaquely. A missing path is left to the caller's own message; a link
+    to a regular file is fine. The package's one home for this check (every reader of user files)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as err:  # a link loop, a name too long: say so rather than fail later
+        raise error(f"{path}: cannot be read as a {what} ({err.strerror or err})") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a FIFO (named pipe), which would block reading forever" if stat.S_ISFIFO(mode) else
+            "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a character device, which may block or never end" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else "not a regular file")
+    raise error(f"{path}: is {kind}; the {what} must be a regular file")
 
 
 class WriteError(OSError):
@@ -309,7 +330,6 @@ def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
     aliases that expand past :data:`MAX_YAML_VALUES` values."""
     import yaml
 
-    from .genome import require_regular_file
 
     path = Path(path)
     require_regular_file(path, "YAML params file", error)
