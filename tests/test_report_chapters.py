@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from genemask.report import bugs
+from genemask.report.chapters import bugs
 
 VARIANTS = ("random", "genemask", "genemask-position-v1", "genemask-position-v3")
 
