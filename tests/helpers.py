@@ -90,11 +90,11 @@ def overflowing(book: Path, window: str = "1280,1600") -> list[str]:
         probe.write_text(text.replace("</body>", _MEASURE + "</body>"))
         try:
             dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                  "--hide-scrollbars", "--virtual-time-budget=5000", f"--window-size={window}", "--dump-dom",
+                                  "--hide-scrollbars", "--virtual-time-budget=3000", f"--window-size={window}", "--dump-dom",
                                   probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
         finally:
             probe.unlink()
-        measured = re.search(r'<pre id="genemask-widths">(.*?)</pre>', dom, re.S)
+        measured = re.search(r'<pre id="genemask-widths"[^>]*>(.*?)</pre>', dom, re.S)
         if measured is None:
             found.append(f"{page.name}: not measured (chromium returned no DOM)")
             continue

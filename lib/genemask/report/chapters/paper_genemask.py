@@ -63,7 +63,8 @@ class Chapter:
                 papers.compact(mcc.pivot_table(index=["shot", "model"], columns="dataset", values="cell", aggfunc="first")[FOUR_LABELS])]
         notes = papers.sampling_notes(data.fewshot_runs)
         if len(notes):
-            out += ["**Where our data departs from the paper's protocol** (from the run tables):", papers.compact(notes.set_index("dataset"))]
+            out += ["**Where our data departs from the paper's protocol** (from the run tables):",
+                    papers.compact(notes.set_index("dataset"), wrap=True)]
         return out + ["The 500- and 1000-shot rows of the paper have no counterpart: we ran "
                       + ", ".join(map(str, sorted(data.fewshot.shot.unique()))) + " shots per class."]
 
@@ -85,7 +86,7 @@ class Chapter:
         table2.index.name = "shots per class"
         table2.columns = [f"{c} (%)" for c in table2.columns]
         return ["**% improvement in 4-dataset mean accuracy** (GeneMask over random masking; ours with a 95 % interval over seeds)",
-                papers.compact(table2, precision=2)]
+                papers.compact(table2, precision=2, wrap_headers=True)]
 
     def table3(self) -> list:
         t3 = published.values("GeneMask", "T3").set_index("shots")["value"]
@@ -118,7 +119,7 @@ class Chapter:
                                                                   self.profile))
         table5 = papers.motif_rank_table(ranks)
         out = [] if "Data-A" in ranks else ["The authors' Data-A ranking is not under `$GENEMASK_DATA`; only our rankings are shown."]
-        out.append(papers.compact(table5.rename(columns={"paper": "paper [Q]"}), index=False))
+        out.append(papers.compact(table5.rename(columns={"paper": "paper [Q]"}), index=False, wrap_headers=True))
         if "Data-A" in ranks:
             same = (table5["paper"] == table5["Data-A"]).sum()
             out.append(f"The authors' file gives the published ranks for {same} of {len(table5)} rows exactly. Our rankings come "

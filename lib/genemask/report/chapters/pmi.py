@@ -61,7 +61,10 @@ class Chapter:
     def agreement_table(self):
         if self.agreement.empty:
             return "This profile did not compare with the authors' ranking (`authors_ranking` not set)."
-        return self.agreement.round(3)
+        # one column per PMI definition: the measures as rows keep the table inside the page
+        table = self.agreement.round(3).set_index(["pmi", "normalizer"]).T
+        table.columns = [f"{pmi}, {normalizer}" for pmi, normalizer in table.columns]
+        return table
 
     def authors_scatter(self):
         import matplotlib.pyplot as plt
@@ -102,4 +105,5 @@ class Chapter:
                      "the amount of sequence, separates the two rankings.")
         authors = pd.read_csv(next(d for d, _ in self.runs.values() if (d / "authors_vs_ours.csv").exists()) / "authors_vs_ours.csv")
         return [text, pd.DataFrame({"authors' top 10": authors.nsmallest(10, "rank_authors")["kmer"].to_numpy(),
-                                    "our top 10": authors.nsmallest(10, "rank_ours")["kmer"].to_numpy()}).T]
+                                    "our top 10": authors.nsmallest(10, "rank_ours")["kmer"].to_numpy()},
+                                   index=pd.RangeIndex(1, 11, name="rank"))]
