@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 
+from ...identity import RELEASED_SWITCH_THRESHOLD
 from .. import book_profile, stage_results
 from .. import findings, papers, runs, transition
 from .. import masking as masking_report
@@ -60,16 +61,22 @@ class Chapter:
         pretraining, metrics, fewshot_runs = self.pretraining, self.metrics, self.fewshot_runs
         lines = [f"Profile `{self.profile}`."]
         if len(pretraining):
-            first = pretrain_report.read_summary(pretraining.dir.iloc[0]).get("parameters", {})
+            # Batch and length as each run recorded them (the identity columns hold 0 where a grid left the
+            # notebook's default), tokens as every page counts them: non-padding tokens seen.
+            parameters = [pretrain_report.read_summary(d).get("parameters", {}) for d in pretraining.dir]
+            recorded = pd.DataFrame(parameters)
             seeds = pretraining.groupby("method").pretrain_seed.nunique()
             tokens = metrics.groupby("run").tokens.sum() if metrics is not None else pd.Series(dtype=float)
+            several = seeds[seeds >= 2]
+            seed_text = (f"{len(several)} methods with {seeds.max()} pretraining seeds, the others with one" if len(several)
+                         else "one pretraining seed per method")
+            longest = int(pretraining.pretrain_steps.max())
             lines.append(
                 f"Pretraining: {len(pretraining)} runs of {pretraining.method.nunique()} methods, "
                 f"{', '.join(sorted(set(pretraining.pretrain_model)))} size, {', '.join(f'{s:,}' for s in sorted(pretraining.pretrain_steps.unique()))} "
-                f"steps of {', '.join(map(str, sorted(pretraining.pretrain_batch_size.unique())))} sequences of at most "
-                f"{', '.join(map(str, sorted(pretraining.pretrain_max_len.unique())))} tokens (lr {first.get('lr')}); "
-                f"{int((seeds >= 2).sum())} methods with {seeds.max()} pretraining seeds, the others with one. A 1K-step run "
-                f"saw {tokens.max() / 1e6:.1f} M tokens (non-padding).")
+                f"steps of {', '.join(map(str, sorted(recorded['batch_size'].dropna().astype(int).unique())))} sequences of at most "
+                f"{', '.join(map(str, sorted(recorded['max_len'].dropna().astype(int).unique())))} tokens (lr {parameters[0].get('lr')}); "
+                f"{seed_text}. A {longest:,}-step run saw {tokens.max() / 1e6:.1f} M tokens (non-padding).")
         if fewshot_runs is not None:
             probe = "protocol" in fewshot_runs and (fewshot_runs.protocol == "probe").all()
             how = ("a linear probe on the frozen encoder (logistic regression on mean-pooled features)" if probe else
@@ -301,6 +308,8 @@ class Chapter:
             evals = pretrain_report.eval_rows(metrics[metrics.run == row.run])
             deltas = evals["val_perplexity"].diff().abs().dropna()
             threshold = row.pretrain_switch_threshold
+            if pd.isna(threshold):  # the run kept the released default
+                threshold = f"{RELEASED_SWITCH_THRESHOLD:g}, the released default"
             eval_every = int(evals.step.diff().dropna().min()) if len(evals) > 1 else None
             if pd.notna(row.switch_step):
                 out.append(f"**Answer:** `{row.run}` switched to Global after step **{int(row.switch_step)}** of {int(row.steps)} "
