@@ -65,3 +65,32 @@ def test_switch_text_names_the_released_threshold():
 
     assert bugs.switch_text(RELEASED_SWITCH_THRESHOLD, None, 1000) == f"threshold {RELEASED_SWITCH_THRESHOLD:g} (released): never switched in 1,000 steps"
     assert bugs.switch_text(5.0, 650, 1000) == "threshold 5: switched to Global after step 650"
+
+
+def test_demo_ledger_gives_no_verdict_on_synthetic_data():
+    from genemask.report.chapters import claims
+
+    ledger = pd.DataFrame({"id": ["A", "B"], "our evidence": ["+0.01 [-0.02, +0.03]", "—"],
+                           "verdict": ["supported here", "contradicted here"], "reason": ["interval above zero", "Table 2"]})
+    shown = claims.without_verdicts(ledger).set_index("id")
+    assert shown.loc["A", "verdict"] == "not testable here" and shown.loc["A", "reason"] == claims.DEMO_REASON
+    assert shown.loc["B", ["verdict", "reason"]].tolist() == ["contradicted here", "Table 2"]  # read in the paper: kept
+
+
+def test_counts_and_seeds_read_as_sentences():
+    from genemask.report.chapters import fewshot
+
+    assert fewshot.count_text(pd.Series([1, 1])) == "1" and fewshot.count_text(pd.Series([3, 5])) == "3–5"
+    seeds = pd.Series({"a": 3, "b": 1, "c": 3})
+    assert fewshot.seeds_text(seeds, "pretraining seed") == "3 pretraining seeds for `a`, `c`; 1 pretraining seed for `b`"
+    assert fewshot.seeds_text(pd.Series({"a": 2}), "seed") == "2 seeds each"
+    assert fewshot.common_suffix(["genemask@1000:logo", "random@1000:logo", "random-init:logo"]) == "@1000:logo"
+    assert fewshot.common_suffix(["a@100:tiny", "b@1000:logo"]) == ""
+
+
+def test_profile_note_says_demo_data_are_generated(results):
+    from genemask.report.chapters import profile_note
+
+    assert profile_note("demo").startswith("**This book shows generated demo data**")
+    assert "no page gives them a verdict" in profile_note("demo")
+    assert profile_note("tiny").startswith("**This book shows profile `tiny`**: no pretraining runs yet")
