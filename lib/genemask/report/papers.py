@@ -431,11 +431,11 @@ def compact(frame: pd.DataFrame, font: str = "80%", precision: int = 3, index: b
             formats: dict | None = None, wrap_headers: bool = False):
     """A styled table in a smaller font with padded cells, so that the papers' wide layouts fit the page
     and neighbouring ``mean ± sd`` cells stay apart; ``index=False`` hides a meaningless row index,
-    ``wrap=True`` lets long text cells wrap, ``wrap_headers=True`` long column headers (so that a table
+    ``wrap=True`` lets long text cells wrap (a long path anywhere), ``wrap_headers=True`` long column headers (so that a table
     of short numbers under long names fits the content column); ``formats`` maps columns to their own
     format strings."""
-    styles = [{"selector": "th", "props": "padding: 1px 6px" + ("" if wrap or wrap_headers else "; white-space: nowrap")},
-              {"selector": "td", "props": "padding: 1px 6px" + ("" if wrap else "; white-space: nowrap")}]
+    styles = [{"selector": "th", "props": "padding: 1px 6px; white-space: " + ("normal" if wrap or wrap_headers else "nowrap")},
+              {"selector": "td", "props": "padding: 1px 6px" + ("; overflow-wrap: anywhere" if wrap else "; white-space: nowrap")}]
     styled = (frame.style.set_table_attributes(f'style="font-size: {font}"').set_table_styles(styles)
               .format(precision=precision, na_rep="", thousands=","))
     if formats:

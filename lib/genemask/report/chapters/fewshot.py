@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import collect, downstream, runs, stage_results
+from .. import collect, downstream, papers, runs, stage_results
 from .findings import FEWSHOT_STAGES
 
 
@@ -124,7 +124,7 @@ class Chapter:
         provenance = self.runs.groupby(["dataset", "shot"]).agg(
             train_file=("train_file", "first"), train_sampling=("train_sampling", "first"), test_file=("test_file", "first"),
             test_rows=("n_test", "first"), test_rows_removed_as_overlap=("test_overlap_removed", "max"))
-        out = [provenance]
+        out = [papers.compact(provenance.rename(columns=lambda c: c.replace("_", " ")), wrap=True)]
         if self.skipped is not None:
             out += ["Skipped (the shared data lacks these shots):", self.skipped.drop_duplicates(["dataset", "shot"])]
         return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import collect, downstream, stage_results
+from .. import collect, downstream, papers, stage_results
 from .fewshot import common_suffix, count_text
 
 QUOTED = " [Q]"
@@ -55,7 +55,7 @@ class Chapter:
             part = part.loc[part.notna().any(axis=1)]
             part.columns = [c.split("/", 1)[-1] for c in part.columns]
             part.columns.name = f"{group}/"
-            out.append(part.fillna(""))
+            out.append(papers.compact(part, precision=1, wrap_headers=True))
         return out
 
     def by_species(self) -> list:
@@ -79,3 +79,13 @@ class Chapter:
         shown.index = [m.replace(downstream.QUOTED_SUFFIX, QUOTED) for m in shown.index]
         shown.index.name = "model"
         return [shown]
+
+    def data(self) -> list:
+        """Rows each task trained, validated and tested on, and the overlapping rows removed."""
+        if self.runs is None:
+            return []
+        table = self.runs.groupby("task").agg(train=("n_train", "first"), dev=("n_dev", "first"), test=("n_test", "first"),
+                                              **{"dev rows removed": ("dev_overlap_removed", "max"),
+                                                 "test rows removed": ("test_overlap_removed", "max")},
+                                              substitute=("substitute", "first")).fillna("")
+        return [papers.compact(table, wrap=True)]
