@@ -26,9 +26,10 @@ eval every 250 steps, one thread; RssAnon in MB at step 0 / 50 / 100 / 150 / 300
 each kept it flat too (342-351 MB at step 40, against 1,091 MB), with losses and perplexities
 identical to the last digit: the cause is glibc's sliding mmap threshold, not a leak.
 
-Target (what ``make bench`` runs, ``--steps 300``): RssAnon grows by at most ``--max-growth-mb``
-(64 MB) from the second sample (after the first evaluation's and optimizer's one-off allocations)
-to the end; the peer is the same run before ``steady_heap``, which grew ~13 MB a step (~3 GB by 300).
+Target (what ``make bench`` runs: ``--steps 80 --every 20 --eval-steps 40``): RssAnon grows by at
+most ``--max-growth-mb`` (64 MB) from the second sample (after the optimizer's one-off allocations) to
+the end, two evaluations included; the peer is the same run before ``steady_heap``, which grew
+~13 MB a step (~1 GB by step 80).
 """
 from __future__ import annotations
 
