@@ -119,7 +119,7 @@ class Chapter:
                                                                   self.profile))
         table5 = papers.motif_rank_table(ranks)
         out = [] if "Data-A" in ranks else ["The authors' Data-A ranking is not under `$GENEMASK_DATA`; only our rankings are shown."]
-        out.append(papers.compact(table5.rename(columns={"paper": "paper [Q]"}), index=False, wrap_headers=True))
+        out.append(papers.compact(table5.rename(columns={"paper": "paper [Q]"}), index=False, wrap=True))
         if "Data-A" in ranks:
             same = (table5["paper"] == table5["Data-A"]).sum()
             out.append(f"The authors' file gives the published ranks for {same} of {len(table5)} rows exactly. Our rankings come "
