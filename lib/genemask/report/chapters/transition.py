@@ -8,8 +8,13 @@ from .. import book_profile, downstream, findings, runs, transition
 from .. import pretrain as pretrain_report
 
 
-def _constant_runs(counts: pd.DataFrame) -> str:
-    return "; ".join(f"`{r.method}` {r.constant} of {r.runs}" for r in counts.itertuples()) + "."
+def _contrasts_and_degenerate(contrast_table: pd.DataFrame | None, tuned_runs: pd.DataFrame, what: str) -> list:
+    """The end points' contrasts under both protocols (when there are any), then the degenerate
+    fine-tuning runs per checkpoint, counted, not dropped."""
+    counts = downstream.constant_predictions(tuned_runs)
+    out = [] if contrast_table is None else ["The contrasts, `a − b`, under both protocols:", contrast_table]
+    return out + [f"Degenerate fine-tuning runs ({what}), counted, not dropped: "
+                  + "; ".join(f"`{r.method}` {r.constant} of {r.runs}" for r in counts.itertuples()) + "."]
 
 
 def _curves_figure(curves: pd.DataFrame, steps: pd.DataFrame, title: str, size=(8.5, 4.8)):
@@ -148,11 +153,7 @@ class Chapter:
                f"cut at {int(tuned_runs.max_length.max())} tokens.",
                "Few-shot MCC of each end point with its two-level 95 % interval, under both protocols (the probe's runs: "
                "5 downstream seeds, at most 500 test rows; see above):", score_table]
-        if contrast_table is not None:
-            out += ["The contrasts, `a − b`, under both protocols:", contrast_table]
-        out.append("Degenerate fine-tuning runs (one class predicted for every test row: MCC 0), counted, not dropped: "
-                   + _constant_runs(downstream.constant_predictions(tuned_runs)))
-        return out
+        return out + _contrasts_and_degenerate(contrast_table, tuned_runs, "one class predicted for every test row: MCC 0")
 
     def fine_tuning_by_step(self) -> list:
         tuned_steps = self.tuned_steps
@@ -206,11 +207,7 @@ class Chapter:
                f"downstream seeds, lr {', '.join(f'{lr:g}' for lr in sorted(tuned_runs.learning_rate.unique()))}, at most "
                f"{int(tuned_runs.n_test.max()):,} test rows, sequences cut at {int(tuned_runs.max_length.max())} tokens.",
                score_table]
-        if contrast_table is not None:
-            out += ["The contrasts, `a − b`, under both protocols:", contrast_table]
-        out.append("Degenerate fine-tuning runs (one class predicted for every test row), counted, not dropped: "
-                   + _constant_runs(downstream.constant_predictions(tuned_runs)))
-        return out
+        return out + _contrasts_and_degenerate(contrast_table, tuned_runs, "one class predicted for every test row")
 
     def logo_pilot(self) -> list:
         logo = transition.curves(self.profile, stage=transition.LOGO_PILOT_STAGE)
