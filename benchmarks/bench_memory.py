@@ -25,6 +25,11 @@ eval every 250 steps, one thread; RssAnon in MB at step 0 / 50 / 100 / 150 / 300
 ``MALLOC_MMAP_THRESHOLD_=65536``, ``131072`` and ``1048576`` in the environment of the old code
 each kept it flat too (342-351 MB at step 40, against 1,091 MB), with losses and perplexities
 identical to the last digit: the cause is glibc's sliding mmap threshold, not a leak.
+
+Target (what ``make bench`` runs: ``--steps 80 --every 20 --eval-steps 40``): RssAnon grows by at
+most ``--max-growth-mb`` (64 MB) from the second sample (after the optimizer's one-off allocations) to
+the end, two evaluations included; the peer is the same run before ``steady_heap``, which grew
+~13 MB a step (~1 GB by step 80).
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import yaml
 
+import targets  # benchmarks/targets.py, beside this script
 from genemask import paths, pretrain
 
 
@@ -74,6 +80,8 @@ def main() -> None:
     parser.add_argument("--fasta", default="cpu", help="'cpu' (params/cpu.yaml's list), 'demo', or a FASTA path")
     parser.add_argument("--every", type=int, default=50, help="sample every this many micro-batches")
     parser.add_argument("--log", default=str(paths.cache_dir() / "bench" / "bench_memory.jsonl"))
+    parser.add_argument("--max-growth-mb", dest="max_growth_mb", type=float, default=64.0,
+                        help="target: RssAnon growth from the second sample to the end")
     parser.add_argument("--tracemalloc", action="store_true", help="diff Python allocations first vs last sample")
     args = parser.parse_args()
 
@@ -84,12 +92,14 @@ def main() -> None:
     if args.tracemalloc:
         tracemalloc.start(25)
     snapshots: list = []
+    samples: list[float] = []
     started = time.perf_counter()
     original = pretrain._Batches.batch
 
     def sampled(self, micro_batch: int):
         if micro_batch % args.every == 0:
             sample = {"micro_batch": micro_batch, "seconds": round(time.perf_counter() - started, 1), **rss_mb()}
+            samples.append(sample["RssAnon"])
             with open(log, "a") as handle:
                 handle.write(json.dumps(sample) + "\n")
             print(json.dumps(sample), flush=True)
@@ -111,12 +121,17 @@ def main() -> None:
     with open(log, "a") as handle:
         handle.write(json.dumps(end) + "\n")
     print(json.dumps(end))
+    growth = end["RssAnon"] - samples[min(1, len(samples) - 1)]
+    met = targets.report("pretrain memory, RssAnon growth MB", growth, "the run before steady_heap (~13 MB a step)",
+                         f"<= {args.max_growth_mb:.0f}", growth <= args.max_growth_mb)
     if args.tracemalloc and len(snapshots) == 2:
         print("largest Python-level growth, first to last sample:")
         for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:10]:
             print(f"{stat.size_diff / 1e6:+.1f} MB in {stat.count_diff:+d} blocks")
             for frame in stat.traceback.format()[-6:]:
                 print("   ", frame)
+    if not met:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

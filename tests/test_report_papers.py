@@ -156,7 +156,7 @@ def test_motif_table_matches_the_authors_ranking():
 
 def test_a_bad_values_file_names_its_line(tmp_path):
     good = published.read_values()
-    bad = good.head(3).astype(str).replace("<NA>", "").replace("nan", "")
+    bad = good.head(3)[list(published.VALUE_COLUMNS)].astype(str).replace("<NA>", "").replace("nan", "")
     bad.loc[1, "tag"] = "X"
     path = tmp_path / "values.csv"
     bad.to_csv(path, index=False)
@@ -298,3 +298,15 @@ def test_ledger_on_the_frozen_results():
     assert claims.loc["GM-1", "verdict"] == "not reproduced at our scale"
     assert claims.loc["GM-2", "verdict"] == "not reproduced at our scale"  # 10-shot above zero, 50 and 100 across it
     assert claims.loc["CM-4", "verdict"] == "not testable here"  # no CM-GEMS few-shot run in the fixture
+
+
+def test_printed_means_keep_the_papers_precision():
+    paper = published.values("CM-GEMS", "T2", block="LOGO")
+    side = pd.DataFrame({("CM-GEMS 10K", "ours"): [60.0, 40.0, 60.0, 40.0]},
+                        index=["prom/prom_300_all", "mouse/0", "mean (human, 1 tasks)", "mean (non-human, 1 tasks)"])
+    side.columns = pd.MultiIndex.from_tuples(side.columns)
+    table = papers.printed_means(paper, side, ["CM-GEMS 10K", "GeneMask 10K"])
+    assert table.loc["CM-GEMS 10K", ("human", "paper, all its tasks [Q]")] == "67.77"  # as printed, not 67.8
+    assert table.loc["CM-GEMS 10K", ("non-human", "ours, our 1 tasks")] == "40.0"
+    assert table.loc["GeneMask 10K", ("human", "ours, our 1 tasks")] == ""  # not run here
+    assert published.values("CM-GEMS", "Fig3", model="CM-GEMS 1K", block="LOGO")["printed"].tolist() == ["67.79", "47.44"]

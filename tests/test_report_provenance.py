@@ -48,6 +48,7 @@ def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
     summary = provenance_summary(table.reset_index())
     assert summary.loc["make", ["cells", "fresh", "verified", "stale", "orphaned"]].tolist() == [2, 1, 0, 1, 0]
     assert summary.loc["make", "wall h"] == 0.07
+    assert summary.loc["gone", "wall h"] == "not recorded"  # no record with times: said, not NaN
     note = provenance_note(table.reset_index(), "t")
     assert "**1 are stale**" in note and "**1 are orphaned**" in note and f"library `{provenance.library_hash()}`" in note
 

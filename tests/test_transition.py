@@ -205,10 +205,11 @@ def test_scale_text_reads_the_runs_recorded_parameters(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"parameters": {
         "model": "tiny", "steps": 16_000, "batch_size": 16, "max_len": 128, "lr": 0.004, "warmup": 0.05,
         "eval_steps": 250, "eval_size": 256, "keep_steps": [2000, 12_000]}}))
+    pd.DataFrame({"step": [1, 2, 3], "tokens": [1_000_000, 1_500_000, 700_000]}).to_csv(tmp_path / "metrics.csv", index=False)
     stage_runs = pd.DataFrame({"dir": [tmp_path] * 3, "pretrain_strategy": ["random", "random", "cmgems"],
                                "pretrain_seed": [0, 1, 0], "pretrain_steps": [16_000] * 3,
                                "pretrain_switch_threshold": [np.nan, np.nan, 20.0]})
     text = transition.scale_text(stage_runs)
     assert text.startswith("`tiny` model, 3 runs: 2 strategies × 1–2 pretraining seeds, 16,000 steps of 16 sequences")
-    assert "(32.8 M token positions)" in text and "5 % warmup (800 steps)" in text
+    assert "(3.2 M tokens seen (non-padding) by a run)" in text and "5 % warmup (800 steps)" in text  # the logged tokens
     assert "kept at 2,000, 12,000 steps" in text and text.endswith("less than 20 between evaluations.")

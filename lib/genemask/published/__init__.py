@@ -7,7 +7,8 @@ Files (one value per row, long format):
 - ``values.csv``: paper, table (``T1``, ``Fig2`` ...), block (``DNABERT``, ``LOGO``, ``baseline``),
   model (the paper's row name), dataset (our dataset or GUE task id; ``mean (human)`` ... for printed
   means), shots (per class), steps (pretraining), metric, value, sd, sig (the paper's significance
-  mark), source, tag, note (anomalies found in the paper, next to the number they concern).
+  mark), source, tag, note (anomalies found in the paper, next to the number they concern). Read, each
+  row also has ``printed``: the value's text at the paper's own precision, for display.
 - ``genemask_t5_motifs.csv``: GeneMask Table 5, the NPMI ranks of rGADEM motifs (one row per motif,
   ranks ``;``-separated).
 
@@ -52,8 +53,9 @@ def _numeric(frame: pd.DataFrame, column: str, name: str, integer: bool = False)
 
 def read_values(path=None) -> pd.DataFrame:
     """Parse and check a values file (default: the package's ``values.csv``); a bad row fails with
-    its line number."""
+    its line number. ``value`` is the number, ``printed`` its text as the paper prints it."""
     frame = _read("values.csv", VALUE_COLUMNS, path)
+    frame["printed"] = frame["value"]  # the number as the paper prints it (73.81, 0.40): shown at its own precision
     for column, integer in (("shots", True), ("steps", True), ("value", False), ("sd", False)):
         frame[column] = _numeric(frame, column, "values.csv", integer)
     missing = frame.index[frame["value"].isna()]

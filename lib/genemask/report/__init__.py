@@ -86,6 +86,26 @@ def collect(cells, name: str):
     return frame.drop(columns="cell")
 
 
+def show(*items) -> None:
+    """What a book page displays, in order: text as Markdown, a matplotlib figure as its image (then
+    closed, so that it is not drawn twice), anything else (a frame) as itself. None is skipped, so
+    that a section with nothing to say returns None. The one way pages put out Markdown."""
+    from IPython.display import Markdown, display
+
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            display(Markdown(item))
+        elif type(item).__name__ == "Figure" and hasattr(item, "savefig"):
+            import matplotlib.pyplot as plt
+
+            display(item)
+            plt.close(item)
+        else:
+            display(item)
+
+
 # The stage analyses the 01/02 notebooks call as report.<name>.
 from .pmi import compare_rankings, npmi_summary, occurrence_share_by_decile, variant_ranks  # noqa: E402,F401
 from .masking import masking_statistics, plot_method_figure  # noqa: E402,F401

@@ -214,3 +214,4 @@ def fewshot_method(results: pd.DataFrame, strategy: str, ranking: str | None = N
     from .runs import method_of
 
     return method_of(results, strategy, ranking)
+

@@ -263,6 +263,26 @@ def gue_side_by_side(paper: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, st
     return table
 
 
+def printed_means(paper: pd.DataFrame, side: pd.DataFrame, models) -> pd.DataFrame:
+    """The paper's printed species means [Q] (over all its tasks, at the paper's own precision: the
+    ``printed`` text of :func:`genemask.published.values`) beside ours over the tasks we ran (the mean rows
+    of :func:`gue_side_by_side`), one row per published model; a model we did not run has no ours."""
+    rows = []
+    for model in models:
+        row = {}
+        for group in ("human", "non-human"):
+            printed = paper[(paper.model == model) & (paper.dataset == f"mean ({group})")]["printed"]
+            ours = [label for label in side.index if label.startswith(f"mean ({group},")]
+            row[(group, "paper, all its tasks [Q]")] = printed.iloc[0] if len(printed) else ""
+            row[(group, f"ours, our {ours[0].split(', ')[1][:-1]}" if ours else "ours")] = (
+                f"{side.loc[ours[0], (model, 'ours')]:.1f}" if ours and (model, "ours") in side.columns else "")
+        rows.append(pd.Series(row, name=model))
+    frame = pd.DataFrame(rows)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame.index.name = "model"
+    return frame
+
+
 def paired_t(scores: pd.DataFrame, model: str, baselines, tasks=None) -> pd.DataFrame:
     """CM-GEMS Table 3's test: per baseline, mean ± population sd over the tasks and the two-sided
     paired t-test against ``model`` over the same tasks. ``scores``: tasks × models (MCC × 100)."""
@@ -408,12 +428,14 @@ def anomalies(paper: str, table: str) -> pd.DataFrame:
 
 
 def compact(frame: pd.DataFrame, font: str = "80%", precision: int = 3, index: bool = True, wrap: bool = False,
-            formats: dict | None = None):
+            formats: dict | None = None, wrap_headers: bool = False):
     """A styled table in a smaller font with padded cells, so that the papers' wide layouts fit the page
     and neighbouring ``mean ± sd`` cells stay apart; ``index=False`` hides a meaningless row index,
-    ``wrap=True`` lets long text cells wrap; ``formats`` maps columns to their own format strings."""
-    styles = [{"selector": "th", "props": "padding: 1px 6px; white-space: nowrap"},
-              {"selector": "td", "props": "padding: 1px 6px" + ("" if wrap else "; white-space: nowrap")}]
+    ``wrap=True`` lets long text cells wrap (a long path anywhere), ``wrap_headers=True`` long column headers (so that a table
+    of short numbers under long names fits the content column); ``formats`` maps columns to their own
+    format strings."""
+    styles = [{"selector": "th", "props": "padding: 1px 6px; white-space: " + ("normal" if wrap or wrap_headers else "nowrap")},
+              {"selector": "td", "props": "padding: 1px 6px" + ("; overflow-wrap: anywhere" if wrap else "; white-space: nowrap")}]
     styled = (frame.style.set_table_attributes(f'style="font-size: {font}"').set_table_styles(styles)
               .format(precision=precision, na_rep="", thousands=","))
     if formats:

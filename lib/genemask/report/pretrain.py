@@ -93,6 +93,19 @@ def plot_curves(metrics, axes=None, smooth: int = 25):
     return axes
 
 
+def run_table(summaries):
+    """The pretraining chapter's table of :func:`load_cells` summaries: one row per run with steps, final
+    loss, validation perplexity, masked %, the CM-GEMS switch step (blank: never) and seconds per 100 steps."""
+    import pandas as pd
+
+    table = summaries.set_index("run").assign(**{
+        "masked %": (100 * summaries.set_index("run").masked_fraction).round(1),
+        "switch": summaries.set_index("run").switch_step.map(lambda s: "" if pd.isna(s) else str(int(s))),
+    }).rename(columns={"final_loss": "loss", "final_val_perplexity": "val. ppl", "seconds_per_100_steps": "s / 100 steps"})
+    return table[["steps", "loss", "val. ppl", "masked %", "switch", "s / 100 steps"]].round(
+        {"loss": 3, "val. ppl": 0, "s / 100 steps": 1})
+
+
 def read_summary(out_dir) -> dict:
     path = Path(out_dir) / "summary.json"
     return json.loads(path.read_text()) if path.exists() else {}

@@ -89,7 +89,8 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
 
 
 def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: cells, how many fresh / verified / stale / orphaned, the commits that made them, wall hours."""
+    """Per stage: cells, how many fresh / verified / stale / orphaned, the commits that made them, wall
+    hours ("not recorded" for a stage whose cells were migrated from records without times, not NaN)."""
     if table.empty:
         return pd.DataFrame(columns=["cells", "fresh", "verified", "stale", "orphaned", "made by commit(s)", "wall h"])
     out = table.groupby("stage", sort=False).agg(
@@ -101,6 +102,7 @@ def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
         commits=("commit", lambda s: ", ".join(sorted(set(s)))),
         wall=("wall_min", lambda s: round(s.sum() / 60, 2) if s.notna().any() else None),
     )
+    out["wall"] = out["wall"].astype(object).where(out["wall"].notna(), "not recorded")
     return out.rename(columns={"commits": "made by commit(s)", "wall": "wall h"})
 
 

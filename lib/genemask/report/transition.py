@@ -19,6 +19,7 @@ Downstream scores of the checkpoints kept on the way (``keep_steps``) use the tw
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -304,6 +305,15 @@ def schedule_results(stage: str, untrained_stage: str, file: str = "fewshot_resu
     return end_points(runs.downstream([stage, untrained_stage], file, profile), stage)
 
 
+def run_tokens(run_dir) -> int:
+    """Non-padding tokens a pretraining run consumed (:func:`papers.tokens_seen` of its metrics log, the
+    measure every page uses); 0 without a log."""
+    from .papers import tokens_seen
+
+    path = Path(run_dir) / "metrics.csv"
+    return tokens_seen(pd.read_csv(path, usecols=["tokens"])) if path.exists() else 0
+
+
 def scale_text(stage_runs: pd.DataFrame) -> str:
     """One sentence of a grid's scale, read from its runs' recorded parameters: model, runs,
     strategies × seeds, steps, batch, tokens, schedule, evaluation, kept checkpoints and (CM-GEMS)
@@ -315,7 +325,7 @@ def scale_text(stage_runs: pd.DataFrame) -> str:
     steps, batch, length, warmup = first.get("steps"), first.get("batch_size"), first.get("max_len"), first.get("warmup")
     return (f"`{first.get('model')}` model, {len(stage_runs)} runs: {len(seeds)} strategies × {seed_text} pretraining "
             f"seeds, {steps:,} steps of {batch} sequences of at most {length} tokens "
-            f"({stage_runs['pretrain_steps'].max() * batch * length / 1e6:.1f} M token positions), lr {first.get('lr')} "
+            f"({max(run_tokens(d) for d in stage_runs['dir']) / 1e6:.1f} M tokens seen (non-padding) by a run), lr {first.get('lr')} "
             f"with {100 * warmup:g} % warmup ({warmup * steps:,.0f} steps) and linear decay to zero at the last step; "
             f"evaluation every {first.get('eval_steps')} steps on {first.get('eval_size')} validation chunks; checkpoints "
             f"kept at {', '.join(f'{s:,}' for s in first.get('keep_steps', []))} steps."

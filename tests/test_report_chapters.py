@@ -1,0 +1,96 @@
+"""The chapters' assembly in report (what a book page shows, section by section), on small results
+written into a temporary profile: the numbers a sentence prints are the frames' numbers, and a profile
+without results says so instead of failing."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from genemask.report.chapters import bugs
+
+VARIANTS = ("random", "genemask", "genemask-position-v1", "genemask-position-v3")
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """An empty results root that report reads ($GENEMASK_RESULTS)."""
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def masking_cell(root, profile="tiny"):
+    """One masking cell of four variants: masked fractions 0.14/0.15/0.10/0.15, v1 with one anchor."""
+    cell = root / profile / "masking" / "abc"
+    cell.mkdir(parents=True)
+    pd.DataFrame({"key": ["abc"], "fasta": ["${GENEMASK_DATA}/genome/hg38_chr21_x.fasta"], "n_sequences": [8],
+                  "seq_len": [511], "seed": [0], "rank_table": ["/nowhere/ranking.csv"]}).to_csv(cell.parent / "cells.csv", index=False)
+    pd.DataFrame({"variant": VARIANTS, "masked_fraction_mean": [0.14, 0.15, 0.10, 0.15],
+                  "mean_rank_masked": [1380.0, 1320.0, 1370.0, 1360.0], "mean_rank_unmasked": [1365.0, 1376.0, 1372.0, 1370.0],
+                  "fully_hidden_share": [0.02, 0.14, 0.05, 0.13], "mean_span_length": [6.5, 10.2, 8.0, 10.0],
+                  "anchors_per_sequence": [0.0, 5.9, 1.0, 5.8]}).to_csv(cell / "masking_summary.csv", index=False)
+    pd.DataFrame({"variant": [v for v in VARIANTS for _ in (0, 1)], "span_length": [6, 11] * 4,
+                  "count": [90, 10, 40, 60, 70, 30, 45, 55]}).to_csv(cell / "span_lengths.csv", index=False)
+    pd.DataFrame({"variant": VARIANTS[1:], "sequences_with_identical_anchors": [0.003, 1.0, 1.0]}).to_csv(
+        cell / "position_invariance.csv", index=False)
+
+
+def test_bugs_chapter_without_results_says_so(results):
+    chapter = bugs.Chapter("empty")
+    assert "has no masking results yet" in chapter.scale()
+    assert chapter.bug1_measured() == ["No masking results for this profile."]
+    assert chapter.bug1_effect() is None and chapter.global_measured() == []
+    assert "no pretraining results yet" in chapter.pretraining()[0]
+    assert "no few-shot results" in chapter.fewshot_section()[0]
+    assert chapter.summary().count("—") >= 4  # every measured column is a dash
+
+
+def test_bugs_chapter_reads_its_frames(results):
+    masking_cell(results)
+    chapter = bugs.Chapter("tiny")
+    assert "8 windows of 511 nt (506 6-mer tokens" in chapter.scale()
+    table = chapter.bug1_measured()[0]
+    assert table.loc["random", "anchors / seq"] == 0.0 and table.loc["random", "same anchors %"] == "—"
+    assert table.loc["genemask", "rank gap"] == 56.0  # 1376 - 1320
+    effect = chapter.bug1_effect()
+    assert "**100 %** of the sequences" in effect and "at most 0.3 % with token lookup" in effect
+    v1_table, figure, text = chapter.selection()
+    assert v1_table.loc["genemask-position-v1", "in runs ≥ 11 %"] == pytest.approx(100 * 330 / 750, abs=0.05)
+    assert "v1 masks **10.0 %** of the tokens against 15.0 % for v3" in text
+    figure.clf()
+    assert "v1 masks 10.0 % vs 15.0 % (random 14.0 %)" in chapter.summary()
+
+
+def test_switch_text_names_the_released_threshold():
+    from genemask.identity import RELEASED_SWITCH_THRESHOLD
+
+    assert bugs.switch_text(RELEASED_SWITCH_THRESHOLD, None, 1000) == f"threshold {RELEASED_SWITCH_THRESHOLD:g} (released): never switched in 1,000 steps"
+    assert bugs.switch_text(5.0, 650, 1000) == "threshold 5: switched to Global after step 650"
+
+
+def test_demo_ledger_gives_no_verdict_on_synthetic_data():
+    from genemask.report.chapters import claims
+
+    ledger = pd.DataFrame({"id": ["A", "B"], "our evidence": ["+0.01 [-0.02, +0.03]", "—"],
+                           "verdict": ["supported here", "contradicted here"], "reason": ["interval above zero", "Table 2"]})
+    shown = claims.without_verdicts(ledger).set_index("id")
+    assert shown.loc["A", "verdict"] == "not testable here" and shown.loc["A", "reason"] == claims.DEMO_REASON
+    assert shown.loc["B", ["verdict", "reason"]].tolist() == ["contradicted here", "Table 2"]  # read in the paper: kept
+
+
+def test_counts_and_seeds_read_as_sentences():
+    from genemask.report.chapters import fewshot
+
+    assert fewshot.count_text(pd.Series([1, 1])) == "1" and fewshot.count_text(pd.Series([3, 5])) == "3–5"
+    seeds = pd.Series({"a": 3, "b": 1, "c": 3})
+    assert fewshot.seeds_text(seeds, "pretraining seed") == "3 pretraining seeds for `a`, `c`; 1 pretraining seed for `b`"
+    assert fewshot.seeds_text(pd.Series({"a": 2}), "seed") == "2 seeds each"
+    assert fewshot.common_suffix(["genemask@1000:logo", "random@1000:logo", "random-init:logo"]) == "@1000:logo"
+    assert fewshot.common_suffix(["a@100:tiny", "b@1000:logo"]) == ""
+
+
+def test_profile_note_says_demo_data_are_generated(results):
+    from genemask.report.chapters import profile_note
+
+    assert profile_note("demo").startswith("**This book shows generated demo data**")
+    assert "no page gives them a verdict" in profile_note("demo")
+    assert profile_note("tiny").startswith("**This book shows profile `tiny`**: no pretraining runs yet")
