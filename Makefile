@@ -62,7 +62,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the environment into $(VENV) (first time: about a minute)"
 	@$(PY) -m pip install -q -U pip $(PIP_QUIET)
-	@$(PY) -m pip install -q -e '.[test]' $(PIP_QUIET)
+	@$(PY) -m pip install -q -e '.[workflow,book,test]' $(PIP_QUIET)
 	@$(PY) -c "import genemask, torch, transformers, papermill, jupyter_book, snakemake" || { echo "environment install failed"; exit 1; }
 	@touch $(STAMP)
 

@@ -1,4 +1,5 @@
-"""Command line: ``genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--verify]`` and friends.
+"""Command line: ``genemask pretrain --fasta my.fa ...``, ``genemask grid PARAMS.yaml [--jobs N]
+[--dry-run] [--status] [--verify]`` and friends.
 
 Each subcommand is a thin shell over a library function, so notebooks and scripts can call the
 same code.
@@ -9,7 +10,27 @@ import argparse
 import sys
 
 
+def _grid_needs() -> str | None:
+    """Why ``genemask grid`` cannot run here, in one line (None when it can): it runs a checkout's
+    notebooks and params files, and the workflow extra's packages."""
+    from importlib.util import find_spec
+
+    from . import paths
+
+    if not paths.in_checkout():
+        return (f"runs the notebooks/ and params/ of a genemask checkout, and this genemask is installed without one "
+                f"({paths.ROOT}): clone the repository and run it there (pip install -e '.[workflow]')")
+    missing = [name for name in ("snakemake", "papermill", "nbclient", "yaml") if find_spec(name) is None]
+    if missing:
+        return f"needs the workflow extra ({', '.join(missing)} missing): pip install -e '.[workflow]'"
+    return None
+
+
 def _grid(args: argparse.Namespace) -> int:
+    needs = _grid_needs()
+    if needs:
+        print(f"genemask grid: {needs}", file=sys.stderr)
+        return 2
     from .grid import GridError, migrate, run_grid
 
     try:
@@ -41,8 +62,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genemask", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="genemask", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--version", action="version", version=f"genemask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("pretrain", add_help=False,
+                   help="pretrain a k-mer BERT on a FASTA with any masking strategy into a Hugging Face checkpoint "
+                        "with a model card (genemask pretrain --help: every option)")
     grid = sub.add_parser("grid", help="run a params file's notebook grid through Snakemake (cached, parallel)",
                           epilog="Arguments after -- go to snakemake, e.g. -- --executor slurm --profile profiles/slurm")
     grid.add_argument("params", help="params YAML, e.g. params/demo.yaml")
@@ -66,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pretrain"]:  # every option is the pretraining entry point's (python -m genemask.pretrain)
+        from .pretrain import main as pretrain_main
+
+        return pretrain_main(argv[1:], prog="genemask pretrain")
     extra: list[str] = []
     if "--" in argv:
         at = argv.index("--")

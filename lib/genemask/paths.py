@@ -2,7 +2,9 @@
 
 Nothing else in the package builds paths from ``__file__`` or the working directory: notebooks run
 from ``notebooks/`` under nbval, from the repository root under papermill, and from anywhere when
-installed, and all of them must agree on where data, runs and results live.
+installed, and all of them must agree on where data, runs and results live. Installed from a wheel
+(no checkout around the package), derived files go to the user's cache folder, never into the
+environment the package was installed in, and what needs a checkout (the grid, the book) says so.
 """
 from __future__ import annotations
 
@@ -19,15 +21,29 @@ RUNS: Path = ROOT / "runs"
 BENCHMARKS: Path = ROOT / "benchmarks"
 
 
+def in_checkout() -> bool:
+    """Whether the package runs from a genemask checkout (``lib/genemask`` under a project root with
+    ``pyproject.toml``), rather than installed from a wheel into site-packages."""
+    return (ROOT / "pyproject.toml").is_file() and (ROOT / "lib" / "genemask" / "paths.py").is_file()
+
+
+def user_cache_dir() -> Path:
+    """The user's cache folder for genemask (the XDG rule): ``$XDG_CACHE_HOME/genemask``, else
+    ``~/.cache/genemask``."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base).expanduser() if base else Path.home() / ".cache") / "genemask"
+
+
 def data_dir() -> Path:
-    """Real data: ``$GENEMASK_DATA`` if set, else ``./data`` under the repository root (git-ignored).
+    """Real data: ``$GENEMASK_DATA`` if set, else ``./data`` under the repository root (git-ignored;
+    ``./data`` under the current folder when installed without a checkout).
 
     A relative ``$GENEMASK_DATA`` that does not exist from the current folder is taken relative to
     the repository root, where make and CI set it (``../shared/data``): notebooks run by papermill
     or nbval work in ``notebooks/`` and must find the same data."""
     env = os.environ.get("GENEMASK_DATA")
     if not env:
-        return ROOT / "data"
+        return (ROOT if in_checkout() else Path.cwd()) / "data"
     path = Path(env).expanduser()
     if not path.is_absolute() and not path.exists():
         path = ROOT / path
@@ -48,9 +64,10 @@ HUMAN_FASTA: tuple[str, ...] = (
 
 
 def cache_dir() -> Path:
-    """Derived, regenerable files (demo data, corpora, counts): ``$GENEMASK_CACHE`` or ``.cache/``."""
+    """Derived, regenerable files (demo data, corpora, rankings, default run folders):
+    ``$GENEMASK_CACHE``, else ``.cache/`` in a checkout, else :func:`user_cache_dir`."""
     env = os.environ.get("GENEMASK_CACHE")
-    path = Path(env).expanduser().resolve() if env else ROOT / ".cache"
+    path = Path(env).expanduser().resolve() if env else ROOT / ".cache" if in_checkout() else user_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

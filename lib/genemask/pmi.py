@@ -871,6 +871,15 @@ def implied_counts_from_authors(ranking: pd.DataFrame | None = None, source: str
 # One run: counts -> tables on disk
 
 
+def _check_rankable(ranking: pd.DataFrame, counts: NgramCounts, cfg: PMIConfig, source: str) -> None:
+    """Refuse a ranking in which no k-mer reached ``min_count``: it would rank by count and then
+    alphabet alone."""
+    if ranking["npmi"].isna().all():
+        raise ValueError(f"{source}: no {cfg.k}-mer occurs min_count={cfg.min_count} times (the most frequent: "
+                         f"{int(counts.of(cfg.k).max())}), so no k-mer has an NPMI to rank by; give more sequence "
+                         "or a lower min_count")
+
+
 def run(
     cfg: PMIConfig, out_dir: str | Path, *, counts: NgramCounts | None = None, workers: int | None = None
 ) -> dict:
@@ -893,11 +902,7 @@ def run(
     counted = time.perf_counter()
     table = pmi_table(counts, cfg)
     ranking = kmer_ranking(table, cfg.k, cfg.min_count, counts=counts)
-    if ranking["npmi"].isna().all():  # the ranking would be by count and then alphabet alone
-        source = ", ".join(counts.sources) or "the given counts"
-        raise ValueError(f"{source}: no {cfg.k}-mer occurs min_count={cfg.min_count} times (the most frequent: "
-                         f"{int(counts.of(cfg.k).max())}), so no k-mer has an NPMI to rank by; give more sequence "
-                         "or a lower min_count")
+    _check_rankable(ranking, counts, cfg, ", ".join(counts.sources) or "the given counts")
     paths = {
         "ngrams": out_dir / "ngrams.parquet",
         "kmer_ranking": out_dir / "kmer_ranking.csv",
@@ -922,3 +927,79 @@ def run(
         "count_seconds": counted - started,
         "seconds": time.perf_counter() - started,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The ranking of a user's FASTA, made once and reused
+
+#: Folder under ``paths.cache_dir()`` holding one ``<key>/kmer_ranking.csv`` per (FASTA content, parameters).
+RANKING_CACHE = "rankings"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes as stored (a FASTA gzipped or not, a rank table)."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def ranking_key(cfg: PMIConfig) -> tuple[str, list[dict]]:
+    """(cache key, the files' names and content hashes) of ``cfg``'s ranking: the FASTA contents
+    and every ranking parameter, never the files' paths, so a moved or renamed FASTA reuses its
+    ranking and an edited one gets a new one."""
+    import hashlib
+    import json
+
+    files = []
+    for path in cfg.fasta_paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"fasta={str(path)!r}: no such FASTA file")
+        files.append({"name": path.name, "sha256": file_sha256(path)})
+    params = {k: v for k, v in cfg.to_dict().items() if k != "fasta"}
+    payload = json.dumps({"sha256": [f["sha256"] for f in files], "params": params}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16], files
+
+
+def ranking_of_fasta(cfg: PMIConfig, *, cache_root: Path | None = None, workers: int | None = None,
+                     log: Callable[[str], None] | None = None) -> Path:
+    """The ``kmer_ranking.csv`` of ``cfg.fasta`` under ``cfg`` (:func:`count_ngrams`,
+    :func:`pmi_table`, :func:`kmer_ranking`, as :func:`run` makes it, without the n-gram table),
+    made once into ``<cache>/rankings/<key>/`` with a ``params.json`` naming its sources, and reused
+    after. Concurrent callers (the ranks of a ``torchrun``) wait for the one that counts; the folder
+    appears by one rename, so a crash never leaves a ranking a later run would trust."""
+    import fcntl
+    import shutil
+    import tempfile
+
+    from . import paths
+
+    if not cfg.fasta_paths:
+        raise ValueError("PMIConfig: fasta is required to rank k-mers")
+    key, files = ranking_key(cfg)
+    root = (cache_root or paths.cache_dir()) / RANKING_CACHE
+    directory = root / key
+    ranking_csv = directory / "kmer_ranking.csv"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ranking_csv.is_file():
+            return ranking_csv
+        if log:
+            log(f"ranking the {cfg.k}-mers of {', '.join(f['name'] for f in files)} by NPMI "
+                f"(n-grams up to {cfg.max_n}, min_count {cfg.min_count}); cached in {directory}")
+        started = time.perf_counter()
+        counts = count_ngrams(cfg.fasta_paths, cfg.max_n, workers=workers)
+        ranking = kmer_ranking(pmi_table(counts, cfg), cfg.k, cfg.min_count, counts=counts)
+        _check_rankable(ranking, counts, cfg, ", ".join(str(p) for p in cfg.fasta_paths))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        try:
+            ranking.to_csv(tmp / "kmer_ranking.csv", index=False)
+            write_json(tmp / "params.json", {
+                "config": cfg.to_dict(), "files": files, "n_kmers_ranked": int(ranking["npmi"].notna().sum()),
+                "seconds": round(time.perf_counter() - started, 2), "genemask_version": __version__})
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ranking_csv

@@ -55,7 +55,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -209,7 +209,7 @@ class PretrainConfig:
         "cmgems: switch to Global masking once |change of validation perplexity| < this (released: 1.0); "
         "cmgems-reverse: switch from Global to GeneMask by the same rule"))
     masking_options: dict = field(default_factory=dict, metadata=_help(
-        'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "centre"}\''))
+        'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "position", "selection": "v1"}\''))
     rank_table: str | None = field(default=None, metadata=_help(
         "k-mer rank table CSV (01_pmi's kmer_ranking.csv or the authors' Data-A); None: the demo ranking"))
     fasta: str | list | None = field(default=None, metadata=_help("FASTA file(s) to pretrain on; None: the demo genome"))
@@ -240,7 +240,8 @@ class PretrainConfig:
     threads: int = field(default=1, metadata=_help("torch CPU threads (0: torch's default)"))
     device: str = field(default="auto", metadata=_help("auto, cpu or cuda[:N]"))
     out_dir: str | None = field(default=None, metadata=_help(
-        "folder of this run (None: .cache/notebooks/03_pretrain); a folder holding another run or other files is refused"))
+        "folder of this run (None: one per run under .cache/notebooks/03_pretrain/); a folder holding another run or "
+        "other files is refused"))
     resume: bool = field(default=True, metadata=_help(
         "continue from out_dir's latest resume state (--no-resume: start this run over)"))
 
@@ -294,17 +295,14 @@ class PretrainResult:
 
 
 def _demo_rank_table() -> Path:
-    """01_pmi's ranking on the demo genome, computed once (as notebook 02 does)."""
+    """01_pmi's ranking of the demo genome (the same table as notebook 01 writes), made once and
+    cached by :func:`genemask.pmi.ranking_of_fasta`, which needs no parquet writer (a core install)."""
     from . import pmi
 
-    out = paths.cache_dir() / "notebooks" / "01_pmi"
-    if not (out / "kmer_ranking.csv").exists():
-        pmi.run(pmi.PMIConfig(fasta=str(genome.ensure_demo_genome())), out)
-    return out / "kmer_ranking.csv"
+    return pmi.ranking_of_fasta(pmi.PMIConfig(fasta=str(genome.ensure_demo_genome())))
 
 
 def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
-    strategy, _ = cfg.masking()
     fasta = cfg.fasta if cfg.fasta not in (None, "", []) else str(genome.ensure_demo_genome())
     rank_table = None
     if cfg.rank_table not in (None, ""):
@@ -312,10 +310,11 @@ def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
         genome.require_regular_file(rank_table, "rank table file")
         if not rank_table.is_file():
             raise FileNotFoundError(f"rank_table={cfg.rank_table!r}: no such file")
-    elif strategy != "random" or cfg.masking_options.get("rank_lookup") is not None:
+    elif needs_ranking(cfg):
         if cfg.fasta not in (None, "", []):
             raise ValueError(f"rank_table is required for strategy {cfg.strategy!r} with a non-demo fasta "
-                             "(01_pmi's kmer_ranking.csv, or the authors' Data-A CSV)")
+                             "(genemask.pmi.ranking_of_fasta makes the fasta's NPMI ranking, as `genemask pretrain "
+                             "--fasta` does; or 01_pmi's kmer_ranking.csv, or the authors' Data-A CSV)")
         rank_table = _demo_rank_table()
     return fasta, rank_table
 
@@ -328,8 +327,14 @@ def _make_collator(cfg: PretrainConfig, rank_table: Path | None, seed: int | Non
     return masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None, seed=seed, **options)
 
 
-def _default_out_dir() -> Path:
-    return paths.cache_dir() / "notebooks" / "03_pretrain"
+def default_out_dir(cfg: PretrainConfig) -> Path:
+    """The folder a run without ``out_dir`` trains into: one per run identity (every field but where
+    and how it executes), ``.cache/notebooks/03_pretrain/<model>-<strategy>-<steps>-<hash>``, so a run
+    with other parameters never finds its folder taken, and the same run finds its finished result."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(_identity(cfg.to_dict()), sort_keys=True).encode()).hexdigest()[:12]
+    return paths.cache_dir() / "notebooks" / "03_pretrain" / f"{cfg.model}-{cfg.strategy}-{cfg.steps}-{digest}"
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -874,46 +879,143 @@ def steady_heap() -> None:
         pass
 
 
-def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool = False,
-        mask_on_device: bool = False) -> PretrainResult:
+def run(cfg: PretrainConfig, *, stop_after: int | None = None, verbose: bool | None = None,
+        mask_on_device: bool = False, report_to: str = "none") -> PretrainResult:
     """Pretrain as ``cfg`` says; resume from ``out_dir``'s latest state when there is one.
 
     ``stop_after`` ends the run after that many optimizer steps without a final checkpoint, as a
     kill would (tests use it for resume). Re-running a finished run returns its result at once.
-    An ``out_dir`` holding another run, or files no run wrote, is refused before anything is written.
-    ``verbose`` prints a start line and one progress line per evaluation.
+    An ``out_dir`` holding another run, or files no run wrote, is refused before anything is written;
+    a run that fails before its first step (a corpus smaller than one batch, a damaged FASTA) gives
+    its claim on ``out_dir`` back, so that the corrected run may use the folder.
+    ``verbose`` prints a start line and one progress line per evaluation to stdout (the command
+    line); ``None`` (the default) writes them beneath a notebook kernel's capture (:func:`_console`),
+    so papermill's terminal shows them and no notebook output holds them; ``False`` prints nothing.
+    ``report_to="tensorboard"`` also logs every step's scalars to ``out_dir/tensorboard``.
     ``mask_on_device`` runs the collator's tensor work on the training device (``genemask.gpu``):
     the same masks, since the collator draws its random numbers on the CPU either way.
     """
     started = time.perf_counter()
     _make_collator(cfg, _resolve_inputs(cfg)[1], seed=None)  # masking options checked before anything is written
-    out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else _default_out_dir()
+    out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else default_out_dir(cfg)
+    board_class = _tensorboard_writer(report_to)  # a missing tensorboard fails before anything is written
     _claim_out_dir(out_dir, cfg, write=False)  # refuse before creating anything
     dist, created_group = _init_distributed(cfg)
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     steady_heap()
+    out = (sys.stdout if verbose else None) if verbose is not None else _console()
+    existed = out_dir.exists()
     try:
         if dist.main:
             _prepare_out_dir(out_dir)
         dist.barrier()
         lock = _exclusive(out_dir, wait=False) if dist.main else contextlib.nullcontext()
         with lock:
+            claimed_here = dist.main and not (out_dir / RUN_MARKER).exists()
             _claim_out_dir(out_dir, cfg, write=dist.main)
             dist.barrier()
-            return _run(cfg, out_dir, dist, started, stop_after, verbose, mask_on_device)
+            try:
+                return _run(cfg, out_dir, dist, started, stop_after, out, mask_on_device,
+                            board_class if dist.main else None)
+            except BaseException:
+                if claimed_here:
+                    _release_unstarted(out_dir, remove_folder=not existed)
+                raise
     finally:
         torch.set_num_threads(threads)
+        if out not in (None, sys.stdout):
+            out.close()
         if created_group:
             torch.distributed.destroy_process_group()
 
 
-class _Progress:
-    """One line per evaluation: step, loss, validation perplexity, tokens/s since the last line, ETA."""
+def _release_unstarted(out_dir: Path, remove_folder: bool) -> None:
+    """Give back the claim on ``out_dir`` of a run that failed before its first step: its marker and
+    header-only metrics.csv go (and the folder, when the run made it), so a corrected run is not
+    refused as "another pretraining run". A run that logged a step, saved a state or a checkpoint
+    keeps its claim: it is resumable, or its log tells what happened."""
+    metrics = out_dir / "metrics.csv"
+    if _states(out_dir) or (out_dir / "checkpoint").exists() or (out_dir / "checkpoints").exists():
+        return
+    if metrics.exists():
+        with open(metrics) as handle:
+            if len([line for _, line in zip(range(2), handle)]) > 1:
+                return
+    for name in (RUN_MARKER, "metrics.csv", *([".lock"] if remove_folder else [])):
+        (out_dir / name).unlink(missing_ok=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):  # not empty: something else appeared there; keep it
+            out_dir.rmdir()
 
-    def __init__(self, enabled: bool, first_step: int, target: int, every: int) -> None:
-        self.enabled, self.first_step, self.target, self.every = enabled, first_step, target, max(1, every)
+
+def _quiet() -> bool:
+    return os.environ.get("GENEMASK_QUIET", "") not in ("", "0")
+
+
+def _console() -> TextIO | None:
+    """Where progress goes when ``verbose`` is not given: inside a notebook kernel, the kernel
+    process's own stderr beneath ipykernel's capture (``sys.stderr.fileno()`` is ipykernel's copy of
+    it), which is the terminal papermill runs in, so a run is watchable there while no notebook
+    output (which nbval compares) holds its timings; nothing elsewhere, or under GENEMASK_QUIET=1
+    (tests, the grid's cells)."""
+    if _quiet() or "ipykernel" not in sys.modules:
+        return None
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # ipykernel without its fd capture: no terminal to reach
+        return None
+    if fd in (1, 2):  # not ipykernel's copy: the kernel would forward it into the notebook
+        return None
+    return os.fdopen(os.dup(fd), "w", buffering=1)
+
+
+def _tensorboard_writer(report_to: str):
+    """``torch.utils.tensorboard.SummaryWriter`` for ``report_to="tensorboard"`` (None for "none"),
+    or a one-line error saying what to install."""
+    if report_to in (None, "none"):
+        return None
+    if report_to != "tensorboard":
+        raise ValueError(f"report_to={report_to!r} is unknown; choose 'none' or 'tensorboard'")
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RuntimeError("report_to='tensorboard' needs the tensorboard package: "
+                           "pip install tensorboard (or genemask[tensorboard])") from None
+    return SummaryWriter
+
+
+class _Board:
+    """A run's scalars in TensorBoard (``out_dir/tensorboard``): every step's loss, learning rate,
+    masked fraction and tokens/s, and each evaluation's validation perplexity and yardstick loss."""
+
+    def __init__(self, writer_class, log_dir: Path) -> None:
+        self.writer = writer_class(log_dir=str(log_dir))
+        self.last_seconds: float | None = None
+
+    def log(self, row: dict) -> None:
+        step = row["step"]
+        for name in ("loss", "lr", "masked_fraction", "val_perplexity", "yardstick_loss"):
+            value = row.get(name, math.nan)
+            if value == value:
+                self.writer.add_scalar(f"train/{name}" if name in ("loss", "lr", "masked_fraction") else f"eval/{name}",
+                                       value, step)
+        if self.last_seconds is not None and row["seconds"] > self.last_seconds:
+            self.writer.add_scalar("train/tokens_per_second", row["tokens"] / (row["seconds"] - self.last_seconds), step)
+        self.last_seconds = row["seconds"]
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Progress:
+    """One line per evaluation (or per 5 % of the run without evaluations) to ``out``: step, loss,
+    validation perplexity, tokens/s since the last line, elapsed time and ETA."""
+
+    def __init__(self, out: TextIO | None, first_step: int, target: int, every: int) -> None:
+        self.out, self.first_step, self.target, self.every = out, first_step, target, max(1, every)
+        self.enabled = out is not None
         self.start = self.last = time.perf_counter()
         self.tokens = 0
 
@@ -929,7 +1031,7 @@ class _Progress:
               + (f"val_ppl {ppl:.1f}  " if ppl == ppl else "")
               + (f"yardstick {row['yardstick_loss']:.3f}  " if row.get("yardstick_loss", math.nan) == row.get("yardstick_loss") else "")
               + f"lr {row['lr']:.2e}  {self.tokens / max(now - self.last, 1e-9):,.0f} tokens/s  "
-              f"elapsed {_duration(now - self.start)}  ETA {_duration(per_step * (self.target - step))}", flush=True)
+              f"elapsed {_duration(now - self.start)}  ETA {_duration(per_step * (self.target - step))}", file=self.out, flush=True)
         self.last, self.tokens = now, 0
 
 
@@ -966,12 +1068,13 @@ def _duration(seconds: float) -> str:
 
 
 def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_after: int | None,
-         verbose: bool, mask_on_device: bool = False) -> PretrainResult:
+         out: TextIO | None, mask_on_device: bool = False, board_class=None) -> PretrainResult:
     metrics_path = out_dir / "metrics.csv"
     done = _finished(out_dir, cfg) if cfg.resume else None
+    talk = out if dist.main else None
     if done is not None:
-        if verbose and dist.main:
-            print(f"finished already: {out_dir / 'checkpoint'}", flush=True)
+        if talk:
+            print(f"finished already: {out_dir / 'checkpoint'}", file=talk, flush=True)
         return PretrainResult(out_dir, out_dir / "checkpoint", metrics_path, cfg.steps, done.get("switch_step"),
                               done.get("final_val_perplexity"), time.perf_counter() - started)
 
@@ -1022,15 +1125,15 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
         return loss_module.no_sync() if dist.world > 1 and not last else contextlib.nullcontext()
 
     target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    talk = verbose and dist.main
     if talk:
         print(f"pretraining {cfg.model} ({models.parameter_count(model) / 1e6:.2f} M parameters), {cfg.strategy} masking: "
               f"{cfg.steps:,} steps x {global_batch * cfg.grad_accum} sequences of <= {cfg.max_len} tokens on "
               f"{dist.world} {dist.device.type} process(es); corpus {len(corpus.train):,} train / {len(corpus.valid):,} "
-              f"validation chunks", flush=True)
+              f"validation chunks", file=talk, flush=True)
         print(f"out_dir {out_dir}: metrics.csv grows by a row per step"
-              + (f"; resumed from step {resumed_from}" if resumed_from is not None else ""), flush=True)
+              + (f"; resumed from step {resumed_from}" if resumed_from is not None else ""), file=talk, flush=True)
     log = _MetricsLog(metrics_path, rows) if dist.main else None
+    board = _Board(board_class, out_dir / "tensorboard") if board_class is not None else None
     progress = _Progress(talk, step, target, cfg.eval_steps or max(1, cfg.steps // 20))
     elapsed_before = rows[-1]["seconds"] if rows else 0.0
     data_seconds = rows[-1]["data_seconds"] if rows else 0.0  # batch assembly + masking, for the benchmark
@@ -1082,6 +1185,8 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
             if log is not None:
                 log.append(row)
             progress.step(row)
+            if board is not None:
+                board.log(row)
             if step in cfg.keep_steps and dist.main:
                 kept = {"steps": step, "kept_of_steps": cfg.steps, "strategy": strategy, "masking_options": options,
                         "phase": phase, "genemask_version": __version__, "torch_version": torch.__version__}
@@ -1093,6 +1198,8 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     finally:
         if log is not None:
             log.close()
+        if board is not None:
+            board.close()
 
     switch = collator.switched_at_step if strategy in masking.PLATEAU_CURRICULA else None
     perplexities = [r["val_perplexity"] for r in rows if r["val_perplexity"] == r["val_perplexity"]]
@@ -1133,7 +1240,7 @@ def demo_checkpoint() -> Path:
             threads = torch.get_num_threads()
             torch.set_num_threads(cfg.threads)
             try:
-                _run(cfg, out_dir, _Dist(), time.perf_counter(), None, False)
+                _run(cfg, out_dir, _Dist(), time.perf_counter(), None, None)
             finally:
                 torch.set_num_threads(threads)
     return checkpoint
@@ -1143,15 +1250,26 @@ def demo_checkpoint() -> Path:
 # Command line (the torchrun entry point)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Options of the command line that are not PretrainConfig fields: they say how a run is watched or
+#: how its missing ranking is made, never which run it is (the ranking enters as ``rank_table``).
+CLI_OPTIONS = ("paper", "report_to", "pmi_max_n", "pmi_min_count", "dry_run")
+
+
+def build_parser(prog: str = "python -m genemask.pretrain") -> argparse.ArgumentParser:
     """``--field value`` for every PretrainConfig field, its help from the field's metadata (dicts as
-    JSON, booleans as --x / --no-x, ``--fasta`` one or more files). Plain argparse rather than
-    ``HfArgumentParser``: that one refuses ``fasta``'s ``str | list | None`` and JSON dicts."""
+    JSON, booleans as --x / --no-x, ``--fasta`` one or more files), and :data:`CLI_OPTIONS`. Plain
+    argparse rather than ``HfArgumentParser``: that one refuses ``fasta``'s ``str | list | None`` and
+    JSON dicts."""
+    from . import pmi
+
     parser = argparse.ArgumentParser(
-        prog="python -m genemask.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description=__doc__.splitlines()[0] + " Prints one progress line per evaluation (GENEMASK_QUIET=1: none) "
-        "and appends a row per step to OUT_DIR/metrics.csv.",
-        epilog="Multi-process: torchrun --nproc_per_node N -m genemask.pretrain ... (gloo on CPU, nccl on GPUs).")
+        prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.splitlines()[0] + " Prints one progress line per evaluation (GENEMASK_QUIET=1: none), "
+        "appends a row per step to OUT_DIR/metrics.csv and writes OUT_DIR/checkpoint, a Hugging Face folder with "
+        "a model card (README.md), ready for push_to_hub.",
+        epilog=f"From a FASTA to a checkpoint: {prog} --fasta my.fa --strategy cmgems --steps 1000 (the NPMI "
+        "ranking of my.fa is made once and cached). Multi-process: torchrun --nproc_per_node N -m "
+        "genemask.pretrain ... (gloo on CPU, nccl on GPUs).")
     defaults = PretrainConfig()
     for f in dataclasses.fields(PretrainConfig):
         default, text = getattr(defaults, f.name), f.metadata.get("help", "")
@@ -1164,33 +1282,211 @@ def build_parser() -> argparse.ArgumentParser:
         elif isinstance(default, list):
             parser.add_argument(f"--{f.name}", nargs="*", type=int, default=default, metavar="STEP", help=text)
         elif default is None:
-            parser.add_argument(f"--{f.name}", default=None, metavar="PATH", help=text)
+            parser.add_argument(f"--{f.name}", default=None, metavar="PATH", help=text + (
+                "; with --fasta: the NPMI ranking of those files, made once (genemask.pmi) and cached under "
+                "the cache folder's rankings/" if f.name == "rank_table" else ""))
         else:
             parser.add_argument(f"--{f.name}", type=type(default), default=default, help=text)
     parser.add_argument("--paper", action="store_true",
                         help="start from the papers' budget (PAPER_BUDGET); options given explicitly still win")
+    parser.add_argument("--report_to", choices=("none", "tensorboard"), default="none",
+                        help="also log every step's scalars to OUT_DIR/tensorboard (needs the tensorboard package)")
+    ranking = pmi.PMIConfig()
+    parser.add_argument("--pmi_max_n", type=int, default=ranking.max_n,
+                        help="longest n-gram counted for the ranking made from --fasta")
+    parser.add_argument("--pmi_min_count", type=int, default=ranking.min_count,
+                        help="occurrences below which a k-mer's NPMI is undefined, in the ranking made from --fasta")
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                        help="check the options and files, say what the run would use and where it would go, run nothing")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def needs_ranking(cfg: PretrainConfig) -> bool:
+    """Whether ``cfg``'s masking reads a k-mer ranking (every strategy but plain random masking)."""
+    strategy, _ = cfg.masking()
+    return strategy != "random" or cfg.masking_options.get("rank_lookup") is not None
+
+
+def _ranking_config(cfg: PretrainConfig, max_n: int, min_count: int):
+    from . import pmi
+
+    return pmi.PMIConfig(fasta=cfg.fasta, k=cfg.k, max_n=max_n, min_count=min_count)
+
+
+def _git_commit() -> str:
+    """The checkout's commit (``+dirty`` when its code differs), or why there is none."""
+    if not paths.in_checkout():
+        return "none (installed package, not a git checkout)"
+    from .grid.provenance import git_state
+
+    state = git_state()
+    if state["commit"] is None:
+        return "none (not a git clone)"
+    return state["commit"] + ("+dirty" if state["dirty"] else "")
+
+
+def _ranking_source(rank_table: str | None) -> str:
+    """A reader's line on where a run's k-mer ranking came from."""
+    if not rank_table:
+        return "none (random masking reads no ranking)"
+    path = Path(rank_table)
+    params_file = path.with_name("params.json")
+    params = json.loads(params_file.read_text()) if params_file.is_file() else {}
+    config = params.get("config", {})
+    made = (f"NPMI ranking by genemask.pmi ({config.get('pmi')} PMI, {config.get('normalizer')} normaliser, "
+            f"n-grams up to {config.get('max_n')}, min_count {config.get('min_count')})") if config else None
+    if params.get("files"):
+        sources = ", ".join(f"{f['name']} (sha256 {f['sha256'][:16]})" for f in params["files"])
+        return f"{made} of {sources}"
+    if made:
+        return f"{made} of {', '.join(Path(f).name for f in config.get('fasta', [])) or 'given counts'} ({path.name})"
+    from .pmi import file_sha256
+
+    return f"the rank table {path.name} (sha256 {file_sha256(path)[:16]})"
+
+
+def model_card(checkpoint: str | Path) -> str:
+    """The model card (README.md) of a finished run's checkpoint: what made it (strategy, ranking
+    source, data, steps, tokens seen, seed), its final metrics, the package version and commit, and
+    how to load it; with the Hugging Face metadata header, so ``push_to_hub`` shows it as is."""
+    from huggingface_hub import ModelCardData
+
+    checkpoint = Path(checkpoint)
+    saved = _read_json(checkpoint / "pretrain.json")
+    cfg = saved["config"]
+    rows = []
+    metrics_path = checkpoint.parent / "metrics.csv"
+    if metrics_path.is_file():
+        import csv
+
+        with open(metrics_path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    tokens = sum(int(r["tokens"]) for r in rows) if rows else None
+    final_loss = float(rows[-1]["loss"]) if rows else None
+    strategy = saved.get("strategy", cfg["strategy"])
+    switch = saved.get("switch_step")
+    fasta = cfg.get("fasta")
+    data = ", ".join(Path(f).name for f in ([fasta] if isinstance(fasta, str) else fasta)) if fasta else "the demo genome"
+    corpus = saved.get("corpus", {})
+    world = saved.get("world_size", 1)
+    ppl = saved.get("final_val_perplexity")
+    lines = [
+        ("masking strategy", f"`{cfg['strategy']}`" + (f" (masking options `{json.dumps(saved.get('masking_options', {}), sort_keys=True)}`)")),
+        *([("CM-GEMS switch to Global masking", f"step {switch}" if switch is not None else "never within the run")]
+          if strategy == "cmgems" else []),
+        ("k-mer ranking", _ranking_source(saved.get("rank_table"))),
+        ("pretraining data", f"{data}" + (f" ({corpus['splits']['train']['chunks']:,} training / "
+                                          f"{corpus['splits']['valid']['chunks']:,} validation chunks)"
+                                          if corpus.get("splits") else "")),
+        ("model", f"`{cfg['model']}` size, {saved.get('parameters', 0) / 1e6:.2f} M parameters, k = {cfg['k']}"),
+        ("steps", f"{saved['steps']:,} x {cfg['batch_size'] * cfg['grad_accum'] * world} sequences of <= {cfg['max_len']} tokens"
+                  f" ({world} process(es)), AdamW lr {cfg['lr']}"),
+        ("tokens seen", f"{tokens:,}" if tokens is not None else "not recorded (no metrics.csv beside the checkpoint)"),
+        ("seed", str(cfg["seed"])),
+        ("final training loss", f"{final_loss:.4f}" if final_loss is not None else "not recorded"),
+        ("final validation perplexity", f"{ppl:.4g}" if ppl is not None else "none (no evaluation)"),
+        ("genemask", f"{saved.get('genemask_version', __version__)}, commit {_git_commit()}"),
+        ("torch", str(saved.get("torch_version"))),
+    ]
+    header = ModelCardData(library_name="transformers", pipeline_tag="fill-mask",
+                           tags=["genemask", "dna", "genomics", "masked-language-modeling", strategy]).to_yaml()
+    table = "\n".join(["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in lines)])
+    return f"""---
+{header}
+---
+
+# A {cfg['model']} DNA k-mer BERT pretrained with {strategy} masking
+
+Pretrained by genemask (`genemask pretrain`): a `BertForMaskedLM` over
+overlapping {cfg['k']}-mers, masked with the {strategy} strategy of GeneMask (ECAI 2023) / CM-GEMS (ECAI 2024).
+
+{table}
+
+Every parameter of the run is in `pretrain.json`; `rank_table.csv` (when present) is the k-mer ranking it masked with.
+
+## Use
+
+```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+from genemask.tokenizer import kmerize
+
+tokenizer = AutoTokenizer.from_pretrained("{checkpoint.name}")  # this folder, or its hub id after push_to_hub
+model = AutoModelForMaskedLM.from_pretrained("{checkpoint.name}")
+batch = tokenizer([kmerize("ACGTAGCTAGCTAGCATCGA", k={cfg['k']})], return_tensors="pt")
+logits = model(**batch).logits
+```
+
+The tokenizer reads space-separated overlapping {cfg['k']}-mers (`kmerize`), not raw DNA.
+"""
+
+
+def write_model_card(checkpoint: str | Path) -> Path:
+    """Write :func:`model_card` as the checkpoint's README.md (atomically)."""
+    return write_text(Path(checkpoint) / "README.md", model_card(checkpoint))
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m genemask.pretrain") -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(prog)
     args = vars(parser.parse_args(argv))
-    paper = args.pop("paper")
+    options = {name: args.pop(name) for name in CLI_OPTIONS}
     if args["fasta"] is not None and len(args["fasta"]) == 1:
         args["fasta"] = args["fasta"][0]
-    if paper:
-        explicit = {a.dest for a in parser._actions if any(s in (argv or sys.argv[1:]) for s in a.option_strings)}
+    if options["paper"]:
+        explicit = {a.dest for a in parser._actions if any(s in argv for s in a.option_strings)}
         args = {**args, **{k: v for k, v in PAPER_BUDGET.items() if k not in explicit}}
-    quiet = os.environ.get("GENEMASK_QUIET", "") not in ("", "0")
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    say = print if main_rank and not _quiet() else (lambda *a, **k: None)
     try:
         cfg = PretrainConfig(**args)
-        result = run(cfg, verbose=not quiet)
+        ranking = None
+        if cfg.rank_table in (None, "") and cfg.fasta not in (None, "", []) and needs_ranking(cfg):
+            ranking = _ranking_config(cfg, options["pmi_max_n"], options["pmi_min_count"])
+        if options["dry_run"]:
+            return _dry_run(cfg, ranking, options["report_to"])
+        if ranking is not None:
+            from . import pmi
+
+            cfg = dataclasses.replace(cfg, rank_table=str(pmi.ranking_of_fasta(ranking, log=say)))
+        result = run(cfg, verbose=not _quiet(), report_to=options["report_to"])
+        card = write_model_card(result.checkpoint) if main_rank and result.finished else None
     except (ValueError, OSError, RuntimeError, genome.FastaError) as err:
-        print(f"genemask.pretrain: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"checkpoint: {result.checkpoint}\nmetrics: {result.metrics_path}"
+    if main_rank:
+        print(f"checkpoint: {result.checkpoint}" + (f" (model card {card.name})" if card else "")
+              + f"\nmetrics: {result.metrics_path}"
               + (f"\n{cfg.strategy} switch at step {result.switch_step}" if result.switch_step is not None else ""))
+    return 0
+
+
+def _dry_run(cfg: PretrainConfig, ranking, report_to: str) -> int:
+    """What a run would read and where it would write, checked, without running (``--dry-run``)."""
+    from . import pmi
+
+    _tensorboard_writer(report_to)
+    fasta = cfg.fasta if cfg.fasta not in (None, "", []) else None
+    for path in ([fasta] if isinstance(fasta, (str, os.PathLike)) else fasta or []):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"fasta={str(path)!r}: no such FASTA file")
+    if ranking is not None:
+        key, _ = pmi.ranking_key(ranking)
+        cached = (paths.cache_dir() / pmi.RANKING_CACHE / key / "kmer_ranking.csv").is_file()
+        source = f"the NPMI ranking of the FASTA ({'cached' if cached else 'made first'}, key {key})"
+    elif cfg.rank_table:
+        if not Path(cfg.rank_table).is_file():
+            raise FileNotFoundError(f"rank_table={cfg.rank_table!r}: no such file")
+        source = cfg.rank_table
+    else:
+        _resolve_inputs(cfg)  # the demo inputs, or the one-line refusal
+        source = "the demo ranking" if needs_ranking(cfg) else "none"
+    out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else default_out_dir(cfg)
+    _claim_out_dir(out_dir, cfg, write=False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    print(f"dry run: {cfg.model} model, {cfg.strategy} masking, {cfg.steps:,} steps x "
+          f"{cfg.batch_size * cfg.grad_accum * world} sequences of <= {cfg.max_len} tokens on {world} process(es)\n"
+          f"fasta: {fasta or 'the demo genome'}\nranking: {source}\nout_dir: {out_dir}"
+          + (f"\nreport_to: {report_to}" if report_to != "none" else ""))
     return 0
 
 

@@ -24,8 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 from .. import paths
 from ..io import claim_out_dir, write_text
 from . import provenance
@@ -199,6 +197,7 @@ def claim_identity(cell: Cell, profile: str) -> dict[str, str]:
 
 def _execute(cell: Cell, profile: str) -> int:
     import papermill as pm
+    import yaml
 
     partial = cell.output.with_name(f".{cell.key}.running.ipynb")
     failed = cell.output.with_name(f"{cell.key}.failed.ipynb")

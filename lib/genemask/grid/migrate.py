@@ -17,8 +17,6 @@ import os
 import re
 from typing import Any, Callable
 
-import yaml
-
 from .. import paths
 from ..io import write_text
 from . import provenance
@@ -30,6 +28,8 @@ _UPSTREAM = re.compile(r"^@([\w.-]+)/([0-9a-f]{16})")
 
 
 def _parsed(value: str) -> Any:
+    import yaml  # the workflow extra; the grid package is imported by the core for its source hash
+
     if value == "":
         return None
     try:
