@@ -369,7 +369,7 @@ METRIC_COLUMNS = list(pretrain.METRIC_COLUMNS)
 def test_cli_help_and_progress(inputs, tmp_path, capsys, monkeypatch):
     parser = pretrain.build_parser()
     helps = {a.dest: a.help for a in parser._actions if a.dest != "help"}
-    assert set(helps) == {f.name for f in __import__("dataclasses").fields(pretrain.PretrainConfig)} | {"paper"}
+    assert set(helps) == {f.name for f in __import__("dataclasses").fields(pretrain.PretrainConfig)} | set(pretrain.CLI_OPTIONS)
     assert all(text and len(text) > 8 for text in helps.values()), [k for k, v in helps.items() if not v]
     argv = ["--steps", "6", "--batch_size", "4", "--max_len", "40", "--eval_steps", "3", "--eval_size", "16",
             "--fasta", inputs["fasta"], "--rank_table", inputs["rank_table"], "--out_dir", str(tmp_path / "cli")]
