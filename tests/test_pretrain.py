@@ -193,7 +193,8 @@ def test_cli_parses_every_field():
     parser = pretrain.build_parser()
     args = vars(parser.parse_args(["--steps", "7", "--model", "logo", "--masking_options", '{"switch_step": 3}',
                                    "--fasta", "a.fa", "b.fa", "--bf16", "--no-resume"]))
-    args.pop("paper")
+    for name in pretrain.CLI_OPTIONS:
+        args.pop(name)
     cfg = pretrain.PretrainConfig(**args)
     assert (cfg.steps, cfg.model, cfg.masking_options, cfg.fasta, cfg.bf16, cfg.resume) == (7, "logo", {"switch_step": 3}, ["a.fa", "b.fa"], True, False)
     assert {f.name for f in __import__("dataclasses").fields(pretrain.PretrainConfig)} <= set(args)
