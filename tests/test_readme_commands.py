@@ -125,7 +125,8 @@ def shell(command: str, cwd: Path, timeout: int = 600, **env: str) -> subprocess
     """``command`` under bash with this interpreter's scripts first on PATH and this checkout's library."""
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                    "PYTHONPATH": str(paths.ROOT / "lib"), "GENEMASK_CACHE": str(cwd / ".cache"), **env}
-    environment = {k: v for k, v in environment.items() if v != ""}
+    # PYTEST_CURRENT_TEST turns ipykernel's capture of the kernel's stderr off: a user's papermill has it on.
+    environment = {k: v for k, v in environment.items() if v != "" and k != "PYTEST_CURRENT_TEST"}
     result = subprocess.run(["bash", "-c", command], cwd=cwd, env=environment, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, f"{command!r} failed ({result.returncode}): {(result.stderr or result.stdout)[-2000:]}"
@@ -144,8 +145,9 @@ def _version(line: str, cwd: Path) -> None:
 
 
 def _pretrain(line: str, cwd: Path) -> None:
-    out = shell(toy(line, "--steps 1000", f"--steps 6 {TOY_PRETRAIN}"), cwd).stdout
-    assert "(model card README.md)" in out and out.startswith("ranking the 6-mers of my.fa by NPMI")
+    out = shell(toy(line, "--steps 1000", f"--steps 6 {TOY_PRETRAIN}"), cwd, GENEMASK_QUIET="").stdout
+    assert out.startswith("ranking the 6-mers of my.fa by NPMI") and "(model card README.md)" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("step ")] == ["3/6", "6/6"]
 
 
 def _pretrain_help(line: str, cwd: Path) -> None:
