@@ -1,6 +1,6 @@
 """Masking collator: every strategy vs Hugging Face's MLM collator and vs the released Python loop.
 
-Target (DESIGN.md §7): each strategy no slower than ``transformers.DataCollatorForLanguageModeling``
+Target: each strategy no slower than ``transformers.DataCollatorForLanguageModeling``
 (mlm_probability 0.15) on the same 256 x 512 batch (ratio <= 1.0). The speed-up against a faithful
 per-position Python version of the released code (``tests/oracle_released.py``) is printed but is no
 longer a target: the oracle is the equivalence reference, and its speed is that of a Python loop, not

@@ -1,6 +1,6 @@
 """n-gram counting: all orders n = 1..10 (genemask) vs jellyfish for k = 10 alone, same FASTA.
 
-Target (DESIGN.md §7): genemask's n = 1..10 in <= 0.5 x the time of ``jellyfish count -m 10 -t 2``
+Target: genemask's n = 1..10 in <= 0.5 x the time of ``jellyfish count -m 10 -t 2``
 on the same 50 Mbp FASTA, both on 2 cores, with memory that does not grow with the genome. Also
 checks that our 6- and 10-mer counts equal jellyfish's (strand-specific: no ``-C``).
 

@@ -1,6 +1,6 @@
 """Pretraining throughput: our loop vs a plain Hugging Face Trainer, and the share of collation.
 
-Targets (DESIGN.md §7): tokens/s >= the plain ``transformers.Trainer`` + ``BertForMaskedLM`` +
+Targets: tokens/s >= the plain ``transformers.Trainer`` + ``BertForMaskedLM`` +
 ``DataCollatorForLanguageModeling`` (mlm_probability 0.15) at the same model size, batch and
 length (ratio >= 1.0); collation + masking <= 5 % of step time.
 

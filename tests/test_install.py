@@ -4,6 +4,7 @@ empty environment and works outside a checkout."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -75,7 +76,11 @@ def test_core_wheel_installs_into_an_empty_venv(tmp_path):
     started = time.perf_counter()
     dist, venv, home = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
     home.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(paths.ROOT), "--no-deps", "-q", "-w", str(dist)],
+    source = tmp_path / "source"  # pip builds in the tree it is given: a copy keeps build/ out of the checkout
+    shutil.copytree(paths.ROOT / "lib", source / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(paths.ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(dist)],
                    check=True, capture_output=True, timeout=600)
     wheel = next(dist.glob("genemask-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
