@@ -85,12 +85,13 @@ def test_core_wheel_installs_into_an_empty_venv(tmp_path):
     wheel = next(dist.glob("genemask-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
-                         timeout=1800)
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    installed = time.perf_counter() - started
+    # Nothing of this checkout on the path: pip would take lib/genemask.egg-info for an installed genemask.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GENEMASK_CACHE", "VIRTUAL_ENV")}
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], cwd=home, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    installed = time.perf_counter() - started
 
     def run(*command: str) -> subprocess.CompletedProcess:
         return subprocess.run(list(command), cwd=home, env=env, capture_output=True, text=True, timeout=600)
@@ -107,6 +108,10 @@ def test_core_wheel_installs_into_an_empty_venv(tmp_path):
     assert location.startswith(str(venv)) and cache == str(tmp_path / "xdg" / "genemask") and in_checkout == "False"
     assert present.strip() == "[]"
     assert run("genemask", "--version").stdout.startswith("genemask ")
+    assert run("genemask", "pretrain", "--help").stdout.startswith("usage: genemask pretrain")
+    demo = run("genemask", "demo-data")
+    assert demo.returncode == 0 and demo.stdout.startswith(str(tmp_path / "xdg" / "genemask" / "demo"))
+    assert not list(venv.rglob(".cache"))  # nothing cached inside the environment
     grid = run("genemask", "grid", "params/demo.yaml")
     assert grid.returncode == 2 and grid.stderr.count("\n") == 1 and "genemask checkout" in grid.stderr
     print(f"core wheel built and installed into an empty venv in {installed:.0f} s")
