@@ -97,21 +97,25 @@ def test_default_out_dir_is_one_per_run(toy_fasta, tmp_path):
 
 
 def test_a_start_that_fails_before_training_gives_its_folder_back(toy_fasta, tmp_path):
+    """A bad masking option is refused before out_dir is touched; a failure after the claim but
+    before the first step (a corpus smaller than one batch) gives the folder back; a run that logged
+    a step keeps it."""
     ranks = pmi.ranking_of_fasta(_ranking(toy_fasta))
-    base = dict(steps=6, batch_size=4, max_len=40, eval_steps=3, eval_size=8, fasta=str(toy_fasta), rank_table=str(ranks))
+    base = dict(steps=6, max_len=40, eval_steps=3, eval_size=8, fasta=str(toy_fasta), rank_table=str(ranks))
+    with pytest.raises(ValueError, match="rank_lookup"):
+        pretrain.run(pretrain.PretrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "bad"),
+                                             masking_options={"rank_lookup": "centre"}))
+    assert not (tmp_path / "bad").exists()
     for out_dir, existed in ((tmp_path / "new", False), (tmp_path / "old", True)):
         if existed:
             out_dir.mkdir()
-        bad = pretrain.PretrainConfig(**base, out_dir=str(out_dir), masking_options={"rank_lookup": "centre"})
-        with pytest.raises(ValueError, match="rank_lookup"):
-            pretrain.run(bad)
+        with pytest.raises(ValueError, match="fewer than one batch"):
+            pretrain.run(pretrain.PretrainConfig(**base, batch_size=100_000, out_dir=str(out_dir)))
         assert out_dir.exists() == existed and (not existed or {p.name for p in out_dir.iterdir()} <= {".lock"})
-        good = pretrain.run(pretrain.PretrainConfig(**base, out_dir=str(out_dir), masking_options={"rank_lookup": "position"}))
-        assert good.finished
-    # A run that logged a step keeps its claim (it may be resumed).
-    pretrain.run(pretrain.PretrainConfig(**base, out_dir=str(tmp_path / "part"), save_steps=0), stop_after=2)
+        assert pretrain.run(pretrain.PretrainConfig(**base, batch_size=4, out_dir=str(out_dir))).finished
+    pretrain.run(pretrain.PretrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "part"), save_steps=0), stop_after=2)
     with pytest.raises(ValueError, match=r"holds another pretraining run \(different lr"):
-        pretrain.run(pretrain.PretrainConfig(**base, out_dir=str(tmp_path / "part"), lr=0.01))
+        pretrain.run(pretrain.PretrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "part"), lr=0.01))
 
 
 def test_help_example_of_masking_options_is_valid():

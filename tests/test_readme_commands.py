@@ -67,8 +67,11 @@ CHECKS: dict[str, Check] = {
     "genemask grid params/cpu.yaml --status": Check("run"),
     "GENEMASK_PROFILE=cpu jupyter-book build book/": Check("elsewhere", where="tests/test_book.py::test_book_builds_with_warnings_as_errors"),
     "pytest --nbval": Check("elsewhere", where="the suite this file belongs to (make test runs it)"),
-    "genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--rerun-stale] [--stage S] [-- SNAKEMAKE ARGS]": Check("synopsis"),
+    "genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--verify [--sample N]] [--rerun-stale] [--stage S] [-- SNAKEMAKE ARGS]": Check("synopsis"),
     "pip install snakemake-executor-plugin-slurm": Check("dry run", needs="a Slurm cluster"),
+    "genemask grid params/cpu.yaml --verify [--stage S] [--sample N]":
+        Check("elsewhere", needs="reruns stale cells (hours)",
+              where="tests/test_verify.py::test_deterministic_cells_verified_when_equal_and_stale_with_the_difference_when_not"),
     "genemask grid params/paper.yaml --dry-run": Check("run"),
     "genemask grid params/paper.yaml --jobs 100 -- --profile profiles/slurm": Check("dry run", needs="a Slurm cluster"),
     "snakemake -s lib/genemask/grid/Snakefile --config params=params/paper.yaml --directory runs/paper --profile profiles/slurm":
@@ -261,7 +264,7 @@ RUNNERS: dict[str, Callable[[str, Path], None]] = {
     "pip install '.[workflow]'": _extra_declared,
     "pip install '.[workflow,book,test]'": _extra_declared,
     "export GENEMASK_DATA=/path/to/shared/data": _setting,
-    "genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--rerun-stale] [--stage S] [-- SNAKEMAKE ARGS]": _synopsis,
+    "genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--verify [--sample N]] [--rerun-stale] [--stage S] [-- SNAKEMAKE ARGS]": _synopsis,
 }
 
 
