@@ -1317,7 +1317,7 @@ def _git_commit() -> str:
     """The checkout's commit (``+dirty`` when its code differs), or why there is none."""
     if not paths.in_checkout():
         return "none (installed package, not a git checkout)"
-    from .grid.provenance import git_state
+    from .source import git_state
 
     state = git_state()
     if state["commit"] is None:

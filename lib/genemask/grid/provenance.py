@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import paths
 from ..source import library_files, library_hash, source_hash  # noqa: F401 - the names callers use
+from ..source import SOURCE_PATHS, git_bytes, git_state, git_text  # noqa: F401 - git_state: the name callers use
 from .code import Library, imports_in, module_name
 
 #: Packages whose versions decide results (recorded with every cell).
@@ -55,7 +56,7 @@ def library_at(commit: str) -> tuple[Library, str] | None:
     """The library as committed in ``commit``: its modules with their import graph (to judge a
     record made before code hashes were recorded by the rule of today) and the hash of all its
     source (what such a record names as ``library_hash``). None without git or that commit."""
-    listing = _git("ls-tree", "-r", commit, "--", "lib/genemask")
+    listing = git_text("ls-tree", "-r", commit, "--", "lib/genemask")
     if listing is None:
         return None
     blobs = {}
@@ -76,38 +77,12 @@ def library_at(commit: str) -> tuple[Library, str] | None:
     return Library(blobs, imports_of), source_hash({rel: _BLOBS[blob] for rel, blob in blobs.items()})
 
 
-def _git_bytes(*args: str) -> bytes | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(paths.ROOT), *args], capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def _git(*args: str) -> str | None:
-    out = _git_bytes(*args)
-    return out.decode().strip() if out is not None else None
-
-
-#: What makes a result: the code and the parameters. ``results/`` is left out: the grid itself writes
-#: there as cells finish, which made every later cell of a run look "dirty".
-SOURCE_PATHS = ("lib", "notebooks", "params", "pyproject.toml")
-
-
-def git_state() -> dict[str, Any]:
-    """The commit checked out and whether its tracked code or parameters (:data:`SOURCE_PATHS`)
-    differ from it (None outside a git clone)."""
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS)
-    return {"commit": commit, "dirty": bool(status)}
 
 
 def first_commit_of(path: Path) -> str | None:
     """The commit that first added ``path`` (a file or folder) to git history."""
     rel = paths.display(path)
-    out = _git("log", "--diff-filter=A", "--format=%H", "--", rel)
+    out = git_text("log", "--diff-filter=A", "--format=%H", "--", rel)
     return out.splitlines()[-1] if out else None
 
 
