@@ -70,14 +70,14 @@ CHECKS: dict[str, Check] = {
     "genemask grid PARAMS.yaml [--jobs N] [--dry-run] [--status] [--verify [--sample N]] [--rerun-stale] [--stage S] [-- SNAKEMAKE ARGS]": Check("synopsis"),
     "pip install snakemake-executor-plugin-slurm": Check("dry run", needs="a Slurm cluster"),
     "genemask grid params/cpu.yaml --verify [--stage S] [--sample N]":
-        Check("elsewhere", needs="reruns stale cells (hours)",
+        Check("elsewhere", needs="hours: it reruns the stale cells",
               where="tests/test_verify.py::test_deterministic_cells_verified_when_equal_and_stale_with_the_difference_when_not"),
     "genemask grid params/paper.yaml --dry-run": Check("run"),
     "genemask grid params/paper.yaml --jobs 100 -- --profile profiles/slurm": Check("dry run", needs="a Slurm cluster"),
     "snakemake -s lib/genemask/grid/Snakefile --config params=params/paper.yaml --directory runs/paper --profile profiles/slurm":
         Check("dry run", needs="a Slurm cluster"),
     "GENEMASK_DATA=/path/to/the/data/they/were/made/from genemask grid params/cpu.yaml --migrate":
-        Check("elsewhere", needs="rewrites results/",
+        Check("elsewhere", needs="the data the results were made from; it rewrites results/",
               where="tests/test_grid.py::test_results_without_runs_are_the_record_and_migration_is_idempotent"),
     "torchrun --nproc_per_node 5 -m genemask.pretrain --paper --grad_accum 5 --strategy cmgems --fasta $GENEMASK_DATA/paper/GRCh38.fa.gz --out_dir runs/cmgems":
         Check("dry run", needs="5 GPUs and GRCh38"),
