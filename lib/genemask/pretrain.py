@@ -1451,7 +1451,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m genemask.pretrain
         result = run(cfg, verbose=not _quiet(), report_to=options["report_to"])
         card = write_model_card(result.checkpoint) if main_rank and result.finished else None
     except (ValueError, OSError, RuntimeError, genome.FastaError) as err:
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog.removeprefix('python -m ')}: {err}", file=sys.stderr)
         return 2
     if main_rank:
         print(f"checkpoint: {result.checkpoint}" + (f" (model card {card.name})" if card else "")
