@@ -53,7 +53,7 @@ def test_fasta_to_checkpoint_with_model_card(toy_fasta, tmp_path, capsys, monkey
     saved = json.loads((checkpoint / "pretrain.json").read_text())
     tokens = sum(int(line.split(",")[6]) for line in (checkpoint.parent / "metrics.csv").read_text().splitlines()[1:])
     assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: fill-mask\n")
-    for row in (f"| masking strategy | `cmgems`", "| CM-GEMS switch to Global masking | step 6 |",
+    for row in (f"| masking strategy | `cmgems`", "| curriculum switch (genemask to global masking) | step 6 |",
                 f"min_count 10) of my.fa (sha256 {pmi.file_sha256(toy_fasta)[:16]})", f"| tokens seen | {tokens:,} |",
                 "| seed | 0 |", f"| final validation perplexity | {saved['final_val_perplexity']:.4g} |",
                 "| steps | 6 x 4 sequences of <= 40 tokens", f"| genemask | {pretrain.__version__}, commit "):

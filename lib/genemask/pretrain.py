@@ -1372,8 +1372,9 @@ def model_card(checkpoint: str | Path) -> str:
     ppl = saved.get("final_val_perplexity")
     lines = [
         ("masking strategy", f"`{cfg['strategy']}`" + (f" (masking options `{json.dumps(saved.get('masking_options', {}), sort_keys=True)}`)")),
-        *([("CM-GEMS switch to Global masking", f"step {switch}" if switch is not None else "never within the run")]
-          if strategy == "cmgems" else []),
+        *([(f"curriculum switch ({' to '.join(masking.PLATEAU_CURRICULA[strategy])} masking)",
+             f"step {switch}" if switch is not None else "never within the run")]
+          if strategy in masking.PLATEAU_CURRICULA else []),
         ("k-mer ranking", _ranking_source(saved.get("rank_table"))),
         ("pretraining data", f"{data}" + (f" ({corpus['splits']['train']['chunks']:,} training / "
                                           f"{corpus['splits']['valid']['chunks']:,} validation chunks)"
