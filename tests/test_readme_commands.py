@@ -173,7 +173,7 @@ def _papermill(line: str, cwd: Path) -> None:
 
 def _grid_status(line: str, cwd: Path) -> None:
     out = shell(line, paths.ROOT, GENEMASK_RUNS=str(cwd / "runs")).stdout
-    assert re.search(r"grid cpu: \d+ cells: \d+ done and fresh, \d+ stale, \d+ to run", out)
+    assert re.search(r"grid cpu: \d+ cells: \d+ done and fresh, (\d+ verified, )?\d+ stale, \d+ to run", out)
 
 
 def _paper_dry_run(line: str, cwd: Path) -> None:
