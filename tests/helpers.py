@@ -1,12 +1,14 @@
-"""Shared test utilities: where the real data is, a skip when it is absent, and a book build and
-what its pages must not show."""
+"""Shared test utilities: where the real data is, a skip when it is absent, a book build and what
+its pages must not show, and the small notebooks and grid processes the grid tests drive."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from html import unescape as html_unescape
 from pathlib import Path
 
@@ -100,3 +102,65 @@ def overflowing(book: Path, window: str = "1280,1600") -> list[str]:
             continue
         found += [f"{page.name}: {what}" for what in json.loads(html_unescape(measured.group(1)))]
     return found
+
+
+def write_notebook(path: Path, params_src: str, body: str | list[str]) -> Path:
+    """A notebook with a ``parameters`` cell and one code cell per ``body`` entry (what a grid stage runs)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_src)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(b) for b in ([body] if isinstance(body, str) else body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def process_tree(pid: int) -> list:
+    """Every live descendant of ``pid`` (psutil processes); none when it is gone."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def grid_until_kernel(spec: Path, timeout: float, **popen) -> tuple[subprocess.Popen, dict]:
+    """Start ``genemask grid spec`` and wait until a notebook kernel runs under it: (the grid's
+    process, every process seen in its tree by pid). Fails the test when no kernel starts in time."""
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")}
+    proc = subprocess.Popen([sys.executable, "-m", "genemask.cli", "grid", str(spec)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for p in process_tree(proc.pid):
+            seen[p.pid] = p
+        try:
+            if any("ipykernel" in " ".join(p.cmdline()) for p in seen.values() if p.is_running()):
+                return proc, seen
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail("the kernel never started")
+
+
+def random_pretraining_inputs(root: Path) -> dict[str, str]:
+    """A small random genome (two 40 kbp records) and a seeded rank table in ``root``, so pretraining
+    tests need no demo data or PMI run: ``fasta`` and ``rank_table`` for a PretrainConfig."""
+    import numpy as np
+    import pandas as pd
+
+    from genemask import genome, tokenizer
+
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    fasta = genome.write_fasta({f"r{i}": letters[rng.integers(0, 4, 40_000)].tobytes() for i in range(2)}, root / "g.fa")
+    ranks = pd.DataFrame({"kmer": tokenizer.vocab_kmers(6), "rank": rng.permutation(4096) + 1})
+    ranks.to_csv(root / "ranks.csv", index=False)
+    return {"fasta": str(fasta), "rank_table": str(root / "ranks.csv")}

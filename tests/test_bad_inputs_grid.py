@@ -70,32 +70,24 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tarfile
 import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
 from genemask import cli, gpu, io, paths
 from genemask.grid import GridError, cell as cell_runner, collect, plan_grid, provenance, run_grid, state
 from genemask.grid.plan import MAX_CELLS
+from helpers import grid_until_kernel, process_tree
+from helpers import write_notebook as _notebook
 
 WEIRD = "a'b\"c $(touch PWNED1) `touch PWNED2`; touch PWNED3 {x}\nz"
 
 
-def _notebook(path: Path, params_src: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params_src)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 WRITE = ("import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
@@ -559,13 +551,6 @@ def test_small_cli_cases_stay_clear(ws, capsys):
     assert not list(ws.rglob("PWNED"))
 
 
-def _tree(pid: int) -> list:
-    import psutil
-
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
 
 
 @pytest.mark.parametrize("target", ["group", "process"])
@@ -574,24 +559,8 @@ def test_kill_9_of_the_grid_ends_snakemake_the_runner_and_the_kernel(ws, target)
 
     _notebook(ws / "nb" / "sleep.ipynb", "out_dir = None", "import time; time.sleep(300)")
     spec = _spec(ws, [{"name": "sleep", "notebook": str(ws / "nb" / "sleep.ipynb")}])
-    env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")}
-    proc = subprocess.Popen([sys.executable, "-m", "genemask.cli", "grid", str(spec)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen: dict[int, psutil.Process] = {}
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        for p in _tree(proc.pid):
-            seen[p.pid] = p
-        try:
-            if any("ipykernel" in " ".join(p.cmdline()) for p in seen.values() if p.is_running()):
-                break
-        except psutil.Error:
-            pass
-        time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the kernel never started")
-    for p in _tree(proc.pid):
+    proc, seen = grid_until_kernel(spec, 180, start_new_session=True)
+    for p in process_tree(proc.pid):
         seen[p.pid] = p
     if target == "group":
         os.killpg(proc.pid, signal.SIGKILL)

@@ -167,6 +167,7 @@ import pytest
 import torch
 
 from genemask import finetune, genome, integrity, io, masking, pmi, pretrain, tasks, tokenizer, yardstick
+from helpers import random_pretraining_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -201,14 +202,10 @@ def finishes(fn, seconds: float = 20.0):
 def inputs(tmp_path_factory):
     """A small random genome and a seeded rank table (as tests/test_pretrain.py), its own cache."""
     root = tmp_path_factory.mktemp("run_inputs")
-    rng = np.random.default_rng(0)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    fasta = genome.write_fasta({f"r{i}": letters[rng.integers(0, 4, 40_000)].tobytes() for i in range(2)}, root / "g.fa")
-    ranks = pd.DataFrame({"kmer": tokenizer.vocab_kmers(6), "rank": rng.permutation(4096) + 1})
-    ranks.to_csv(root / "ranks.csv", index=False)
+    made = random_pretraining_inputs(root)
     previous = os.environ.get("GENEMASK_CACHE")
     os.environ["GENEMASK_CACHE"] = str(root / "cache")
-    yield {"fasta": str(fasta), "rank_table": str(root / "ranks.csv")}
+    yield made
     if previous is None:
         os.environ.pop("GENEMASK_CACHE", None)
     else:

@@ -1,10 +1,7 @@
 """The grid on tiny generated notebooks: Snakemake runs, caching, failures, references, parameter
 checks, provenance and staleness, and each defect of issue 16 with the input that showed it."""
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import nbformat
@@ -14,16 +11,10 @@ import yaml
 from genemask import grid, paths
 from genemask.grid import code, provenance, state
 from genemask.grid.workflow import profile_lock
+from helpers import grid_until_kernel, process_tree
+from helpers import write_notebook as _notebook
 
 
-def _notebook(path, params_src: str, body: str | list[str]):
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params_src)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell] + [nbformat.v4.new_code_cell(b) for b in ([body] if isinstance(body, str) else body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 @pytest.fixture
@@ -237,13 +228,6 @@ def test_timeout_bounds_the_whole_cell_and_big_results_are_reported(workspace):
     assert any("big.csv is 1.5 MiB, over the 1 MiB limit for results/: not collected" in line for line in lines)
 
 
-def _descendants(pid):
-    import psutil
-
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
 
 
 def test_killing_the_grid_leaves_no_kernel_or_papermill_behind(workspace):
@@ -251,25 +235,9 @@ def test_killing_the_grid_leaves_no_kernel_or_papermill_behind(workspace):
 
     _notebook(workspace / "sleep.ipynb", "out_dir = None", "import time; time.sleep(120)")
     spec = _params(workspace, [{"name": "sleep", "notebook": str(workspace / "sleep.ipynb")}])
-    env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")}
-    proc = subprocess.Popen([sys.executable, "-m", "genemask.cli", "grid", str(spec)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen: dict[int, psutil.Process] = {}
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        for p in _descendants(proc.pid):
-            seen[p.pid] = p
-        try:
-            if any("ipykernel" in " ".join(p.cmdline()) for p in seen.values() if p.is_running()):
-                break
-        except psutil.Error:
-            pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the kernel never started")
+    proc, seen = grid_until_kernel(spec, 120)
     time.sleep(1)
-    for p in _descendants(proc.pid):
+    for p in process_tree(proc.pid):
         seen[p.pid] = p
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,19 +13,16 @@ import pytest
 import torch
 
 from genemask import genome, models, paths, pretrain, tokenizer
+from helpers import random_pretraining_inputs
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """A small random genome and a seeded rank table, so these tests need no demo data or PMI run."""
     root = tmp_path_factory.mktemp("pretrain_inputs")
-    rng = np.random.default_rng(0)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    fasta = genome.write_fasta({f"r{i}": letters[rng.integers(0, 4, 40_000)].tobytes() for i in range(2)}, root / "g.fa")
-    ranks = pd.DataFrame({"kmer": tokenizer.vocab_kmers(6), "rank": rng.permutation(4096) + 1})
-    ranks.to_csv(root / "ranks.csv", index=False)
+    made = random_pretraining_inputs(root)
     os.environ["GENEMASK_CACHE"] = str(root / "cache")  # corpus cache away from the repository's
-    yield {"fasta": str(fasta), "rank_table": str(root / "ranks.csv")}
+    yield made
     os.environ.pop("GENEMASK_CACHE", None)
 
 
@@ -329,7 +325,9 @@ def test_full_disk_names_the_file_and_keeps_the_previous_state(inputs, tmp_path,
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with monkeypatch.context() as patch:  # a write through genemask.io
+    with monkeypatch.context() as patch:  # a write through genemask.io, once the run has started
+        # (a disk already full at the start is refused earlier, by the out_dir's write probe)
+        patch.setattr(io, "write_probe", lambda path: None)
         patch.setattr(io, "_write_all", full)
         with pytest.raises(io.WriteError, match=r"\.step-00000004\.tmp/rank0\.json: could not write \(No space left on device\)"):
             pretrain.run(config(inputs, out, save_steps=2))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 import yaml
 
@@ -14,15 +13,9 @@ from genemask.grid import grid_state, plan_grid, provenance
 from genemask.grid.collect import row_of, write_rows
 from genemask.grid.state import STALE, VERIFIED
 from genemask.grid.verify import choose, compare_csv, judge_in_distribution, verify
+from helpers import write_notebook as _notebook
 
 
-def _notebook(path, params_src: str, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params_src)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
 
 
 @pytest.fixture
