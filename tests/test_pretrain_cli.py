@@ -162,7 +162,7 @@ def test_progress_goes_beneath_a_notebook_kernel_and_nowhere_else(toy_fasta, tmp
     pretrain.run(pretrain.PretrainConfig(**base, out_dir=str(tmp_path / "plain")))  # a script: silent by default
     assert capfd.readouterr() == ("", "")
     read_end, write_end = os.pipe()
-    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    monkeypatch.setattr(pretrain, "_in_kernel", lambda: True)
     monkeypatch.setattr(sys, "stderr", _KernelStderr(write_end))
     pretrain.run(pretrain.PretrainConfig(**base, out_dir=str(tmp_path / "kernel")))
     os.close(write_end)

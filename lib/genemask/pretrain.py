@@ -954,13 +954,20 @@ def _quiet() -> bool:
     return os.environ.get("GENEMASK_QUIET", "") not in ("", "0")
 
 
+def _in_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel (not merely one that imported ipykernel,
+    as a test session or a script that used nbclient may have)."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    return kernelapp is not None and kernelapp.IPKernelApp.initialized()
+
+
 def _console() -> TextIO | None:
     """Where progress goes when ``verbose`` is not given: inside a notebook kernel, the kernel
     process's own stderr beneath ipykernel's capture (``sys.stderr.fileno()`` is ipykernel's copy of
     it), which is the terminal papermill runs in, so a run is watchable there while no notebook
     output (which nbval compares) holds its timings; nothing elsewhere, or under GENEMASK_QUIET=1
     (tests, the grid's cells)."""
-    if _quiet() or "ipykernel" not in sys.modules:
+    if _quiet() or not _in_kernel():
         return None
     try:
         fd = sys.stderr.fileno()
