@@ -80,6 +80,8 @@ def test_deterministic_cells_verified_when_equal_and_stale_with_the_difference_w
     assert "[make] verified: 1 of 2 cells rerun, equal (a sample of 1 per stage)" in "\n".join(lines)
     states = _states(plan)
     assert states[one.id].state == VERIFIED and states[two.id].state == STALE
+    from genemask.grid import run_grid  # --status and --dry-run show a verified cell as reusable (they raised KeyError)
+    assert {c.key: c.status for c in run_grid(spec, status=True, echo=lines.append)}[one.key] == "cached"
     entry = states[one.id].reproduced
     assert entry["code_hash"] == grid_state(plan, use_runs=False).code.now_hash["make"] and entry["key"] == one.key
     assert entry["kind"].startswith("equal (deterministic") and "cpu_model" in entry

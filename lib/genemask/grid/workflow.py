@@ -26,7 +26,7 @@ from .cell import (CELL_ERROR_PREFIX, CLAIM, GRID_ENV, busy_pid, claim_identity,
 from .collect import collect_results
 from .plan import Cell, Plan, plan_grid
 from .spec import GridError
-from .state import FRESH, STALE, TO_RUN, grid_state, run_record, status_lines
+from .state import FRESH, STALE, TO_RUN, VERIFIED, grid_state, run_record, status_lines
 
 SNAKEFILE = Path(__file__).with_name("Snakefile")
 
@@ -173,7 +173,7 @@ def run_grid(params_file: str | Path, jobs: int = 1, dry_run: bool = False, stat
     if not status:
         check_out_dirs(plan)
     gs = grid_state(plan)
-    shown = {FRESH: "cached", STALE: "stale", TO_RUN: "planned"}
+    shown = {FRESH: "cached", VERIFIED: "cached", STALE: "stale", TO_RUN: "planned"}  # verified: reused as fresh
     if status or dry_run:
         for line in status_lines(gs):
             echo(line)
