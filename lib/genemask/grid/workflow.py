@@ -9,6 +9,7 @@ library-aware staleness of :mod:`.state`, a per-profile lock, and collection int
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import re
 import signal
@@ -96,15 +97,20 @@ def check_out_dirs(plan: Plan) -> None:
 
 def _run_snakemake(cmd: list[str], log: Path, echo: Callable[[str], Any]) -> int:
     """Run Snakemake; on SIGINT/SIGTERM/SIGHUP stop it and every process under it (cell runners and their
-    kernels), so nothing outlives the grid. A kill -9 cannot be caught: then Snakemake gets SIGTERM
-    from the kernel (:func:`die_with_parent`), each cell runner likewise when Snakemake dies, and a
-    notebook kernel exits when its runner is gone (ipykernel polls its parent)."""
+    kernels), so nothing outlives the grid. A kill -9 cannot be caught: then Snakemake gets SIGKILL
+    from the kernel (:func:`die_with_parent`), each cell runner SIGTERM when Snakemake dies (it stops
+    its kernel), and a notebook kernel exits when its runner is gone (ipykernel polls its parent).
+
+    Snakemake is killed, not asked to stop: on SIGTERM it waits for its running jobs, and orphaned,
+    its output a pipe to this dead process, Snakemake 9.27 was seen (py-spy) to sleep for ever in that
+    wait after its job had ended, the scheduler never told. Nothing is lost by the kill: a cell's
+    record is written last, by its runner, so a stopped cell has none."""
     import psutil
 
     # In this process's group (a kill -9 of the group reaches Snakemake and its cell runners) and
     # told to stop when this process dies however it dies (a kill -9 of this process alone).
     # Each cell runner also watches this process (GRID_ENV) and stops its cell when it is gone.
-    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**os.environ, GRID_ENV: grid_identity()},
+    proc = subprocess.Popen(cmd, preexec_fn=functools.partial(die_with_parent, signal.SIGKILL), env={**os.environ, GRID_ENV: grid_identity()},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def stop(signum, _frame):
