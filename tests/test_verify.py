@@ -142,3 +142,31 @@ def test_a_cell_stale_only_through_its_upstream_is_not_rerun(workspace):
     gs = grid_state(plan, use_runs=False)
     assert {gs.of(c).state for c in plan.cells} == {STALE}
     assert [c.stage for c in choose(plan, gs, None, None)] == ["make"]
+
+
+def test_a_cell_that_consumed_an_older_run_of_its_upstream_is_rerun_on_the_upstream_of_now(workspace):
+    """Its upstream is done but was remade since (another run id, e.g. a migrated record): a rerun on
+    the upstream of now can verify it, and its reproduction names the inputs it ran on."""
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "params": {"source": "@make/value.csv"}}]}))
+    plan = plan_grid(spec)
+    (make,), (use,) = plan.stage_cells("make"), plan.stage_cells("use")
+    codes = grid_state(plan, use_runs=False).code.now_hash
+    _commit(plan, "make", lambda c: {"value.csv": "x\n1\n"}, lambda c: {"code_hash": codes["make"]})
+    _commit(plan, "use", lambda c: {"got.csv": "X\n1\n"},
+            lambda c: {"code_hash": codes["use"], "inputs": {make.id: "migrated:" + make.id}})
+    before = _states(plan)
+    assert before[make.id].state != STALE and before[use.id].state == STALE
+    assert before[use.id].reason == f"upstream {make.id} was remade since"
+    assert [c.id for c in choose(plan, grid_state(plan, use_runs=False), None, None)] == [use.id]
+
+    (outcome,) = verify(spec, echo=lambda _: None)
+    assert outcome.equal
+    after = _states(plan)
+    assert after[use.id].state == VERIFIED and after[use.id].reproduced["inputs"] == {make.id: f"old-{make.key}"}
+    # The upstream remade once more: the reproduction ran on another run of it, so the cell is stale again.
+    record_file = paths.results_dir("t") / "make" / make.key / provenance.RECORD
+    provenance.write_record(record_file, {**provenance.read_record(record_file), "run_id": "newer"})
+    assert _states(plan)[use.id].state == STALE

@@ -27,6 +27,7 @@ from .spec import KEY, GridError
 
 FRESH, VERIFIED, STALE, TO_RUN = "fresh", "verified", "stale", "to run"
 DONE = (FRESH, VERIFIED)  # states a downstream cell may build on
+REMADE = "was remade since"  # the reason of a cell whose done upstream is not the run it consumed
 
 
 @dataclass
@@ -123,6 +124,12 @@ class CodeJudge:
         return found[0].changed_files(self.now, self.codes[stage]) if found else []
 
 
+def _consumed(record: dict, dep: tuple[str, str], record_key: str) -> str | None:
+    """The run id of upstream ``dep`` that a run record (or a reproduction entry) consumed."""
+    inputs = record.get("inputs") or {}
+    return inputs.get(f"{dep[0]}/{record_key}", inputs.get(f"{dep[0]}/{dep[1]}"))
+
+
 def reproduced_now(record: dict, key: str, code_now: str) -> dict | None:
     """The record's rerun by the code of now under this key (``--verify`` adds them), if any."""
     for entry in reversed(record.get("reproduced") or []):
@@ -190,17 +197,22 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
         elif made_by != code_now and reproduced is None:
             changed = judge.changed_files(cell.stage, record)
             reasons.append(f"made by code {made_by}, now {code_now}" + (f" ({', '.join(changed)} changed)" if changed else ""))
+        rerun_inputs = False  # the committed run consumed an older upstream run; its reproduction the current one
         for dep in cell.deps:
             dep_id = f"{dep[0]}/{dep[1]}"
             dep_state = states.get(dep_id)
             if dep_state is None or dep_state.state not in DONE:
                 reasons.append(f"upstream {dep_id} is {dep_state.state if dep_state else 'unknown'}")
             else:
-                seen = (record.get("inputs") or {}).get(f"{dep[0]}/{dep_state.record_key}")
                 now = (dep_state.record or {}).get("run_id")
-                if seen != now:
-                    reasons.append(f"upstream {dep_id} was remade since")
-        verified = reproduced is not None and (made_by != code_now or record_key != cell.key)
+                if _consumed(record, dep, dep_state.record_key) == now:
+                    continue
+                # A reproduction by the code of now ran on the upstream of its day: its inputs count.
+                if reproduced is not None and _consumed(reproduced, dep, dep_state.record_key) == now:
+                    rerun_inputs = True
+                else:
+                    reasons.append(f"upstream {dep_id} {REMADE}")
+        verified = reproduced is not None and (made_by != code_now or record_key != cell.key or rerun_inputs)
         states[cell.id] = CellState(STALE if reasons else VERIFIED if verified else FRESH, "; ".join(reasons), record,
                                     where, record_key, made_by, reproduced)
     orphans: dict[str, list[str]] = {}

@@ -40,7 +40,7 @@ from .code import Library
 from .collect import is_result_file, stored_text
 from .plan import Cell, Plan, notebook_code, plan_grid
 from .spec import GridError
-from .state import STALE, GridState, grid_state
+from .state import REMADE, STALE, GridState, grid_state
 
 #: Relative tolerance of a deterministic float: a sum printed in another order moves the 15th digit.
 REL_TOL = 1e-9
@@ -261,10 +261,16 @@ def rerun(cell: Cell, params_file: Path, scratch: Path, log: Path) -> tuple[int,
     return proc.returncode, record
 
 
+def _upstream_stale(reason: str) -> bool:
+    """A reason a rerun of this cell alone cannot remove (its upstream is itself stale or not run)."""
+    return reason.startswith("upstream ") and not reason.endswith(REMADE)
+
+
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
-    or the ``sample`` cheapest of each stage. A cell stale only through its upstream cells is left
-    out: its own code is the code of now, and a rerun cannot make its upstream fresh."""
+    or the ``sample`` cheapest of each stage. A cell stale only through stale upstream cells is left
+    out: its own code is the code of now, and a rerun cannot make its upstream fresh. One whose
+    upstream is done but was remade since it ran is rerun: on the upstream of now it can be verified."""
     def cost(cell: Cell) -> float:
         record = gs.of(cell).record or {}
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
@@ -275,7 +281,7 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
         if stages and stage.name not in stages:
             continue
         stale = sorted((c for c in plan.stage_cells(stage.name) if gs.of(c).state == STALE and gs.of(c).where == "results"
-                        and not all(r.startswith("upstream ") for r in gs.of(c).reason.split("; "))), key=cost)
+                        and not all(_upstream_stale(r) for r in gs.of(c).reason.split("; "))), key=cost)
         chosen += stale[:sample] if sample else stale
     return sorted(chosen, key=cost) if not sample else chosen
 
@@ -370,7 +376,7 @@ def _record_reproduction(committed: Path, cell: Cell, rerun_record: dict, here: 
     path = committed / provenance.RECORD
     record = provenance.read_record(path) or {}
     entry = {"code_hash": rerun_record.get("code_hash"), "key": cell.key, "commit": rerun_record.get("commit"),
-             "dirty": rerun_record.get("dirty"), "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
+             "dirty": rerun_record.get("dirty"), "inputs": rerun_record.get("inputs") or None, "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
              "kind": outcome.kind, "note": outcome.note or None, "equal": True, "cpu_seconds": outcome.cpu_seconds,
              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     record["reproduced"] = [*(record.get("reproduced") or []), {k: v for k, v in entry.items() if v is not None}]
