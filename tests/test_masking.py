@@ -582,3 +582,29 @@ def test_calibration_on_real_windows_with_the_committed_ranking(tokenizer, one_t
 def test_calibration_errors(tokenizer, rank_table, call, message):
     with pytest.raises(ValueError, match=message):
         call(tokenizer, rank_table)
+
+
+def test_the_readme_masked_fraction_table_is_what_the_collators_mask(tokenizer, one_torch_thread):
+    """README.md's table of masked fractions (each named variant at its default centre probability
+    and at 0.15), recomputed on the windows and ranking it names, to the printed 0.1 %."""
+    import itertools
+    import re
+
+    from genemask import genome, tokenizer as tk
+    from genemask.masking import MASKING_VARIANTS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `([\w-]+)` \| ([\d.]+) \| ([\d.]+) % \| ([\d.]+) % \|$", readme, re.M)
+    assert {name for name, *_ in rows} == {n for n, o in MASKING_VARIANTS.items() if o["strategy"] != "cmstep"}
+    ranking = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
+    fasta = real_data("genome/hg38_chr21_22000000_23000000.fasta")
+    windows = tk.encode_batch([c.decode() for c in itertools.islice(genome.iter_corpus_chunks(fasta), 2048)], K)
+    assert len(windows) == 2048 and max(map(len, windows)) == 511 + 2 - K + 1  # "2,048 windows of 511 bp"
+    for name, default, at_default, at_015 in rows:
+        options = dict(MASKING_VARIANTS[name])
+        strategy = options.pop("strategy")
+        assert float(default) == DEFAULT_CENTRE_PROBABILITY[strategy], name
+        table = None if strategy == "random" else ranking
+        for probability, printed in ((None, at_default), (0.15, at_015)):
+            measured = masked_fraction(strategy, tokenizer, windows, table, centre_probability=probability, **options)
+            assert f"{100 * measured:.1f}" == printed, (name, probability, measured)

@@ -1,33 +1,26 @@
 """The README's drop-in: genemask masking under the plain Hugging Face Trainer, resumed across the
-CM-GEMS switch. The script below is the one the closing note shows; running it here keeps it true."""
+CM-GEMS switch. The block is read from README.md and run here, so the README's lines stay true."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-DROP_IN = '''
-from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
-from genemask.genome import sample_windows
-from genemask.masking import MaskingCurriculumCallback, make_collator
-from genemask.tokenizer import build_tokenizer, kmerize
+README = Path(__file__).parents[1] / "README.md"
+#: The line of the block that names the user's inputs: the test gives its own.
+INPUTS = "FASTA, RANKING, OUT, RESUME = "
 
-tokenizer = build_tokenizer(k=6)
-windows = [tokenizer(kmerize(dna)) for dna in sample_windows(FASTA, n=72, length=120, seed=0)]
-collator = make_collator("cmgems", tokenizer, rank_table=RANKING, seed=0,  # RANKING: 01_pmi's kmer_ranking.csv
-                         switch_threshold=50.0)  # Global masking once validation perplexity plateaus
-model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
-                                   num_attention_heads=2, intermediate_size=128, max_position_embeddings=128))
-args = TrainingArguments(OUT, max_steps=12, per_device_train_batch_size=8, learning_rate=1e-3, use_cpu=True,
-                         eval_strategy="steps", eval_steps=4, save_steps=4, report_to=[], seed=0)
-trainer = Trainer(model=model, args=args, train_dataset=windows[:56], eval_dataset=windows[56:],
-                  data_collator=collator, processing_class=tokenizer,
-                  callbacks=[MaskingCurriculumCallback(collator)])  # drives and checkpoints the curriculum
-trainer.train(resume_from_checkpoint=RESUME)  # None, or e.g. f"{OUT}/checkpoint-4": the curriculum resumes too
-trainer.save_model(f"{OUT}/final")  # loads with AutoModelForMaskedLM / AutoTokenizer
-print("switched to Global masking after step", collator.switched_at_step)
-'''
+
+def drop_in_block() -> str:
+    """README.md's drop-in block without its inputs line (one home: the README)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if "MaskingCurriculumCallback" in b]
+    first, _, rest = block.partition("\n")
+    assert first.startswith(INPUTS), first
+    return rest
+
 
 RANKING = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
 
@@ -37,7 +30,7 @@ def run_drop_in(out: Path, resume: str | None) -> dict:
 
     namespace = {"FASTA": ensure_demo_genome(), "RANKING": RANKING, "OUT": str(out), "RESUME": resume}
     torch.manual_seed(0)
-    exec(compile(DROP_IN, "drop_in.py", "exec"), namespace)
+    exec(compile(drop_in_block(), "README.md drop-in", "exec"), namespace)
     return namespace
 
 
