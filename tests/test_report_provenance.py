@@ -92,3 +92,29 @@ def test_short_reason_names_what_differs_and_counts_upstream_cells():
     assert short_reason(reason) == "other notebook code; other code; 2 upstream cells not fresh or remade since"
     assert short_reason("upstream pmi/k1 is stale") == "1 upstream cell not fresh or remade since"
     assert short_reason("") == ""
+
+
+def test_freshness_line_counts_the_cells_behind_a_page_and_links_provenance():
+    import pandas as pd
+
+    from genemask.report.provenance import freshness_line
+
+    table = pd.DataFrame({"stage": ["pmi", "pmi", "masking", "gue", "gue", "gue"],
+                          "state": ["verified", "fresh", "stale", "stale", "orphaned", "stale"]})
+    line = freshness_line(["pmi", "masking"], "cpu", table)
+    assert line.startswith("*Freshness:* this page's numbers come from 3 result cells (stages `pmi`, `masking`): "
+                           "1 fresh, 1 verified, 1 stale.") and "[Provenance](provenance.html)" in line
+    assert "6 result cells: 1 fresh, 1 verified, 3 stale, 1 orphaned." in freshness_line(None, "cpu", table)
+    assert "(4 stages)" in freshness_line(["pmi", "masking", "gue", "x"], "cpu", table)
+    assert "no collected results of stage `rate`" in freshness_line(["rate"], "cpu", table)
+    assert "\n" not in line
+
+
+def test_every_page_names_stages_its_profile_runs():
+    from genemask import paths
+    from genemask.report.chapters import page_stages
+
+    stages = {s["name"] for s in yaml.safe_load((paths.PARAMS / "cpu.yaml").read_text())["stages"]}
+    for page, named in page_stages().items():
+        assert set(named) <= stages, (page, set(named) - stages)
+        assert (paths.ROOT / "book" / f"{page}.md").read_text().count(f"show(freshness({page!r}))") == 1, page

@@ -159,3 +159,59 @@ def book_fingerprint(profile: str | None = None) -> str:
         if file.is_file():
             digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
     return f"{profile}-{digest.hexdigest()[:16]}"
+
+
+def _state_key(profile: str) -> str:
+    """What a cell's state depends on: the book's fingerprint (results, library), the profile's
+    params file and the notebooks (their code is part of each cell's code hash)."""
+    import hashlib
+
+    digest = hashlib.sha256(book_fingerprint(profile).encode())
+    for file in [paths.PARAMS / f"{profile}.yaml", *sorted(paths.NOTEBOOKS.glob("*.ipynb"))]:
+        if file.is_file():
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def shared_provenance_table(profile: str | None = None) -> pd.DataFrame:
+    """:func:`provenance_table`, computed once for the pages of one build (seconds each otherwise):
+    kept under the cache by what the states depend on, so a change of any of it recomputes."""
+    from ..io import write_text
+    from . import book_profile
+
+    profile = profile or book_profile()
+    cached = paths.cache_dir() / "book" / f"provenance-{profile}-{_state_key(profile)}.csv"
+    if cached.is_file():
+        return pd.read_csv(cached, keep_default_na=False, na_values=[""], dtype={"key": str, "commit": str, "library": str})
+    table = provenance_table(profile)
+    write_text(cached, table.to_csv(index=False))
+    return table
+
+
+def freshness_line(stages: list[str] | tuple[str, ...] | None = None, profile: str | None = None,
+                   table: pd.DataFrame | None = None) -> str:
+    """One line for a results page: of the result cells its numbers come from (``stages``; all of
+    the profile's when None), how many are fresh, verified and stale, with a link to the Provenance page."""
+    from . import book_profile
+
+    profile = profile or book_profile()
+    table = shared_provenance_table(profile) if table is None else table
+    mine = table if stages is None else table[table["stage"].isin(list(stages))]
+    if mine.empty:
+        return f"*Freshness:* no collected results of {_stage_names(stages)} in profile `{profile}` yet."
+    counts = mine["state"].value_counts()
+    parts = [f"{int(counts.get(state, 0))} {state}" for state in ("fresh", "verified", "stale")]
+    if counts.get("orphaned", 0):
+        parts.append(f"{int(counts['orphaned'])} orphaned")
+    whose = "this book's numbers come" if stages is None else f"this page's numbers come"
+    return (f"*Freshness:* {whose} from {len(mine)} result cell{'s' if len(mine) != 1 else ''}"
+            + ("" if stages is None else f" ({_stage_names(stages)})") + f": {', '.join(parts)}. "
+            "[Provenance](provenance.html) says what each word means and why a cell is stale.")  # output Markdown: the HTML page
+
+
+def _stage_names(stages) -> str:
+    """The stages by name when a few, else their count (the line stays one line)."""
+    names = [f"`{s}`" for s in stages or []]
+    if not names:
+        return "no stage"
+    return ("stage " + names[0]) if len(names) == 1 else ("stages " + ", ".join(names)) if len(names) <= 3 else f"{len(names)} stages"

@@ -47,3 +47,29 @@ def profile_note(profile: str | None = None) -> str:
                 "its numbers say nothing about the papers' claims, and no page gives them a verdict.")
     return (f"**This book shows profile `{profile}`**: {runs_text}; evaluated by {evaluation}. Each chapter states the "
             "scale of the runs behind its numbers.")
+
+
+def page_stages() -> dict[str, tuple[str, ...]]:
+    """The results stages each Stages page's numbers come from (its freshness line counts their cells):
+    the stage it shows and the upstream stages whose runs it names."""
+    from .. import transition
+    from .findings import FEWSHOT_STAGES
+
+    return {
+        "pmi": ("pmi",),
+        "masking": ("pmi", "masking"),
+        "motifs": ("pmi", "motifs"),
+        "gue": ("pretrain", "gue"),
+        "fewshot": ("pretrain", "pretrain-seeds", *FEWSHOT_STAGES),
+        "rate": ("pretrain", "fewshot", "fewshot-rate"),
+        "transition": (*transition.PRETRAIN_STAGES, transition.PROBE_STAGE, transition.PILOT_STAGE,
+                       *transition.FINETUNE_STAGES, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE),
+    }
+
+
+def freshness(page: str | None = None, profile: str | None = None) -> str:
+    """A page's freshness line (the whole book's for ``None``, the front page): how many of the result
+    cells behind its numbers are fresh, verified or stale, linking the Provenance page."""
+    from ..provenance import freshness_line
+
+    return freshness_line(None if page is None else page_stages()[page], profile)
