@@ -28,9 +28,12 @@ test: venv tools $(MATHJAX) $(KERNEL_CONFIG)  ## unit tests and nbval on noteboo
 # The book executes pages through jupyter-cache (execute_notebooks: cache), one cache per
 # (profile, results, library) fingerprint: a page re-executes only when its code changed or when
 # what it reads did; Sphinx re-reads every page (--all), which takes the outputs from the cache.
+# Pages not yet in the cache are executed first, JOBS at a time (genemask.report.book_execute:
+# jupyter-book 1.x executes one page at a time), so the build itself executes none.
 book: venv $(MATHJAX) $(KERNEL_CONFIG)  ## build the Jupyter Book (offline, warnings are errors)
 	@fp=$$($(PY) -c "from genemask.report.provenance import book_fingerprint; print(book_fingerprint())") \
 	  && mkdir -p book/_build/.caches/$$fp && rm -rf book/_build/.jupyter_cache && ln -s .caches/$$fp book/_build/.jupyter_cache
+	@HF_HUB_OFFLINE=1 $(PY) -m genemask.report.book_execute book --cache book/_build/.jupyter_cache --jobs $(JOBS)
 	@HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build book/ --all -W -n --keep-going -q
 
 $(KERNEL_CONFIG):
