@@ -55,3 +55,32 @@ def test_describe_scale_reads_what_is_there():
              "downstream_seeds": 5}
     assert lenses.describe_scale(parts) == "`tiny`, 16,000 steps × 16 seq. ≤ 128 tokens (30.8 M tokens), linear probe, 5 downstream seeds"
     assert lenses.describe_scale({"model": "logo", "steps": 1000, "downstream_seeds": 1}) == "`logo`, 1,000 steps, 1 downstream seed"
+
+
+def question_rows():
+    rows = [row("finetune-16k", "inconclusive", id="gm-vs-random", a="genemask@16000:tiny", b="random@16000:tiny"),
+            row("logo-1k-probe", "worse", -0.03, -0.05, -0.01, id="gm-vs-random", a="genemask@1000:logo", b="random@1000:logo"),
+            row("finetune-16k", "not yet run", np.nan, np.nan, np.nan, id="curriculum-vs-reverse", a="cmgems", b="cmgems-reverse"),
+            row("logo-1k-rate", "no verdict (one pretraining run)", np.nan, np.nan, np.nan, id="masking-more"),
+            row("curves-16k", "later", 3250, 1000, 5500, id="step-gm-vs-random", metric="transition_step", a="genemask", b="random")]
+    return pd.DataFrame(rows)
+
+
+def test_findings_answers_one_line_per_question():
+    scales = {"finetune-16k": "`tiny`, 16,000 steps", "logo-1k-probe": "`logo`, 1,000 steps"}
+    out = lenses.answers(question_rows(), scales, {"absolute": "random < genemask", "own plateau": "random < genemask"})
+    assert out[0].startswith("**Scale** — *16K fine-tuning*: `tiny`, 16,000 steps; *LOGO 1K probe*: `logo`, 1,000 steps")
+    lines = out[1].split("\n")
+    assert len(lines) == 4  # questions without any row are left out
+    gm = lines[0]
+    assert "*16K fine-tuning* +0.020 ±0.050, *inconclusive*, MDE 0.100 (4 seed pairs)" in gm
+    assert "LOGO 1K probe (on the plateau): −0.030 ±0.020 ▼ — a different reading" in gm
+    assert "*not yet run* (no results of cmgems-reverse on any evidence)" in lines[1]
+    assert "Only the LOGO runs, on the plateau, ran it" in lines[2]
+    assert "genemask − random: *16K curves* +3,250 ±2,250 steps, *later*" in lines[3] and "random < genemask" in lines[3]
+
+
+def test_reconcile_says_when_the_lenses_agree():
+    best = pd.Series(row("finetune-16k", "inconclusive"))
+    assert "the same answer before the transition" in lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "inconclusive")))])
+    assert lenses.reconcile([(best, None)]) == "The LOGO 1K runs did not test it."

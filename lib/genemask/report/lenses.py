@@ -199,3 +199,93 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
                     "verdict": short_word(r.word),
                     "old rule": getattr(r, "old_verdict", "") if isinstance(getattr(r, "old_verdict", ""), str) else ""})
     return pd.DataFrame(out).set_index(["contrast", "evidence"]) if out else pd.DataFrame()
+
+
+# --- Findings' first screen: one line per question
+
+
+#: The questions Findings opens with: (label, the plan's contrast ids, in the order shown).
+QUESTIONS = (("GeneMask vs random", ("gm-vs-random",)),
+             ("NPMI content vs position, same spans (GeneMask vs position-v3)", ("npmi-content",)),
+             ("The curriculum vs its parts", ("curriculum-vs-genemask", "curriculum-vs-global")),
+             ("The curriculum vs its reverse", ("curriculum-vs-reverse",)),
+             ("Masking more (doubled centre probability)", ("masking-more",)),
+             ("Who leaves the plateau first", ("step-gm-vs-random",)))
+
+PLATEAU_LENS = "logo-1k-probe"  # the LOGO-size runs, still on the perplexity plateau
+
+
+def _short(row: pd.Series, digits: int = 3, unit: str = "") -> str:
+    """``+0.028 ±0.118, *inconclusive*, MDE 0.157 (4 seed pairs)`` or the no-verdict word."""
+    if not tested(row):
+        return f"*{row['word']}*"
+    return (f"{compact(row['effect'], row['ci_low'], row['ci_high'], digits)}{unit}, *{short_word(row['word'])}*, "
+            f"MDE {row['mde']:,.{digits}f} ({seeds_text(row)})")
+
+
+def _who(row: pd.Series) -> str:
+    return f"{row['a'].split('@')[0]} − {row['b'].split('@')[0]}"
+
+
+def reconcile(pairs: list[tuple[pd.Series, pd.Series | None]]) -> str:
+    """One sentence setting the LOGO 1K answers (on the plateau) beside the best evidence's (past it),
+    for a question's contrasts as (best row, LOGO 1K row or None)."""
+    if pairs and all(best["evidence"].startswith("logo") for best, _ in pairs):
+        return "Only the LOGO runs, on the plateau, ran it: no 16K run."
+    pairs = [(best, plateau) for best, plateau in pairs if tested(best) or (plateau is not None and tested(plateau))]
+    if not pairs:
+        return ""
+    shown = [(best, plateau) for best, plateau in pairs if plateau is not None]
+    if not shown:
+        return "The LOGO 1K runs did not test it."
+    several = len(shown) > 1
+    cells = ", ".join(f"{_who(p) + ' ' if several else ''}{cell(p)}" for _, p in shown)
+    same = all(symbol(best["word"]) == symbol(p["word"]) for best, p in shown)
+    if same:
+        return f"LOGO 1K probe (on the plateau): {cells} — the same answer{'s' if several else ''} before the transition."
+    lens = lens_name(shown[0][0]["evidence"])
+    return (f"LOGO 1K probe (on the plateau): {cells} — a different reading, from runs that never left the plateau; "
+            f"the {lens} runs are past it, so theirs is the verdict.")
+
+
+def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] | None = None,
+            steps_table: pd.DataFrame | None = None) -> list[str]:
+    """Findings' first screen: the scale of each lens once, then one Markdown line per question of
+    :data:`QUESTIONS` — its best evidence, effect ± half-interval, verdict word, MDE, seeds, and the
+    sentence reconciling the LOGO 1K answer (:func:`reconcile`). ``table``: :func:`verdict.apply_plan`
+    of the ``findings`` page; ``orders``: :func:`transition.ordering` of the 16K curves by rule."""
+    used = [n for n in ("finetune-16k", PLATEAU_LENS, "curves-16k") if n in scales]
+    out = ["**Scale** — " + "; ".join(f"*{lens_name(n)}*: {scales[n]}" for n in used)
+           + ". MCC for the downstream questions; the first lens that holds both methods gives the verdict. " + legend() + "."]
+    lines = []
+    for label, ids in QUESTIONS:
+        parts, pairs = [], []
+        for cid in ids:
+            best = primary(table, cid)
+            if best is None:
+                continue
+            digits = 0 if best["metric"] == "transition_step" else 3
+            steps = best["metric"] == "transition_step"
+            who = f"{_who(best)}: " if len(ids) > 1 or steps else ""
+            if best["word"] == NOT_RUN:  # computed: no evidence holds the control's results
+                parts.append(f"{who}*{NOT_RUN}* (no results of {best['b'].split('@')[0]} on any evidence)")
+                continue
+            parts.append(f"{who}*{lens_name(best['evidence'])}* {_short(best, digits, ' steps' if steps else '')}")
+            if not steps:
+                plateau = lenses(table, cid)
+                plateau = plateau[plateau["evidence"] == PLATEAU_LENS]
+                pairs.append((best, plateau.iloc[0] if len(plateau) else None))
+        if not parts:
+            continue
+        text = f"- **{label}** — " + "; ".join(parts) + "."
+        if label.startswith("Who leaves") and orders:
+            text += f" Order on the absolute threshold: {orders.get('absolute', '')}; on each run's own plateau: {orders.get('own plateau', '')}."
+            if steps_table is not None and len(steps_table):
+                longest = steps_table[steps_table["rule"] == "absolute"]
+                plateau_steps = load_plan().evidence[PLATEAU_LENS].steps
+                text += (f" {int(longest['crossed'].sum())} of {int(longest['runs'].sum())} runs of the {lens_name('curves-16k')} "
+                         f"left the plateau; the LOGO runs stop at {plateau_steps:,} steps, on it.")
+        elif pairs:
+            text += " " + reconcile(pairs)
+        lines.append(text.rstrip())
+    return out + ["\n".join(lines)]

@@ -51,6 +51,23 @@ class Chapter:
         self.transition_probe = runs.downstream(transition.PROBE_STAGE, "fewshot_results.csv", profile)
         self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, "fewshot_results.csv", profile)
 
+    def answers(self) -> list:
+        """The first screen: one line per question on its best evidence (:func:`lenses.answers`)."""
+        from .. import lenses, verdict
+        from ..plan import load_plan
+
+        from . import synthetic
+
+        if synthetic(self.profile):
+            return [f"Profile `{self.profile}` is generated demo data: the questions get no answer from it (the `cpu` book answers them)."]
+        table = verdict.apply_plan("findings", self.profile)
+        if table.empty:
+            return [f"Profile `{self.profile}` has no results the verdict plan can test yet."]
+        scales = {name: lenses.evidence_scale(name, self.profile) for name in table["evidence"].unique()}
+        curves = transition.curves(self.profile, transition.LONG_STAGE)
+        by_rule = transition.steps_by_rule(curves, load_plan().absolute_threshold) if len(curves) else None
+        return lenses.answers(table, scales, transition.ordering(by_rule) if by_rule is not None else None, by_rule)
+
     def method_of(self, strategy: str, **where) -> str | None:
         """The method label of a strategy in every few-shot result (runs.method_of), None without results."""
         return runs.method_of(self.pool, strategy, **where) if self.pool is not None else None
