@@ -253,13 +253,27 @@ def verdicts_by_step(results: pd.DataFrame, questions: dict[tuple[str, str], str
         part = part.sort_values("step")
         row = {"question": questions[(a, b)], "runs": int(part["pretrain_seeds"].min())}
         for r in part.itertuples():
-            row[step_column[r.step]] = (f"{r.diff_mean:+.3f} [{r.diff_ci95_low:+.3f}, {r.diff_ci95_high:+.3f}] "
-                                        f"{r.verdict}")
+            row[step_column[r.step]] = interval_cell(r.diff_mean, r.diff_ci95_low, r.diff_ci95_high, r.verdict)
         row["across the transition"] = movement(part["verdict"].tolist())
         rows.append(row)
     order = [q for q in questions.values() if q in {r["question"] for r in rows}]
     table = pd.DataFrame(rows, columns=["question", "runs", *step_column.values(), "across the transition"])
     return table.set_index("question").reindex(order).fillna("")
+
+
+#: Marks of a descriptive (two-level bootstrap) interval, one character so that a cell stays on one line.
+INTERVAL_MARKS = {findings.VERDICTS[0]: "▲", findings.VERDICTS[1]: "▼"}
+INTERVAL_LEGEND = ("cells: mean difference ± half the width of its 95 % two-level bootstrap interval (descriptive, not a "
+                   "verdict); ▲ interval above zero, ▼ below, · includes zero, ○ one pretraining run on a side")
+
+
+def interval_cell(mean: float, low: float, high: float, word: str, digits: int = 3) -> str:
+    """``+0.047 ±0.070 ·``: a step contrast on one line (issue 23), its bootstrap word as a mark
+    (:data:`INTERVAL_LEGEND`)."""
+    from .lenses import compact
+
+    mark = INTERVAL_MARKS.get(word, "○" if str(word).startswith("one pretraining run") else "·")
+    return f"{compact(mean, low, high, digits)} {mark}"
 
 
 def movement(verdicts: list[str]) -> str:

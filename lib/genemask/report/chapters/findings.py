@@ -213,7 +213,8 @@ class Chapter:
         crossing = transition.transition_summary(transition.transition_steps(curves)).set_index("strategy")
         table = transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")
         if len(table):
-            out += ["**Linear probe** (checkpoints kept on the plateau, during and after the transition):", table]
+            out += ["**Linear probe** (checkpoints kept on the plateau, during and after the transition; "
+                    + transition.INTERVAL_LEGEND + "):", table]
         if tuned_steps is not None:
             tuned_table = transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc")
             if len(tuned_table):
@@ -262,7 +263,7 @@ class Chapter:
                + "; ".join(f"{s} {r.step_mean:,.0f} ({r.crossed} of {r.runs} runs)" if pd.notna(r.step_mean)
                            else f"{s} not by {r.last_step:,} (0 of {r.runs} runs)" for s, r in crossing.iterrows()) + "."]
         if probe is not None:
-            out += ["**Linear probe** at the checkpoints of the 16K schedule:",
+            out += [f"**Linear probe** at the checkpoints of the 16K schedule ({transition.INTERVAL_LEGEND}):",
                     transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")]
         if tuned is not None:
             scores, contrasts = transition.end_point_protocols(tuned, probe, list(transition.QUESTIONS), "mcc")
