@@ -199,7 +199,7 @@ def test_display_tables_of_downstream_scores():
     assert score_table.loc["genemask@10000:tiny", "fine-tuning"].endswith("(3 runs)")
     assert list(by_pair.index) == ["genemask@10000:tiny − random@10000:tiny"]
     _, by_question = transition.protocol_tables(pair_scores, contrasts, transition.QUESTIONS)
-    assert list(by_question.index) == ["GeneMask vs random"] and by_question.iloc[0, 0].endswith("better")
+    assert list(by_question.index) == ["GeneMask vs random"] and by_question.iloc[0, 0].endswith(" ▲")
 
 
 def test_scale_text_reads_the_runs_recorded_parameters(tmp_path):

@@ -452,10 +452,13 @@ def by_step_tables(by_step: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | 
 
 def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
                     questions: dict[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """:func:`end_point_protocols` as two tables, protocols as columns: each method's score with its
-    interval and number of pretraining runs, and each contrast with its verdict, its rows named
+    """:func:`end_point_protocols` as two tables, protocols as columns, one-line cells (issue 23): each
+    method's score ± half its interval and its number of pretraining runs, and each contrast as an
+    :func:`interval_cell` (the bootstrap's side as a mark, :data:`INTERVAL_LEGEND`), its rows named
     ``a − b`` or, given ``questions`` (keyed by strategy pairs), by question in their order."""
-    score_table = (scores.assign(score=[f"{interval(m, lo, hi, 3)} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
+    from .lenses import compact
+
+    score_table = (scores.assign(score=[f"{compact(m, lo, hi).lstrip('+')} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
                                         zip(scores["mean"], scores["ci95_low"], scores["ci95_high"], scores["pretrain_seeds"])])
                    .pivot(index="method", columns="protocol", values="score"))
     if contrasts.empty:
@@ -464,7 +467,7 @@ def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
         names = contrasts["a"] + " − " + contrasts["b"]
     else:
         names = [questions[(a, b)] for a, b in zip(contrasts["a_strategy"], contrasts["b_strategy"])]
-    shown = contrasts.assign(row=names, diff=[f"{interval(m, lo, hi, 3, signed=True)} {v}" for m, lo, hi, v in
+    shown = contrasts.assign(row=names, diff=[interval_cell(m, lo, hi, v) for m, lo, hi, v in
                                               zip(contrasts["mean_difference"], contrasts["ci95_low"],
                                                   contrasts["ci95_high"], contrasts["verdict"])])
     table = shown.pivot(index="row", columns="protocol", values="diff")

@@ -241,7 +241,8 @@ class Chapter:
                f"{tuned_runs.dataset.nunique()} datasets, {', '.join(map(str, sorted(tuned_runs.shot.unique())))} shots per class, "
                f"{tuned_runs.seed.nunique()} downstream seeds, lr {', '.join(f'{lr:g}' for lr in sorted(tuned_runs.learning_rate.unique()))}, "
                f"at most {int(tuned_runs.n_test.max()):,} test rows; {int(tuned_runs.constant_predictions.sum())} of {len(tuned_runs)} "
-               "runs predicted a single class (kept: they score MCC 0).",
+               "runs predicted a single class (kept: they score MCC 0). Scores: mean ± half its interval (pretraining runs); "
+               + transition.INTERVAL_LEGEND + ".",
                score_table, question_table]
         tuned_floor = findings.noise_floor(tuned, "accuracy")
         if len(tuned_floor):
@@ -270,7 +271,7 @@ class Chapter:
             score_table, question_table = transition.protocol_tables(scores, contrasts, transition.QUESTIONS)
             out += [f"**The 16K end points under both protocols** (the fine-tuning of the 10K end points, same rate, shots and "
                     f"test rows; {int(tuned.loc[tuned.stage == transition.LONG_FINETUNE_STAGE, 'cell'].nunique())} "
-                    "fine-tuned checkpoints and the untrained model):", score_table, question_table]
+                    f"fine-tuned checkpoints and the untrained model; {transition.INTERVAL_LEGEND}):", score_table, question_table]
         return out
 
     def position_lookup(self) -> list:
