@@ -69,15 +69,15 @@ def question_rows():
 def test_findings_answers_one_line_per_question():
     scales = {"finetune-16k": "`tiny`, 16,000 steps", "logo-1k-probe": "`logo`, 1,000 steps"}
     out = lenses.answers(question_rows(), scales, {"absolute": "random < genemask", "own plateau": "random < genemask"})
-    assert out[0].startswith("**Scale** — *16K fine-tuning*: `tiny`, 16,000 steps; *LOGO 1K probe*: `logo`, 1,000 steps")
-    lines = out[1].split("\n")
+    assert out[1].startswith("**Scale** — *16K fine-tuning*: `tiny`, 16,000 steps; *LOGO 1K probe*: `logo`, 1,000 steps")
+    lines = out[0].split("\n")
     assert len(lines) == 4  # questions without any row are left out
     gm = lines[0]
-    assert "*16K fine-tuning* +0.020 ±0.050, *inconclusive*, MDE 0.100 (4 seed pairs)" in gm
-    assert "LOGO 1K probe (on the plateau): −0.030 ±0.020 ▼ — a different reading" in gm
+    assert "16K fine-tuning: +0.020 ±0.050, **inconclusive**, MDE 0.100, 4 seed pairs" in gm
+    assert "LOGO 1K, on the plateau: −0.030 ±0.020 ▼ — differs" in gm
     assert "*not yet run* (no results of cmgems-reverse on any evidence)" in lines[1]
     assert "Only the LOGO runs, on the plateau, ran it" in lines[2]
-    assert "genemask − random: *16K curves* +3,250 ±2,250 steps, *later*" in lines[3] and "random < genemask" in lines[3]
+    assert "genemask − random: 16K curves: +3,250 ±2,250 steps, **later**" in lines[3] and "random < genemask" in lines[3]
 
 
 def test_reconcile_says_when_the_lenses_agree():

@@ -219,8 +219,8 @@ def _short(row: pd.Series, digits: int = 3, unit: str = "") -> str:
     """``+0.028 ±0.118, *inconclusive*, MDE 0.157 (4 seed pairs)`` or the no-verdict word."""
     if not tested(row):
         return f"*{row['word']}*"
-    return (f"{compact(row['effect'], row['ci_low'], row['ci_high'], digits)}{unit}, *{short_word(row['word'])}*, "
-            f"MDE {row['mde']:,.{digits}f} ({seeds_text(row)})")
+    return (f"{compact(row['effect'], row['ci_low'], row['ci_high'], digits)}{unit}, **{short_word(row['word'])}**, "
+            f"MDE {row['mde']:,.{digits}f}, {seeds_text(row)}")
 
 
 def _who(row: pd.Series) -> str:
@@ -242,10 +242,10 @@ def reconcile(pairs: list[tuple[pd.Series, pd.Series | None]]) -> str:
     cells = ", ".join(f"{_who(p) + ' ' if several else ''}{cell(p)}" for _, p in shown)
     same = all(symbol(best["word"]) == symbol(p["word"]) for best, p in shown)
     if same:
-        return f"LOGO 1K probe (on the plateau): {cells} — the same answer{'s' if several else ''} before the transition."
-    lens = lens_name(shown[0][0]["evidence"])
-    return (f"LOGO 1K probe (on the plateau): {cells} — a different reading, from runs that never left the plateau; "
-            f"the {lens} runs are past it, so theirs is the verdict.")
+        return f"LOGO 1K, on the plateau: {cells} — the same answer{'s' if several else ''} before the transition."
+    lens = lens_name(shown[0][0]["evidence"]).split()[0]
+    return (f"LOGO 1K, on the plateau: {cells} — differs, but those runs never left the plateau and the {lens} "
+            "runs did, so the 16K answer stands.")
 
 
 def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] | None = None,
@@ -255,8 +255,8 @@ def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] 
     sentence reconciling the LOGO 1K answer (:func:`reconcile`). ``table``: :func:`verdict.apply_plan`
     of the ``findings`` page; ``orders``: :func:`transition.ordering` of the 16K curves by rule."""
     used = [n for n in ("finetune-16k", PLATEAU_LENS, "curves-16k") if n in scales]
-    out = ["**Scale** — " + "; ".join(f"*{lens_name(n)}*: {scales[n]}" for n in used)
-           + ". MCC for the downstream questions; the first lens that holds both methods gives the verdict. " + legend() + "."]
+    caption = ("**Scale** — " + "; ".join(f"*{lens_name(n)}*: {scales[n]}" for n in used)
+               + ". Effects in MCC (steps for the transition): mean ± half its 95 % t interval over pretraining seeds. " + legend() + ".")
     lines = []
     for label, ids in QUESTIONS:
         parts, pairs = [], []
@@ -270,7 +270,7 @@ def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] 
             if best["word"] == NOT_RUN:  # computed: no evidence holds the control's results
                 parts.append(f"{who}*{NOT_RUN}* (no results of {best['b'].split('@')[0]} on any evidence)")
                 continue
-            parts.append(f"{who}*{lens_name(best['evidence'])}* {_short(best, digits, ' steps' if steps else '')}")
+            parts.append(f"{who}{lens_name(best['evidence'])}: {_short(best, digits, ' steps' if steps else '')}")
             if not steps:
                 plateau = lenses(table, cid)
                 plateau = plateau[plateau["evidence"] == PLATEAU_LENS]
@@ -288,4 +288,4 @@ def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] 
         elif pairs:
             text += " " + reconcile(pairs)
         lines.append(text.rstrip())
-    return out + ["\n".join(lines)]
+    return ["\n".join(lines), caption]
