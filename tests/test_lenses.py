@@ -84,3 +84,10 @@ def test_reconcile_says_when_the_lenses_agree():
     best = pd.Series(row("finetune-16k", "inconclusive"))
     assert "the same answer before the transition" in lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "inconclusive")))])
     assert lenses.reconcile([(best, None)]) == "The LOGO 1K runs did not test it."
+
+
+def test_contrast_tables_one_per_evidence_under_its_scale():
+    out = lenses.contrast_tables(TABLE, {"probe-16k": "`tiny`, 16,000 steps", "logo-1k-probe": "`logo`, 1,000 steps"})
+    assert out[0] == "**16K probe** (`tiny`, 16,000 steps):" and out[2] == "**LOGO 1K probe** (`logo`, 1,000 steps):"
+    assert list(out[1].data.index) == ["q"] and out[1].data.loc["q", "old rule"] == "better"
+    assert lenses.contrast_tables(TABLE.iloc[:1], {}) == []

@@ -197,8 +197,30 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
                     "Holm p": f"{r.p_holm:.2g}" if fine else "", "MDE": f"{r.mde:,.{digits}f}" if fine else "",
                     "seeds": seeds_text(r._asdict()).replace(" seed pairs", " pairs"),
                     "verdict": short_word(r.word),
-                    "old rule": getattr(r, "old_verdict", "") if isinstance(getattr(r, "old_verdict", ""), str) else ""})
+                    "old rule": OLD_WORDS.get(getattr(r, "old_verdict", ""), getattr(r, "old_verdict", ""))
+                    if isinstance(getattr(r, "old_verdict", ""), str) else ""})
     return pd.DataFrame(out).set_index(["contrast", "evidence"]) if out else pd.DataFrame()
+
+
+#: The old rule's words, short (a narrow column): the two-level bootstrap's verdicts.
+OLD_WORDS = {"no difference detected": "no difference", "one pretraining run: no verdict": "one run"}
+
+
+def contrast_tables(table: pd.DataFrame, scales: dict[str, str]) -> list:
+    """:func:`contrast_table` split by evidence, best first, each under its scale: a caption and a
+    compact table per evidence (narrow enough for the content column), then the legend."""
+    from .papers import compact as styled
+
+    whole = contrast_table(table)
+    if whole.empty:
+        return []
+    out = []
+    for lens in dict.fromkeys(whole.index.get_level_values("evidence")):
+        names = [n for n in scales if lens_name(n) == lens]
+        scale = "; ".join(dict.fromkeys(scales[n] for n in names))
+        part = whole.xs(lens, level="evidence")
+        out += [f"**{lens}**" + (f" ({scale})" if scale else "") + ":", styled(part, wrap_headers=True)]
+    return out
 
 
 # --- Findings' first screen: one line per question

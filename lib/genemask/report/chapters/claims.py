@@ -64,9 +64,7 @@ class Chapter:
         """The directional claims' contrasts on every evidence, old rule beside new (issue 24's table)."""
         if self.plan is None or self.plan.empty or synthetic(self.profile):
             return []
-        named = {lenses.lens_name(n): t for n, t in self.ctx.scales.items() if n in set(self.plan.evidence)}
-        scales = "; ".join(f"*{n}*: {t}" for n, t in named.items())
-        return [f"Evidence, best first — {scales}.", lenses.contrast_table(self.plan), lenses.legend()]
+        return lenses.contrast_tables(self.plan, self.ctx.scales)
 
     def findings(self) -> list[str]:
         out = []
