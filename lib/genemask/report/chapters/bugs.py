@@ -359,8 +359,10 @@ class Chapter:
         table = verdict.apply_plan("bugs", self.profile)
         if table.empty or synthetic(self.profile):
             return []
+        scales = {name: lenses.evidence_scale(name, self.profile) for name in table["evidence"].unique()}
         return ["**Verdicts** (the frozen plan's paired t over pretraining seeds, Holm within each evidence; *a − b* ± the "
-                "half-width of its 95 % interval):", lenses.contrast_table(table), lenses.legend()]
+                "half-width of its 95 % interval; *old rule*: the two-level bootstrap's word, no longer a verdict), one table "
+                "per evidence, best first:", *lenses.contrast_tables(table, scales)]
 
     def _contrast(self, a: str, b: str) -> str | None:
         if self.contrasts is None or f"{a} − {b}" not in self.contrasts.index:
