@@ -94,3 +94,13 @@ def test_profile_note_says_demo_data_are_generated(results):
     assert profile_note("demo").startswith("**This book shows generated demo data**")
     assert "no page gives them a verdict" in profile_note("demo")
     assert profile_note("tiny").startswith("**This book shows profile `tiny`**: no pretraining runs yet")
+
+
+def test_answers_and_claims_without_results_say_so(results):
+    from genemask.report.chapters import claims, findings
+
+    assert "no results the verdict plan can test" in findings.Chapter("empty").answers()[0]
+    assert "generated demo data" in findings.Chapter("demo").answers()[0]  # no verdict words on synthetic data
+    chapter = claims.Chapter("empty")
+    assert chapter.contrasts() == []
+    assert chapter.claims.set_index("id").loc["GM-1", "verdict"] == "not testable here"

@@ -275,29 +275,61 @@ def test_published_checks_find_the_papers_inconsistencies():
     assert claims.loc["CM-1", "verdict"] == "contradicted here" and "BPE" in claims.loc["CM-1", "reason"]
 
 
-def test_directional_verdicts():
-    base = {"wins": 5, "losses": 5, "pretrain_seeds_a": 3, "pretrain_seeds_b": 3, "downstream_seeds": 5}
-    assert ledger._directional({**base, "mean_difference": 0.1, "ci95_low": 0.05, "ci95_high": 0.15}, "x").verdict == "supported here"
-    assert ledger._directional({**base, "mean_difference": -0.1, "ci95_low": -0.15, "ci95_high": -0.05}, "x").verdict == "contradicted here"
-    assert ledger._directional({**base, "mean_difference": -0.1, "ci95_low": -0.15, "ci95_high": -0.05}, "x", claimed=-1).verdict == "supported here"
-    assert ledger._directional({**base, "mean_difference": 0.0, "ci95_low": -0.1, "ci95_high": 0.1}, "x").verdict == "not reproduced at our scale"
-    one_run = {**base, "pretrain_seeds_b": 1, "mean_difference": 0.1, "ci95_low": 0.05, "ci95_high": 0.15}
-    assert ledger._directional(one_run, "x").verdict == "not testable here"  # one pretraining run carries no verdict
+def _plan_row(word, effect=0.01, low=-0.02, high=0.04, **extra):
+    return {"family": "claims-directional", "evidence": "finetune-16k", "id": "GM-1", "a": "genemask", "b": "random",
+            "metric": "accuracy", "effect": effect, "ci_low": low, "ci_high": high, "p": 0.4, "p_holm": 0.8, "mde": 0.08,
+            "margin": 0.0281, "tost_p": 0.3, "n_seeds": 4, "runs_a": 4, "runs_b": 4, "paired": True, "word": word, **extra}
 
 
-def test_ledger_on_the_frozen_results():
-    results = pd.read_csv(FIXTURES / "fewshot_results.csv").assign(pretrain_seed=0)  # committed: one pretraining run each
-    results["method"] = results["model"]
-    ctx = ledger.Context(fewshot=results, gue=pd.read_csv(FIXTURES / "gue_scores.csv"))
+def test_claim_verdicts_from_the_plans_words():
+    assert ledger.claim_verdict(_plan_row("better", 0.1, 0.05, 0.15))[0] == "supported here"
+    assert ledger.claim_verdict(_plan_row("better", 0.1, 0.05, 0.15), claimed=-1)[0] == "contradicted here"
+    assert ledger.claim_verdict(_plan_row("worse", -0.1, -0.15, -0.05), claimed=-1)[0] == "supported here"
+    verdict, reason = ledger.claim_verdict(_plan_row("inconclusive"))
+    assert verdict == "inconclusive at our scale" and "0.08" in reason and "cannot be ruled out" in reason
+    assert ledger.claim_verdict(_plan_row("equivalent within ±0.028"))[0] == "not reproduced at our scale"
+    one_run = _plan_row("no verdict (one pretraining run)", np.nan, np.nan, np.nan)
+    assert ledger.claim_verdict(one_run) == ("not testable here", "no verdict (one pretraining run)")
+    assert ledger.combine(["supported here", "inconclusive at our scale"]) == "inconclusive at our scale"
+    assert ledger.combine(["supported here", "supported here"]) == "supported here"
+
+
+def test_ledger_judges_on_the_best_evidence_first():
+    """The primary evidence (16K fine-tuning) gives the verdict even where a second lens says better;
+    an evidence lacking a method is skipped; the old bootstrap word is shown, never used."""
+    rows = [_plan_row("inconclusive", old_verdict="better"),
+            _plan_row("better", 0.05, 0.01, 0.09, evidence="logo-1k-probe"),
+            _plan_row("not run on this evidence", np.nan, np.nan, np.nan, id="CM-6"),
+            _plan_row("no verdict (one pretraining run)", np.nan, np.nan, np.nan, id="CM-6", evidence="logo-1k-probe"),
+            _plan_row("inconclusive", id="GM-2@10"), _plan_row("better", 0.05, 0.01, 0.09, id="GM-2@50")]
+    ctx = ledger.Context(plan=pd.DataFrame(rows), scales={"finetune-16k": "`tiny`, 16,000 steps"})
     claims = ledger.ledger(ctx).set_index("id")
-    assert claims.loc["GM-1", "verdict"] == "not testable here" and "one pretraining run" in claims.loc["GM-1", "reason"]
-    assert "genemask@1000:logo − random@1000:logo" in claims.loc["GM-1", "our evidence"]
-    # Three pretraining seeds with the same scores: the interval is downstream noise only, and now carries a verdict.
-    seeded = pd.concat([results.assign(pretrain_seed=s) for s in range(3)], ignore_index=True)
-    claims = ledger.ledger(ledger.Context(fewshot=seeded, gue=pd.read_csv(FIXTURES / "gue_scores.csv"))).set_index("id")
-    assert claims.loc["GM-1", "verdict"] == "not reproduced at our scale"
-    assert claims.loc["GM-2", "verdict"] == "not reproduced at our scale"  # 10-shot above zero, 50 and 100 across it
-    assert claims.loc["CM-4", "verdict"] == "not testable here"  # no CM-GEMS few-shot run in the fixture
+    assert claims.loc["GM-1", "verdict"] == "inconclusive at our scale"
+    assert "16K fine-tuning" in claims.loc["GM-1", "our evidence"] and "`tiny`, 16,000 steps" in claims.loc["GM-1", "our evidence"]
+    assert "LOGO 1K probe" in claims.loc["GM-1", "our evidence"] and "Old rule (same runs): better" in claims.loc["GM-1", "our evidence"]
+    assert claims.loc["CM-6", "verdict"] == "not testable here" and "one pretraining run" in claims.loc["CM-6", "reason"]
+    assert claims.loc["GM-2", "verdict"] == "inconclusive at our scale"  # 10 shots inconclusive, 50 shots better
+    assert claims.loc["CM-4", "verdict"] == "not testable here"  # the plan table has no CM-4 rows
+
+
+def test_cm2_has_one_ratio_over_the_same_tasks():
+    sota = papers.published_gue_wide("T2", "baseline")
+    human = [t for t in sota.index if papers.species(t) == "human"][:2]
+    ours = pd.Series(50.0, index=human)
+    shares = papers.share_of_sota(ours)
+    best = sota.loc[human, list(papers.SOTA_MODELS)].mean().max()
+    assert list(shares.index) == ["human"] and shares.loc["human", "share"] == pytest.approx(50.0 / best)
+
+
+def test_gm8_counts_kinds_of_sequence_not_datasets():
+    top = pd.DataFrame({"ranking": "ours", "top": 50, "dataset": ["prom-core", "prom-300", "cohn-enh"],
+                        "fisher_p": [0.001, 0.001, 0.001], "fisher_odds_ratio": [5, 5, 5], "beyond_gc_cpg_p": [0.001, 0.01, 0.88]})
+    families = ledger.enrichment_families(top)
+    assert families["promoters"] == ["prom-core", "prom-300"] and families["others"] == ["cohn-enh"]
+    evidence = ledger.CHECKS["motif_enrichment"](ledger.Context(enrichment=top))
+    assert evidence.verdict == "not reproduced at our scale" and "p 0.88" in evidence.ours and "3 of 3 datasets" in evidence.ours
+    held = top.assign(beyond_gc_cpg_p=[0.001, 0.01, 0.01])
+    assert ledger.CHECKS["motif_enrichment"](ledger.Context(enrichment=held)).verdict == "supported here"
 
 
 def test_printed_means_keep_the_papers_precision():

@@ -143,7 +143,8 @@ def test_verdicts_by_step_is_one_row_per_question_with_its_steps_and_movement():
     table = transition.verdicts_by_step(results, n_boot=300)
     assert list(table.index) == ["GeneMask vs random", "Global vs random"]  # the questions' order; absent pairs left out
     assert list(table.columns) == ["runs", "2,000 steps", "10,000 steps", "across the transition"]
-    assert table.loc["GeneMask vs random", "10,000 steps"].endswith("better")
+    assert table.loc["GeneMask vs random", "10,000 steps"].endswith(" ▲")  # one line: "+0.047 ±0.070 ▲"
+    assert "[" not in table.loc["GeneMask vs random", "10,000 steps"]
     assert table.loc["GeneMask vs random", "across the transition"] == "opens"
     assert table.loc["Global vs random", "2,000 steps"] == "" and table.loc["Global vs random", "runs"] == 3
     assert table.loc["Global vs random", "across the transition"] == "not measured at two steps"
@@ -198,7 +199,7 @@ def test_display_tables_of_downstream_scores():
     assert score_table.loc["genemask@10000:tiny", "fine-tuning"].endswith("(3 runs)")
     assert list(by_pair.index) == ["genemask@10000:tiny − random@10000:tiny"]
     _, by_question = transition.protocol_tables(pair_scores, contrasts, transition.QUESTIONS)
-    assert list(by_question.index) == ["GeneMask vs random"] and by_question.iloc[0, 0].endswith("better")
+    assert list(by_question.index) == ["GeneMask vs random"] and by_question.iloc[0, 0].endswith(" ▲")
 
 
 def test_scale_text_reads_the_runs_recorded_parameters(tmp_path):
@@ -213,3 +214,9 @@ def test_scale_text_reads_the_runs_recorded_parameters(tmp_path):
     assert text.startswith("`tiny` model, 3 runs: 2 strategies × 1–2 pretraining seeds, 16,000 steps of 16 sequences")
     assert "(3.2 M tokens seen (non-padding) by a run)" in text and "5 % warmup (800 steps)" in text  # the logged tokens
     assert "kept at 2,000, 12,000 steps" in text and text.endswith("less than 20 between evaluations.")
+
+
+def test_interval_cell_is_one_short_line():
+    assert transition.interval_cell(0.047, 0.01, 0.09, "better") == "+0.047 ±0.040 ▲"
+    assert transition.interval_cell(-0.01, -0.05, 0.03, "no difference detected") == "−0.010 ±0.040 ·"
+    assert transition.interval_cell(0.02, 0.01, 0.03, "one pretraining run: no verdict").endswith("○")

@@ -469,3 +469,23 @@ def rate_budget_ratios(our_steps) -> dict:
     sizes = size_table(("dnabert", "logo"))["parameters (M)"]
     return {"steps_min": min(ratios), "steps_max": max(ratios), "theirs": theirs, "ours": ours,
             "model": float(sizes["dnabert"] / sizes["logo"])}
+
+
+#: The 120K k-mer models among which CM-GEMS Fig. 3 picks SoTA-Best (the better species mean).
+SOTA_MODELS = ("DNABERT 120K", "NT-500M-Human", "DNABERT-2 120K (k-mer)")
+
+
+def share_of_sota(ours: pd.Series) -> pd.DataFrame:
+    """CM-2's one ratio: per species, our mean MCC × 100 over the GUE tasks we ran (``ours``, by
+    task) over SoTA-Best on the same tasks — the better of :data:`SOTA_MODELS`' means over those tasks
+    in CM-GEMS Table 2 — so that both sides average the same tasks. Rows ``human`` / ``non-human``
+    (species we ran), columns ``tasks``, ``ours``, ``sota_best``, ``share``."""
+    sota = published_gue_wide("T2", "baseline")
+    rows = {}
+    for group in ("human", "non-human"):
+        tasks = [t for t in ours.index if species(t) == group and t in sota.index]
+        if tasks:
+            best = float(sota.loc[tasks, list(SOTA_MODELS)].mean().max())
+            rows[group] = {"tasks": len(tasks), "ours": float(ours[tasks].mean()), "sota_best": best,
+                           "share": float(ours[tasks].mean()) / best}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["tasks", "ours", "sota_best", "share"])

@@ -253,13 +253,27 @@ def verdicts_by_step(results: pd.DataFrame, questions: dict[tuple[str, str], str
         part = part.sort_values("step")
         row = {"question": questions[(a, b)], "runs": int(part["pretrain_seeds"].min())}
         for r in part.itertuples():
-            row[step_column[r.step]] = (f"{r.diff_mean:+.3f} [{r.diff_ci95_low:+.3f}, {r.diff_ci95_high:+.3f}] "
-                                        f"{r.verdict}")
+            row[step_column[r.step]] = interval_cell(r.diff_mean, r.diff_ci95_low, r.diff_ci95_high, r.verdict)
         row["across the transition"] = movement(part["verdict"].tolist())
         rows.append(row)
     order = [q for q in questions.values() if q in {r["question"] for r in rows}]
     table = pd.DataFrame(rows, columns=["question", "runs", *step_column.values(), "across the transition"])
     return table.set_index("question").reindex(order).fillna("")
+
+
+#: Marks of a descriptive (two-level bootstrap) interval, one character so that a cell stays on one line.
+INTERVAL_MARKS = {findings.VERDICTS[0]: "▲", findings.VERDICTS[1]: "▼"}
+INTERVAL_LEGEND = ("cells: mean difference ± half the width of its 95 % two-level bootstrap interval (descriptive, not a "
+                   "verdict); ▲ interval above zero, ▼ below, · includes zero, ○ one pretraining run on a side")
+
+
+def interval_cell(mean: float, low: float, high: float, word: str, digits: int = 3) -> str:
+    """``+0.047 ±0.070 ·``: a step contrast on one line (issue 23), its bootstrap word as a mark
+    (:data:`INTERVAL_LEGEND`)."""
+    from .lenses import compact
+
+    mark = INTERVAL_MARKS.get(word, "○" if str(word).startswith("one pretraining run") else "·")
+    return f"{compact(mean, low, high, digits)} {mark}"
 
 
 def movement(verdicts: list[str]) -> str:
@@ -438,10 +452,13 @@ def by_step_tables(by_step: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | 
 
 def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
                     questions: dict[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """:func:`end_point_protocols` as two tables, protocols as columns: each method's score with its
-    interval and number of pretraining runs, and each contrast with its verdict, its rows named
+    """:func:`end_point_protocols` as two tables, protocols as columns, one-line cells (issue 23): each
+    method's score ± half its interval and its number of pretraining runs, and each contrast as an
+    :func:`interval_cell` (the bootstrap's side as a mark, :data:`INTERVAL_LEGEND`), its rows named
     ``a − b`` or, given ``questions`` (keyed by strategy pairs), by question in their order."""
-    score_table = (scores.assign(score=[f"{interval(m, lo, hi, 3)} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
+    from .lenses import compact
+
+    score_table = (scores.assign(score=[f"{compact(m, lo, hi).lstrip('+')} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
                                         zip(scores["mean"], scores["ci95_low"], scores["ci95_high"], scores["pretrain_seeds"])])
                    .pivot(index="method", columns="protocol", values="score"))
     if contrasts.empty:
@@ -450,7 +467,7 @@ def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
         names = contrasts["a"] + " − " + contrasts["b"]
     else:
         names = [questions[(a, b)] for a, b in zip(contrasts["a_strategy"], contrasts["b_strategy"])]
-    shown = contrasts.assign(row=names, diff=[f"{interval(m, lo, hi, 3, signed=True)} {v}" for m, lo, hi, v in
+    shown = contrasts.assign(row=names, diff=[interval_cell(m, lo, hi, v) for m, lo, hi, v in
                                               zip(contrasts["mean_difference"], contrasts["ci95_low"],
                                                   contrasts["ci95_high"], contrasts["verdict"])])
     table = shown.pivot(index="row", columns="protocol", values="diff")

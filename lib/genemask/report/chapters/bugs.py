@@ -1,8 +1,10 @@
 """The chapter on the released code's bugs: every measured paragraph and table, section by section."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from . import synthetic
 from ..bugs import (fewshot_method, fixed_span_share, masking_effects, position_anchor_map, position_preference,
                     pretrain_comparison, resolve_rank_table, special_rank_zero_effect, special_replacement_share)
 
@@ -113,9 +115,13 @@ class Chapter:
         for a, b in FEWSHOT_PAIRS:
             if a in names and b in names:
                 c = contrast(fewshot, names[a], names[b])
+                # One pretraining run on a side: the interval spans downstream seeds only, so it is not shown
+                # as if it judged two methods (the book's one-run rule).
+                one = min(c["pretrain_seeds_a"], c["pretrain_seeds_b"]) < 2
                 rows.append({"difference": f"{a} − {b}", "pretraining runs": f"{c['pretrain_seeds_a']} / {c['pretrain_seeds_b']}",
-                             "mean MCC difference": c["mean_difference"], "95 % low": c["ci95_low"], "95 % high": c["ci95_high"],
-                             "verdict": c["verdict"]})
+                             "mean MCC difference": c["mean_difference"], "95 % low": np.nan if one else c["ci95_low"],
+                             "95 % high": np.nan if one else c["ci95_high"],
+                             "verdict": "no verdict (one pretraining run)" if one else "descriptive (verdict: the plan's t test below)"})
         return fewshot, names, pd.DataFrame(rows).set_index("difference")
 
     # -- sections ------------------------------------------------------------------------------------
@@ -330,8 +336,10 @@ class Chapter:
         part = fewshot[(fewshot.metric == "mcc") & fewshot.method.isin(names.values())]
         seeds = part.groupby(["model", "dataset", "shot"]).seed.nunique()
         n_seeds = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
-        lines = [f"{name}: {c['mean MCC difference']:+.3f} (95 % interval {c['95 % low']:+.3f} to {c['95 % high']:+.3f}, "
-                 + ("excludes 0)" if c["95 % low"] > 0 or c["95 % high"] < 0 else "includes 0)")
+        lines = [f"{name}: {c['mean MCC difference']:+.3f} " + (
+                 f"({c['verdict']})" if pd.isna(c["95 % low"]) else
+                 f"(95 % interval {c['95 % low']:+.3f} to {c['95 % high']:+.3f}, "
+                 + ("excludes 0)" if c["95 % low"] > 0 or c["95 % high"] < 0 else "includes 0)"))
                  for name, c in contrasts.iterrows()]
         return [f"**Scale** — {part.dataset.nunique()} datasets ({', '.join(sorted(part.dataset.unique()))}), shots "
                 f"{', '.join(map(str, sorted(part.shot.unique())))} per class, {n_seeds} seeds per cell; the few-shot chapter gives "
@@ -339,14 +347,29 @@ class Chapter:
                 part.pivot_table(index="method", columns="dataset", values="value", aggfunc="mean")
                 .assign(mean=lambda t: t.mean(axis=1)).loc[list(dict.fromkeys(names.values()))].round(3),
                 contrasts.round(3),
-                "Paired MCC differences (two-level bootstrap, chapter *Findings*) — " + "; ".join(lines) + ". Where a side has a "
-                "single pretraining run, its interval covers downstream variation only and separates two checkpoints, not yet "
-                "two methods; the verdict column says which."]
+                "Paired MCC differences (two-level bootstrap, chapter *Findings*; descriptive) — " + "; ".join(lines) + ". Where a "
+                "side has a single pretraining run no interval is shown: it would cover downstream variation only and separate "
+                "two checkpoints, not two methods.", *self.plan_verdicts()]
+
+    def plan_verdicts(self) -> list:
+        """The frozen plan's family for this page (token vs position lookup, v3 vs random), every evidence,
+        by its t test over pretraining seeds: the verdicts (:func:`lenses.contrast_table`)."""
+        from .. import lenses, verdict
+
+        table = verdict.apply_plan("bugs", self.profile)
+        if table.empty or synthetic(self.profile):
+            return []
+        scales = {name: lenses.evidence_scale(name, self.profile) for name in table["evidence"].unique()}
+        return ["**Verdicts** (the frozen plan's paired t over pretraining seeds, Holm within each evidence; *a − b* ± the "
+                "half-width of its 95 % interval; *old rule*: the two-level bootstrap's word, no longer a verdict), one table "
+                "per evidence, best first:", *lenses.contrast_tables(table, scales)]
 
     def _contrast(self, a: str, b: str) -> str | None:
         if self.contrasts is None or f"{a} − {b}" not in self.contrasts.index:
             return None
         c = self.contrasts.loc[f"{a} − {b}"]
+        if pd.isna(c["95 % low"]):
+            return f"few-shot MCC {a} − {b}: {c['mean MCC difference']:+.3f}, {c['verdict']}"
         return f"few-shot MCC {a} − {b}: {c['mean MCC difference']:+.3f} [{c['95 % low']:+.3f}, {c['95 % high']:+.3f}]"
 
     def summary(self) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import bugs, ledger, papers
+from .. import bugs, lenses, ledger, papers, transition, verdict
+from ..plan import load_plan
 from . import profile_note, synthetic
 
 DEMO_REASON = ("generated demo data: the check ran (its evidence is above), but synthetic data cannot test a claim "
@@ -29,8 +30,13 @@ class Chapter:
                    if data.fewshot is not None else None)
         enrichment = data.enrichment[data.enrichment.ranking.str.startswith("ours")] if data.enrichment is not None else None
         authors = bugs.resolve_rank_table("${GENEMASK_DATA}/genemask/Data-A_norm-pmi-score-ranking.csv", data.profile)
+        self.plan = verdict.apply_plan("claims", data.profile)
+        scales = {name: lenses.evidence_scale(name, data.profile) for name in self.plan["evidence"].unique()} if len(self.plan) else {}
+        curves = transition.curves(data.profile, transition.LONG_STAGE)
+        by_rule = transition.steps_by_rule(curves, load_plan().absolute_threshold) if len(curves) else None
         self.ctx = ledger.Context(fewshot=fewshot, gue=data.gue, metrics=data.metrics, enrichment=enrichment,
-                                  rankings=papers.rankings(data, authors))
+                                  rankings=papers.rankings(data, authors), plan=self.plan, scales=scales,
+                                  steps_by_rule=by_rule)
         claims = ledger.ledger(self.ctx)
         self.claims = without_verdicts(claims) if synthetic(self.profile) else claims
 
@@ -52,7 +58,13 @@ class Chapter:
         return out
 
     def glance(self):
-        return papers.compact(self.claims.set_index("id")[["paper", "verdict", "reason"]], wrap=True)
+        return papers.compact(self.claims.set_index("id")[["paper", "verdict"]], wrap=True)
+
+    def contrasts(self) -> list:
+        """The directional claims' contrasts on every evidence, old rule beside new (issue 24's table)."""
+        if self.plan is None or self.plan.empty or synthetic(self.profile):
+            return []
+        return lenses.contrast_tables(self.plan, self.ctx.scales)
 
     def findings(self) -> list[str]:
         out = []

@@ -51,6 +51,23 @@ class Chapter:
         self.transition_probe = runs.downstream(transition.PROBE_STAGE, "fewshot_results.csv", profile)
         self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, "fewshot_results.csv", profile)
 
+    def answers(self) -> list:
+        """The first screen: one line per question on its best evidence (:func:`lenses.answers`)."""
+        from .. import lenses, verdict
+        from ..plan import load_plan
+
+        from . import synthetic
+
+        if synthetic(self.profile):
+            return [f"Profile `{self.profile}` is generated demo data: the questions get no answer from it (the `cpu` book answers them)."]
+        table = verdict.apply_plan("findings", self.profile)
+        if table.empty:
+            return [f"Profile `{self.profile}` has no results the verdict plan can test yet."]
+        scales = {name: lenses.evidence_scale(name, self.profile) for name in table["evidence"].unique()}
+        curves = transition.curves(self.profile, transition.LONG_STAGE)
+        by_rule = transition.steps_by_rule(curves, load_plan().absolute_threshold) if len(curves) else None
+        return lenses.answers(table, scales, transition.ordering(by_rule) if by_rule is not None else None, by_rule)
+
     def method_of(self, strategy: str, **where) -> str | None:
         """The method label of a strategy in every few-shot result (runs.method_of), None without results."""
         return runs.method_of(self.pool, strategy, **where) if self.pool is not None else None
@@ -166,16 +183,17 @@ class Chapter:
             if a is None or b is None:
                 continue
             c = findings.contrast(self.pool, a, b)
-            rows.append({"question": question, "a − b": f"{a} − {b}", "MCC a − b [95 %]": fmt_ci(c["mean_difference"], c["ci95_low"], c["ci95_high"]),
-                         "p": f"{c['p_boot']:.2g}" if c["p_boot"] > 0 else f"< {1 / findings.N_BOOT:.0e}", "runs": f"{c['pretrain_seeds_a']} / {c['pretrain_seeds_b']}",
-                         "verdict": c["verdict"]})
+            rows.append({"question": question, "a − b": f"{a} − {b}",
+                         "MCC a − b": transition.interval_cell(c["mean_difference"], c["ci95_low"], c["ci95_high"], c["verdict"]),
+                         "runs": f"{c['pretrain_seeds_a']} / {c['pretrain_seeds_b']}"})
         verdicts = pd.DataFrame(rows).set_index("question")
         out = []
         budgets = {(s, m) for s, m in zip(results.pretrain_steps, results.pretrain_model) if s}
         if len(budgets) == 1:  # one budget: say it once, keep the rows short
             step, size = budgets.pop()
             verdicts["a − b"] = verdicts["a − b"].str.replace(f"@{step}:{size}", "").str.replace(f":{size}", "")
-            out.append(f"All at {step:,} steps of the `{size}` model; *runs*: pretraining runs of a / of b.")
+            out.append(f"All at {step:,} steps of the `{size}` model; *runs*: pretraining runs of a / of b; "
+                       f"{transition.INTERVAL_LEGEND}.")
         out.append(verdicts)
         if metrics is not None:
             evals = pretrain_report.eval_rows(metrics)
@@ -196,7 +214,8 @@ class Chapter:
         crossing = transition.transition_summary(transition.transition_steps(curves)).set_index("strategy")
         table = transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")
         if len(table):
-            out += ["**Linear probe** (checkpoints kept on the plateau, during and after the transition):", table]
+            out += ["**Linear probe** (checkpoints kept on the plateau, during and after the transition; "
+                    + transition.INTERVAL_LEGEND + "):", table]
         if tuned_steps is not None:
             tuned_table = transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc")
             if len(tuned_table):
@@ -223,7 +242,8 @@ class Chapter:
                f"{tuned_runs.dataset.nunique()} datasets, {', '.join(map(str, sorted(tuned_runs.shot.unique())))} shots per class, "
                f"{tuned_runs.seed.nunique()} downstream seeds, lr {', '.join(f'{lr:g}' for lr in sorted(tuned_runs.learning_rate.unique()))}, "
                f"at most {int(tuned_runs.n_test.max()):,} test rows; {int(tuned_runs.constant_predictions.sum())} of {len(tuned_runs)} "
-               "runs predicted a single class (kept: they score MCC 0).",
+               "runs predicted a single class (kept: they score MCC 0). Scores: mean ± half its interval (pretraining runs); "
+               + transition.INTERVAL_LEGEND + ".",
                score_table, question_table]
         tuned_floor = findings.noise_floor(tuned, "accuracy")
         if len(tuned_floor):
@@ -245,14 +265,14 @@ class Chapter:
                + "; ".join(f"{s} {r.step_mean:,.0f} ({r.crossed} of {r.runs} runs)" if pd.notna(r.step_mean)
                            else f"{s} not by {r.last_step:,} (0 of {r.runs} runs)" for s, r in crossing.iterrows()) + "."]
         if probe is not None:
-            out += ["**Linear probe** at the checkpoints of the 16K schedule:",
+            out += [f"**Linear probe** at the checkpoints of the 16K schedule ({transition.INTERVAL_LEGEND}):",
                     transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")]
         if tuned is not None:
             scores, contrasts = transition.end_point_protocols(tuned, probe, list(transition.QUESTIONS), "mcc")
             score_table, question_table = transition.protocol_tables(scores, contrasts, transition.QUESTIONS)
             out += [f"**The 16K end points under both protocols** (the fine-tuning of the 10K end points, same rate, shots and "
                     f"test rows; {int(tuned.loc[tuned.stage == transition.LONG_FINETUNE_STAGE, 'cell'].nunique())} "
-                    "fine-tuned checkpoints and the untrained model):", score_table, question_table]
+                    f"fine-tuned checkpoints and the untrained model; {transition.INTERVAL_LEGEND}):", score_table, question_table]
         return out
 
     def position_lookup(self) -> list:
@@ -292,8 +312,13 @@ class Chapter:
             for name in ("genemask-position-v1", "genemask-position-v3"):
                 if self.method_of(name):
                     c = findings.contrast(self.pool, self.method_of(name), self.method_of("random"))
-                    parts.append(f"{name} minus random: {fmt_ci(c['mean_difference'], c['ci95_low'], c['ci95_high'])} MCC "
-                                 f"({c['pretrain_seeds_a']} / {c['pretrain_seeds_b']} pretraining runs: {c['verdict']})")
+                    if min(c["pretrain_seeds_a"], c["pretrain_seeds_b"]) < 2:  # no interval, no verdict from one run
+                        parts.append(f"{name} minus random: {c['mean_difference']:+.3f} MCC ({c['pretrain_seeds_a']} / "
+                                     f"{c['pretrain_seeds_b']} pretraining runs: no verdict from one run)")
+                    else:
+                        parts.append(f"{name} minus random: {fmt_ci(c['mean_difference'], c['ci95_low'], c['ci95_high'])} MCC "
+                                     f"({c['pretrain_seeds_a']} / {c['pretrain_seeds_b']} pretraining runs; two-level bootstrap, "
+                                     "descriptive: the verdict is the answers' t test)")
         if parts:
             out.append("**Answer:** " + "; ".join(parts) + ". In what it masks it is content-blind span masking with its own span "
                        f"mix and rate{rank_note}.")

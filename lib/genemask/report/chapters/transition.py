@@ -159,7 +159,7 @@ class Chapter:
         tuned_steps = self.tuned_steps
         if tuned_steps is not None and tuned_steps.pretrain_steps.nunique() > 1:
             return [transition.by_step_tables(transition.downstream_by_step(tuned_steps, "random", "mcc"))[0],
-                    transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc")]
+                    transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc"), transition.INTERVAL_LEGEND.capitalize() + "."]
         return ["Fine-tuning ran on the end points only."] if self.tuned is not None else []
 
     def long_schedule(self) -> list:
@@ -192,7 +192,7 @@ class Chapter:
         if diffs is not None:
             out += ["Minus random masking at the same step:", diffs]
         return out + [_by_step_figure(by_step, int(self.long_curves.run_steps.max())),
-                      transition.verdicts_by_step(long_probe, transition.QUESTIONS, "mcc")]
+                      transition.verdicts_by_step(long_probe, transition.QUESTIONS, "mcc"), transition.INTERVAL_LEGEND.capitalize() + "."]
 
     def long_fine_tuning(self) -> list:
         long_tuned = transition.schedule_results(transition.LONG_FINETUNE_STAGE, transition.FINETUNE_STAGE, profile=self.profile)

@@ -1,0 +1,93 @@
+"""genemask.report.lenses: judging on the best evidence first, and the one-line interval cells."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from genemask.report import lenses
+
+
+def row(evidence, word, effect=0.02, low=-0.03, high=0.07, **extra):
+    return {"family": "f", "evidence": evidence, "id": "q", "a": "a", "b": "b", "metric": "mcc", "effect": effect,
+            "ci_low": low, "ci_high": high, "p": 0.3, "p_holm": 0.6, "mde": 0.1, "margin": 0.05, "tost_p": 0.4,
+            "n_seeds": 4, "runs_a": 4, "runs_b": 4, "paired": True, "word": word, **extra}
+
+
+TABLE = pd.DataFrame([row("finetune-16k", "not run on this evidence", np.nan, np.nan, np.nan),
+                      row("probe-16k", "inconclusive", old_verdict="better"),
+                      row("logo-1k-probe", "better", 0.05, 0.01, 0.09)])
+
+
+def test_primary_is_the_first_evidence_that_holds_both_methods():
+    assert list(lenses.lenses(TABLE, "q")["evidence"]) == ["probe-16k", "logo-1k-probe"]
+    assert lenses.primary(TABLE, "q")["word"] == "inconclusive"  # not the LOGO "better"
+    assert lenses.primary(TABLE, "other") is None and lenses.lenses(None, "q").empty
+
+
+def test_compact_cells_fit_one_line():
+    assert lenses.compact(0.047, -0.023, 0.117) == "+0.047 ±0.070"
+    assert lenses.compact(-0.5, -1.0, 0.0, 1) == "−0.5 ±0.5"
+    assert lenses.compact(np.nan, np.nan, np.nan) == "—"
+    assert lenses.cell(row("x", "better", 0.05, 0.01, 0.09)) == "+0.050 ±0.040 ▲"
+    assert lenses.cell(row("x", "no verdict (one pretraining run)", np.nan, np.nan, np.nan)) == "○"
+    assert lenses.symbol("equivalent within ±0.050") == "≈" and lenses.symbol("later") == "▲"
+    with pytest.raises(ValueError):
+        lenses.symbol("no difference detected")  # the old rule's word has no symbol: never shown as a verdict
+
+
+def test_line_and_short_words():
+    text = lenses.line(row("x", "inconclusive"))
+    assert text.startswith("+0.020 [−0.030, +0.070], p 0.3 (Holm 0.6), MDE 0.100, 4 seed pairs: inconclusive")
+    assert lenses.seeds_text(row("x", "better", paired=False, runs_a=3, runs_b=4)) == "3 / 4 runs"
+    assert lenses.short_word("equivalent within ±0.028") == "equivalent ±0.028"
+    assert lenses.short_word("no verdict (one pretraining run)") == "no verdict: one run"
+
+
+def test_contrast_table_puts_old_beside_new():
+    table = lenses.contrast_table(TABLE)
+    assert list(table.index.get_level_values("evidence")) == ["16K probe", "LOGO 1K probe"]
+    first = table.iloc[0]
+    assert first["a − b"] == "+0.020 ±0.050" and first["verdict"] == "inconclusive" and first["old rule"] == "better"
+    assert first["seeds"] == "4 pairs" and first["MDE"] == "0.100"
+
+
+def test_describe_scale_reads_what_is_there():
+    parts = {"model": "tiny", "steps": 16000, "batch": 16, "max_len": 128, "tokens": 30.8e6, "protocol": "linear probe",
+             "downstream_seeds": 5}
+    assert lenses.describe_scale(parts) == "`tiny`, 16,000 steps × 16 seq. ≤ 128 tokens (30.8 M tokens), linear probe, 5 downstream seeds"
+    assert lenses.describe_scale({"model": "logo", "steps": 1000, "downstream_seeds": 1}) == "`logo`, 1,000 steps, 1 downstream seed"
+
+
+def question_rows():
+    rows = [row("finetune-16k", "inconclusive", id="gm-vs-random", a="genemask@16000:tiny", b="random@16000:tiny"),
+            row("logo-1k-probe", "worse", -0.03, -0.05, -0.01, id="gm-vs-random", a="genemask@1000:logo", b="random@1000:logo"),
+            row("finetune-16k", "not yet run", np.nan, np.nan, np.nan, id="curriculum-vs-reverse", a="cmgems", b="cmgems-reverse"),
+            row("logo-1k-rate", "no verdict (one pretraining run)", np.nan, np.nan, np.nan, id="masking-more"),
+            row("curves-16k", "later", 3250, 1000, 5500, id="step-gm-vs-random", metric="transition_step", a="genemask", b="random")]
+    return pd.DataFrame(rows)
+
+
+def test_findings_answers_one_line_per_question():
+    scales = {"finetune-16k": "`tiny`, 16,000 steps", "logo-1k-probe": "`logo`, 1,000 steps"}
+    out = lenses.answers(question_rows(), scales, {"absolute": "random < genemask", "own plateau": "random < genemask"})
+    assert out[1].startswith("**Scale** — *16K fine-tuning*: `tiny`, 16,000 steps; *LOGO 1K probe*: `logo`, 1,000 steps")
+    lines = out[0].split("\n")
+    assert len(lines) == 4  # questions without any row are left out
+    gm = lines[0]
+    assert "16K fine-tuning: +0.020 ±0.050, **inconclusive**, MDE 0.100, 4 seed pairs" in gm
+    assert "LOGO 1K, on the plateau: −0.030 ±0.020 ▼ — differs" in gm
+    assert "*not yet run* (no results of cmgems-reverse on any evidence)" in lines[1]
+    assert "Only the LOGO runs, on the plateau, ran it" in lines[2]
+    assert "genemask − random: 16K curves: +3,250 ±2,250 steps, **later**" in lines[3] and "random < genemask" in lines[3]
+
+
+def test_reconcile_says_when_the_lenses_agree():
+    best = pd.Series(row("finetune-16k", "inconclusive"))
+    assert "the same answer before the transition" in lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "inconclusive")))])
+    assert lenses.reconcile([(best, None)]) == "The LOGO 1K runs did not test it."
+
+
+def test_contrast_tables_one_per_evidence_under_its_scale():
+    out = lenses.contrast_tables(TABLE, {"probe-16k": "`tiny`, 16,000 steps", "logo-1k-probe": "`logo`, 1,000 steps"})
+    assert out[0] == "**16K probe** (`tiny`, 16,000 steps):" and out[2] == "**LOGO 1K probe** (`logo`, 1,000 steps):"
+    assert list(out[1].data.index) == ["q"] and out[1].data.loc["q", "old rule"] == "better"
+    assert lenses.contrast_tables(TABLE.iloc[:1], {}) == []
