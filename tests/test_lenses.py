@@ -74,7 +74,7 @@ def test_findings_answers_one_line_per_question():
     assert len(lines) == 4  # questions without any row are left out
     gm = lines[0]
     assert "16K fine-tuning: +0.020 ±0.050, **inconclusive**, MDE 0.100, 4 seed pairs" in gm
-    assert "LOGO 1K, on the plateau: −0.030 ±0.020 ▼ — differs" in gm
+    assert "LOGO 1K, on the plateau: −0.030 ±0.020 ▼ (worse) — another answer" in gm
     assert "*not yet run* (no results of cmgems-reverse on any evidence)" in lines[1]
     assert "Only the LOGO runs, on the plateau, ran it" in lines[2]
     assert "genemask − random: 16K curves: +3,250 ±2,250 steps, **later**" in lines[3] and "random < genemask" in lines[3]
@@ -91,3 +91,9 @@ def test_contrast_tables_one_per_evidence_under_its_scale():
     assert out[0] == "**16K probe** (`tiny`, 16,000 steps):" and out[2] == "**LOGO 1K probe** (`logo`, 1,000 steps):"
     assert list(out[1].data.index) == ["q"] and out[1].data.loc["q", "old rule"] == "better"
     assert lenses.contrast_tables(TABLE.iloc[:1], {}) == []
+
+
+def test_reconcile_names_the_plateau_answer_in_words_when_it_differs():
+    best = pd.Series(row("finetune-16k", "inconclusive"))
+    line = lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "equivalent within ±0.050")))])
+    assert "(equivalent" in line and "another answer, from runs that never left the plateau" in line

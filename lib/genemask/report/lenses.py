@@ -261,13 +261,13 @@ def reconcile(pairs: list[tuple[pd.Series, pd.Series | None]]) -> str:
     if not shown:
         return "The LOGO 1K runs did not test it."
     several = len(shown) > 1
-    cells = ", ".join(f"{_who(p) + ' ' if several else ''}{cell(p)}" for _, p in shown)
+    cells = ", ".join(f"{_who(p) + ' ' if several else ''}{cell(p)} ({short_word(p['word'])})" for _, p in shown)
     same = all(symbol(best["word"]) == symbol(p["word"]) for best, p in shown)
     if same:
         return f"LOGO 1K, on the plateau: {cells} — the same answer{'s' if several else ''} before the transition."
     lens = lens_name(shown[0][0]["evidence"]).split()[0]
-    return (f"LOGO 1K, on the plateau: {cells} — differs, but those runs never left the plateau and the {lens} "
-            "runs did, so the 16K answer stands.")
+    return (f"LOGO 1K, on the plateau: {cells} — another answer, from runs that never left the plateau; the {lens} "
+            "runs had left it, so their answer stands.")
 
 
 def answers(table: pd.DataFrame, scales: dict[str, str], orders: dict[str, str] | None = None,
