@@ -313,9 +313,10 @@ class Reference:
     def __str__(self) -> str:
         return f"@{self.stage}/{self.key}" + (f"/{self.file}" if self.file else "")
 
-    def path(self, profile: str) -> Path:
+    def path(self, profile: str, root: Path | None = None) -> Path:
         """Where the referenced file of a collected cell is: inside its folder, always."""
-        return cell_dir(profile, self.stage, self.key) / self.file if self.file else cell_dir(profile, self.stage, self.key)
+        folder = cell_dir(profile, self.stage, self.key, root)
+        return folder / self.file if self.file else folder
 
 
 def _inside(sub: str, text: str) -> str:
