@@ -79,7 +79,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genemask import cli, gpu, io, paths
+from genemask import cli, gpu, io, paths, store
 from genemask.grid import GridError, cell as cell_runner, collect, plan_grid, provenance, run_grid, state
 from genemask.grid.plan import MAX_CELLS
 from helpers import grid_until_kernel, process_tree
@@ -457,7 +457,8 @@ def test_a_full_or_read_only_disk_during_collection_names_the_file_and_half_coll
             raise io.write_error(path, OSError(fault, os.strerror(fault)))
         return real(path, text)
 
-    monkeypatch.setattr(collect, "write_text", failing)
+    for writer in (collect, store):  # a result file's text, cells.csv (the store writes it)
+        monkeypatch.setattr(writer, "write_text", failing)
     with pytest.raises(OSError) as err:
         collect.collect_results(plan, echo=_quiet)
     assert target in str(err.value) and os.strerror(fault) in str(err.value) and "\n" not in str(err.value)
@@ -466,7 +467,8 @@ def test_a_full_or_read_only_disk_during_collection_names_the_file_and_half_coll
     on_disk = {p.name for p in stage.iterdir() if p.is_dir()}
     assert listed == on_disk == {first.key}, (listed, on_disk)
     assert json.loads((stage / first.key / "provenance.json").read_text())["run_id"] != "rerun"
-    monkeypatch.setattr(collect, "write_text", real)
+    for writer in (collect, store):
+        monkeypatch.setattr(writer, "write_text", real)
     collect.collect_results(plan, echo=_quiet)
     assert {r["key"] for r in state.results_rows("t", "s")} == {p.name for p in stage.iterdir()} - {"cells.csv"} == {
         first.key, second.key}

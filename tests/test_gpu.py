@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from genemask import gpu, masking, models, paths, pretrain, tasks, tokenizer
+from genemask import gpu, masking, models, paths, pretrain, source, tasks, tokenizer
 
 REAL_DATA = (paths.data_dir() / paths.HUMAN_FASTA[0]).exists()
 needs_data = pytest.mark.skipif(not REAL_DATA, reason="real data ($GENEMASK_DATA) is absent")
@@ -257,7 +257,7 @@ def test_a_unit_is_held_once_its_archive_is_unpacked(smoke, queue, monkeypatch):
     assert len(pd.read_csv(smoke["root"] / "results" / "gpu" / "fewshot" / "cells.csv")) == 12 and len(again) == 17
     record = json.loads((smoke["root"] / "results" / "gpu" / "units" / "logo-1k-s0.json").read_text())
     assert record["smoke"] and record["imported_notebook_or_plotting"] == []
-    assert record["environment"]["code_digest"] == gpu.code_digest()
+    assert record["environment"]["library_hash"] == source.library_hash()
     assert {"seconds_per_step", "tokens_per_second", "mfu", "mfu_padded"} <= set(record["pilot"][0])
     assert len(record["pretrain"]) == 5 and all(r["tokens"] > 0 for r in record["pretrain"])
 

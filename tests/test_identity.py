@@ -50,21 +50,22 @@ def _write_cells(root, stage, rows):
 
 
 def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
-    """The committed layout: a few-shot cell names its checkpoint @stage/key/checkpoint; the join
-    gives each row the seed and strategy of that cell, whatever its stored model name says."""
+    """The committed layout: a few-shot cell names its checkpoint @stage/key/checkpoint (a key is 16
+    hex digits: the store reads no other as a folder); the join gives each row the seed and strategy
+    of that cell, whatever its stored model name says."""
     from genemask.report import runs
 
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
     root = tmp_path / "cpu"
     common = {"model": "logo", "steps": 1000, "batch_size": 16, "max_len": 128, "masking_options": "{}",
               "rank_table": "@pmi/4f0de78b864e53c4/kmer_ranking.csv", "switch_threshold": 1.0}
-    _write_cells(root, "pretrain", [{"key": "aaaa", "strategy": "random", "seed": 0, **common}])
-    _write_cells(root, "pretrain-seeds", [{"key": "bbbb", "strategy": "random", "seed": 1, **common},
-                                          {"key": "cccc", "strategy": "genemask", "seed": 1, **common}])
-    _write_cells(root, "fewshot", [{"key": "f1", "checkpoint": "@pretrain/aaaa/checkpoint"},
+    _write_cells(root, "pretrain", [{"key": "aaaaaaaaaaaaaaaa", "strategy": "random", "seed": 0, **common}])
+    _write_cells(root, "pretrain-seeds", [{"key": "bbbbbbbbbbbbbbbb", "strategy": "random", "seed": 1, **common},
+                                          {"key": "cccccccccccccccc", "strategy": "genemask", "seed": 1, **common}])
+    _write_cells(root, "fewshot", [{"key": "f1", "checkpoint": "@pretrain/aaaaaaaaaaaaaaaa/checkpoint"},
                                    {"key": "f2", "checkpoint": "random:logo"}])
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbb/checkpoint"},
-                                         {"key": "f4", "checkpoint": "@pretrain-seeds/cccc/checkpoint"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoint"},
+                                         {"key": "f4", "checkpoint": "@pretrain-seeds/cccccccccccccccc/checkpoint"}])
     for stage, key in (("fewshot", "f1"), ("fewshot", "f2"), ("fewshot-seeds", "f3"), ("fewshot-seeds", "f4")):
         (root / stage / key).mkdir()
         pd.DataFrame({"model": ["random@1000:logo"], "dataset": ["prom-core"], "shot": [10], "seed": [0],
@@ -76,11 +77,11 @@ def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
     assert got.loc["f3"].tolist() == ["random@1000:logo", 1, "random"]
     assert got.loc["f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
     # A checkpoint kept mid-run is the run at that step, on the run's longer learning-rate schedule.
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbb/checkpoints/step-00000400"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoints/step-00000400"}])
     kept = runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu").iloc[0]
     assert (kept["method"], kept["pretrain_steps"], kept["pretrain_schedule_steps"]) == ("random@400of1000:logo", 400, 1000)
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/dddd/checkpoint"}])
-    with pytest.raises(ValueError, match="no collected pretraining cell pretrain-seeds/dddd"):
+    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/dddddddddddddddd/checkpoint"}])
+    with pytest.raises(ValueError, match="no collected pretraining cell pretrain-seeds/dddddddddddddddd"):
         runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu")
 
 
@@ -99,7 +100,7 @@ def test_identity_of_joins_a_label_to_its_run(tmp_path, monkeypatch):
     from genemask.report import runs
 
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
-    _write_cells(tmp_path / "cpu", "pretrain", [{"key": "aaaa", "strategy": "cmgems", "seed": 2, "model": "logo", "steps": 1000,
+    _write_cells(tmp_path / "cpu", "pretrain", [{"key": "aaaaaaaaaaaaaaaa", "strategy": "cmgems", "seed": 2, "model": "logo", "steps": 1000,
                                                  "switch_threshold": 20.0, "masking_options": "{}"}])
     run = runs.identity_of("cmgems[switch=20]@1000:logo", "cpu")
     assert (run.strategy, run.switch_threshold, run.seed) == ("cmgems", 20.0, -1)  # a method: no seed

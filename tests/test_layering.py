@@ -5,7 +5,9 @@ The layers, lowest first: what everything shares (paths, file writing, run ident
 the library's source, the step log's stored form); the computing modules (genome, PMI, masking,
 models, training); the grid, which runs notebooks and records them; the report, which reads what the
 grid recorded and draws the book; the runners on top (the GPU unit runner, the command line). And
-the report reads paths and checkpoint names without the torch-heavy training loop.
+the report reads paths and checkpoint names without the torch-heavy training loop. The results
+store (``genemask.store``: what a result is on disk) sits lowest of all, so that the grid, the GPU
+runner and the report can all read and write through it.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from genemask import source
 from genemask.grid import code
 
 BASE = {"genemask", "genemask.paths", "genemask.io", "genemask.identity", "genemask.tokenizer", "genemask.published",
-        "genemask.source", "genemask.steplog"}
+        "genemask.source", "genemask.steplog", "genemask.store"}
 COMPUTE = {"genemask.genome", "genemask.pmi", "genemask.masking", "genemask.models", "genemask.yardstick",
            "genemask.pretrain", "genemask.finetune", "genemask.tasks", "genemask.integrity"}
 TOP = {"genemask.gpu", "genemask.cli"}
@@ -56,6 +58,12 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1)
 
 
+#: What the results store may import from the library: where results live, atomic writes, the
+#: step log's stored form. Never the grid, the report, training or torch.
+STORE_IMPORTS = {"genemask", "genemask.paths", "genemask.io", "genemask.steplog"}
+HEAVY = ("torch", "transformers", "pandas", "numpy")
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
     return code.import_graph(source.library_files())
@@ -67,6 +75,20 @@ def test_no_import_against_the_grain(graph):
 
 def test_no_import_circle(graph):
     assert circles(graph) == []
+
+
+def test_the_store_sits_low(graph):
+    """The store imports only the lowest modules, and nothing heavy at import time (the GPU runner
+    and the report read results through it without loading torch, the grid or each other)."""
+    import ast
+
+    assert graph["genemask.store"] <= STORE_IMPORTS, graph["genemask.store"] - STORE_IMPORTS
+    for module in sorted(graph["genemask.store"] | {"genemask.store"}):
+        rel = "__init__.py" if module == "genemask" else module.removeprefix("genemask.").replace(".", "/") + ".py"
+        tree = ast.parse(source.library_files(only=(rel,))[rel])
+        top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+        top |= {(node.module or "").split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and not node.level}
+        assert not top & set(HEAVY), f"{module} imports {sorted(top & set(HEAVY))} at import time"
 
 
 def test_the_check_sees_an_import_against_the_grain():

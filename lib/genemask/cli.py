@@ -32,6 +32,7 @@ def _grid(args: argparse.Namespace) -> int:
         print(f"genemask grid: {needs}", file=sys.stderr)
         return 2
     from .grid import GridError, migrate, run_grid
+    from .store import StoreError
 
     try:
         if args.migrate:
@@ -43,7 +44,7 @@ def _grid(args: argparse.Namespace) -> int:
             return 0 if all(o.equal for o in verify(args.params, stages=args.stage, sample=args.sample)) else 1
         cells = run_grid(args.params, jobs=args.jobs, dry_run=args.dry_run, status=args.status,
                          stages=args.stage or None, rerun_stale=args.rerun_stale, snakemake_args=args.snakemake)
-    except GridError as err:
+    except (GridError, StoreError) as err:
         print(f"genemask grid: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

@@ -15,13 +15,14 @@ results), and packs tidy result files into one archive for ``$OUT``::
     python -m genemask.gpu unpack DIR/NAME.tar.gz               # merge an archive into results/gpu/
 
 Results land as ``results/gpu/<stage>/<key>/`` plus ``<stage>/cells.csv`` (key + parameters), the
-layout the grid writes for ``results/cpu/`` and the book reads (:func:`genemask.report.stage_results`
-with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv`` (compacted when long, as the grid
-collects it) and ``summary.json`` as notebook 03 writes them, ``fewshot`` cells the five files of
-notebook 04; ``units/<unit>.json`` records the command's wall time, throughput, model FLOP
-utilisation, the device and versions, and what was trimmed. Keys hash a cell's portable parameters
-(not the package version: a GPU window is too scarce to redo a unit for a version bump; the
-version and a digest of the library's source are recorded in every cell instead).
+layout the grid writes for ``results/cpu/`` (both through :mod:`genemask.store`) and the book reads
+(:func:`genemask.report.stage_results` with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv``
+(compacted when long, as the grid collects it) and ``summary.json`` as notebook 03 writes them,
+``fewshot`` cells the five files of notebook 04; ``units/<unit>.json`` records the command's wall
+time, throughput, model FLOP utilisation, the device and versions, and what was trimmed. Keys hash
+a cell's portable parameters (not the package version: a GPU window is too scarce to redo a unit
+for a version bump; the version and the hash of the library's source the grid records,
+``library_hash``, are recorded in every cell instead).
 
 Speed: the masking collator runs on the GPU (``pretrain.run(mask_on_device=True)``), so a step's
 host work is assembling the padded batch and launching kernels; fine-tuning jobs, which are small
@@ -50,8 +51,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, paths
+from . import __version__, paths, store
 from .io import claim_out_dir, read_yaml, write_json, write_text, write_with
+from .source import library_hash
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
@@ -178,8 +180,11 @@ def _expanded(value: Any) -> Any:
     if isinstance(value, list):
         return [_expanded(v) for v in value]
     if isinstance(value, str):
-        if value.startswith("@cpu/"):
-            return str(paths.RESULTS / "cpu" / value[len("@cpu/"):])  # a committed input, wherever outputs go
+        if value.startswith("@cpu/"):  # a committed input (@cpu/<stage>/<key>/<file>), wherever outputs go
+            ref = store.parse_reference("@" + value[len("@cpu/"):])
+            if ref is None:
+                raise QueueError(f"{value!r}: not a committed cell's file (@cpu/<stage>/<key>/<file>)")
+            return str(ref.path("cpu", root=paths.RESULTS))
         return value.replace("${GENEMASK_DATA}", str(paths.data_dir()))
     return value
 
@@ -208,13 +213,7 @@ def unit_cells(unit: Unit) -> dict[str, list[tuple[str, dict, bool]]]:
 
 def held_keys(stage: str) -> set[str]:
     """Keys of a stage that ``results/gpu/`` holds (listed in cells.csv and present as a folder)."""
-    import pandas as pd
-
-    root = paths.results_dir(PROFILE) / stage
-    index = root / "cells.csv"
-    if not index.exists():
-        return set()
-    return {k for k in pd.read_csv(index)["key"].astype(str) if (root / k).is_dir()}
+    return store.held_keys(PROFILE, stage)
 
 
 def is_held(unit: Unit) -> bool:
@@ -368,15 +367,6 @@ def stage_data(queue: Queue, target: Path | None = None, source: Path | None = N
 # Provenance
 
 
-def code_digest() -> str:
-    """A digest of the library's source, so a result names the code that made it."""
-    digest = hashlib.sha256()
-    for file in sorted((paths.ROOT / "lib" / "genemask").rglob("*.py")):
-        digest.update(file.relative_to(paths.ROOT).as_posix().encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def environment() -> dict:
     import platform
 
@@ -385,18 +375,8 @@ def environment() -> dict:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     return {"device": device, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "genemask": __version__, "code_digest": code_digest()}
-
-
-def _portable_path(path: Any) -> Any:
-    """A path of this machine as ``${GENEMASK_DATA}/...`` or relative to the checkout."""
-    if not isinstance(path, (str, Path)) or not str(path):
-        return path
-    text = str(path)
-    data = str(paths.data_dir())
-    if text.startswith(data + os.sep):
-        return "${GENEMASK_DATA}" + text[len(data):]
-    return paths.display(Path(text))
+            "transformers": transformers.__version__, "genemask": __version__,
+            "library_hash": library_hash()}  # the grid's hash of the library source: records of both compare
 
 
 # ----------------------------------------------------------------------------------------------
@@ -495,7 +475,7 @@ class UnitRun:
         self.t0 = time.perf_counter()
         self.window = float(queue.smoke.get("window_seconds", 300)) if smoke else queue.window_seconds
         self.deadline = self.t0 + self.window - PACK_MARGIN_SECONDS
-        self.stage_root = work / "stage" / "results" / PROFILE
+        self.staged = work / "stage" / "results"  # laid out as results/ (the store's layout), packed whole
         self.record: dict[str, Any] = {"unit": unit.name, "smoke": smoke, "note": unit.note,
                                        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                        "window_seconds": self.window, "peak_tflops": queue.peak_tflops,
@@ -504,7 +484,7 @@ class UnitRun:
         self.pending: list[_Cell] = []  # few-shot cells whose jobs are in the pool
         self.worker_modules: set[str] = set()  # notebook/plotting modules seen imported in workers
         self.mask_on_device = False
-        self.rows: dict[str, list[dict]] = {}  # cells.csv rows of the cells written, by stage
+        self.rows: dict[str, list[dict[str, str]]] = {}  # cells.csv rows of the cells written, by stage
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -680,8 +660,8 @@ class UnitRun:
         result = pretrain.run(cfg, mask_on_device=self.mask_on_device)
         seconds = time.perf_counter() - start
         metrics = result.metrics
-        cell = self.stage_root / "pretrain" / key
-        write_text(cell / pretrain_report.METRICS_FILE, pretrain_report.compact_log_text(result.metrics_path.read_text()))
+        cell = store.cell_dir(PROFILE, "pretrain", key, root=self.staged)
+        write_text(cell / store.METRICS, store.stored_text(store.METRICS, result.metrics_path.read_text(), PROFILE))
         tokens = int(metrics["tokens"].sum())
         train_seconds = float(metrics["seconds"].iloc[-1])
         from . import genome
@@ -697,7 +677,7 @@ class UnitRun:
             passes_over_corpus=round(tokens / corpus_tokens, 2), corpus_train_tokens=corpus_tokens,
             data="all valid human sequence of the shared data (paths.HUMAN_FASTA, 11.37 Mbp of A/C/G/T)",
             wall_seconds=round(seconds, 2), unit=self.unit.name, **self.record["environment"])
-        write_json(cell / "summary.json", summary)
+        write_json(cell / store.SUMMARY, summary)
         row = {"key": key, "strategy": cfg.strategy, "seed": cfg.seed, "model": cfg.model, "steps": result.steps,
                "seconds": round(seconds, 2), "tokens": tokens, "tokens_per_second": round(tps),
                "mfu": summary["mfu"], "passes_over_corpus": summary["passes_over_corpus"],
@@ -765,14 +745,14 @@ class UnitRun:
         results = results.sort_values(["model", "dataset", "shot", "seed", "metric"], kind="stable").reset_index(drop=True)
         runs = runs.sort_values(["dataset", "shot", "seed"], kind="stable").reset_index(drop=True)
         summary = downstream.summarize(results, ["model", "dataset", "shot"])
-        folder = self.stage_root / "fewshot" / cell.key
-        for name, frame in {"fewshot_results.csv": results, "fewshot_runs.csv": runs,
-                            "fewshot_summary.csv": summary, "fewshot_skipped.csv": skipped}.items():
+        folder = store.cell_dir(PROFILE, "fewshot", cell.key, root=self.staged)
+        for name, frame in {store.FEWSHOT_RESULTS: results, store.FEWSHOT_RUNS: runs,
+                            store.FEWSHOT_SUMMARY: summary, store.FEWSHOT_SKIPPED: skipped}.items():
             write_with(folder / name, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
         info = finetune.checkpoint_info(cell.checkpoint)
         if "path" in info:
             info["path"] = cell.ref
-        write_json(folder / "checkpoint.json", {**info, "model": cell.model_name})
+        write_json(folder / store.CHECKPOINT_INFO, {**info, "model": cell.model_name})
         self._cells_row("fewshot", cell.key, cell.params)
         job_seconds = float(sum(o["seconds"] for o in outs))
         self.record["fewshot"].append({"key": cell.key, "checkpoint": cell.ref, "model": cell.model_name,
@@ -782,23 +762,19 @@ class UnitRun:
         self.say(f"few-shot {cell.model_name} [{cell.regime.name}]: {len(runs)} runs ({job_seconds:.0f} s in workers)")
 
     def _cells_row(self, stage: str, key: str, params: dict) -> None:
-        self.rows.setdefault(stage, []).append(
-            {"key": key, **{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()}})
+        self.rows.setdefault(stage, []).append(store.cells_row(key, params))
 
     def _pack(self) -> Path:
         """cells.csv per stage (this unit's rows), units/<unit>.json, all in one archive in ``out``."""
-        import pandas as pd
-
         for stage, rows in self.rows.items():
-            frame = pd.DataFrame(rows)
-            write_with(self.stage_root / stage / "cells.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+            store.write_cells(store.cells_path(PROFILE, stage, root=self.staged), rows)
         self.record["wall_seconds"] = round(time.perf_counter() - self.t0, 2)
         self.record["imported_notebook_or_plotting"] = sorted(set(_plotting_modules()) | self.worker_modules)
-        write_json(self.stage_root / "units" / f"{self.unit.name}.json", self.record)
+        write_json(store.profile_dir(PROFILE, root=self.staged) / store.UNITS / f"{self.unit.name}.json", self.record)
         self.out.mkdir(parents=True, exist_ok=True)
         archive = self.out / f"{self.unit.name}{'-smoke' if self.smoke else ''}.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
-            tar.add(self.work / "stage" / "results", arcname="results")
+            tar.add(self.staged, arcname="results")
         n_trim = len(self.record["trimmed"])
         self.say(f"packed {archive} ({archive.stat().st_size / 1024:.0f} KiB); wall {self.record['wall_seconds']:.0f} s; "
                  f"{len(self.record['pretrain'])} pretraining runs, {len(self.record['fewshot'])} few-shot cells, "
@@ -822,42 +798,30 @@ def run_unit(unit: Unit, queue: Queue, out: Path, smoke: bool = False, work: Pat
 # Archives back into results/gpu/
 
 
-def _archive_index(index: Path, archive: Path, folders: bool = True) -> pd.DataFrame:
-    """A ``<stage>/cells.csv`` of an archive (or of results/gpu/), checked: readable, with a ``key``
-    column of cell keys (16 hex digits), each naming a folder beside it (``folders``). A key is a
-    folder name here: ``../../x`` or ``/x`` would name a folder outside results/."""
-    import pandas as pd
-
-    from .grid.spec import KEY
-
+def _archive_rows(results: Path, stage: str, archive: Path) -> list[dict[str, str]]:
+    """An archive's ``<stage>/cells.csv``, checked (keys, no key twice; :func:`genemask.store.read_cells`),
+    each key naming a folder beside it. A key is a folder name here: ``../../x`` or ``/x`` would
+    name a folder outside results/."""
     try:
-        frame = pd.read_csv(index, dtype={"key": str})
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise ValueError(f"{archive}: {index.parent.name}/cells.csv is not a readable table ({' '.join(str(err).split())})") from None
-    if "key" not in frame.columns:
-        raise ValueError(f"{archive}: {index.parent.name}/cells.csv has no 'key' column")
-    for line, key in enumerate(frame["key"], start=2):
-        if not isinstance(key, str) or not KEY.fullmatch(key):
-            raise ValueError(f"{archive}: {index.parent.name}/cells.csv, line {line}: key {key!r} is not a cell key "
-                             "(16 hex digits); nothing was unpacked")
-        folder = index.parent / key
-        if folders and (not folder.is_dir() or folder.is_symlink()):
-            raise ValueError(f"{archive}: {index.parent.name}/cells.csv, line {line}: no folder {key}/ for key {key}; "
+        rows = store.read_cells(store.cells_path(PROFILE, stage, root=results), shown=f"{archive}: {stage}/cells.csv")
+    except store.StoreError as err:
+        raise ValueError(f"{err}; nothing was unpacked") from None
+    for line, row in enumerate(rows, start=2):
+        folder = store.cell_dir(PROFILE, stage, row["key"], root=results)
+        if not folder.is_dir() or folder.is_symlink():
+            raise ValueError(f"{archive}: {stage}/cells.csv, line {line}: no folder {row['key']}/ for key {row['key']}; "
                              "nothing was unpacked")
-    if frame["key"].duplicated().any():
-        raise ValueError(f"{archive}: {index.parent.name}/cells.csv lists key {frame['key'][frame['key'].duplicated()].iloc[0]} twice")
-    return frame
+    return rows
 
 
 def unpack(archive: str | Path, smoke_ok: bool = False, echo=print) -> list[str]:
     """Merge a unit's archive into ``results/gpu/``: its cell folders replace those of the same
-    key, its cells.csv rows replace rows of the same key. Smoke archives only with ``smoke_ok``.
+    key, its cells.csv rows replace rows of the same key (where they stand; new keys are appended,
+    :func:`genemask.store.merge_cells`). Smoke archives only with ``smoke_ok``.
 
     Everything the archive names is checked before anything in ``results/gpu/`` changes: members
     under ``results/gpu/``, stage names safe folder names, keys 16 hex digits with a folder each,
     unit records JSON; every path written is inside ``results/gpu/``."""
-    import pandas as pd
-
     from .grid.spec import check_name
 
     archive = Path(archive)
@@ -874,8 +838,9 @@ def unpack(archive: str | Path, smoke_ok: bool = False, echo=print) -> list[str]
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, EOFError, OSError) as err:
             raise ValueError(f"{archive}: not a readable archive ({type(err).__name__}: {err})") from None
-        staged = Path(tmp) / "results" / PROFILE
-        units = sorted((staged / "units").glob("*.json"))
+        results = Path(tmp) / "results"  # the archive's results/, unpacked here first
+        staged = store.profile_dir(PROFILE, root=results)
+        units = sorted((staged / store.UNITS).glob("*.json"))
         if not units:
             raise ValueError(f"{archive}: no units/<unit>.json inside: not a genemask.gpu archive")
         for unit_file in units:
@@ -887,35 +852,34 @@ def unpack(archive: str | Path, smoke_ok: bool = False, echo=print) -> list[str]
                 raise ValueError(f"{archive}: units/{unit_file.name} is not a unit record (a JSON mapping)")
             if record.get("smoke") and not smoke_ok:
                 raise ValueError(f"{archive}: a smoke run's archive (toy scale); it does not belong in results/{PROFILE}/")
-        indexes = {}
-        for stage_dir in sorted(p for p in staged.iterdir() if p.is_dir() and p.name != "units"):
+        incoming: dict[str, list[dict[str, str]]] = {}
+        for stage_dir in sorted(p for p in staged.iterdir() if p.is_dir() and p.name != store.UNITS):
             check_name(stage_dir.name, f"{archive}: stage folder")
-            index = stage_dir / "cells.csv"
-            indexes[stage_dir] = _archive_index(index, archive) if index.exists() else pd.DataFrame(columns=["key"])
+            incoming[stage_dir.name] = _archive_rows(results, stage_dir.name, archive)
         resolved_root = root.resolve()
-        olds = {}
-        for stage_dir, new in indexes.items():
-            old_index = root / stage_dir.name / "cells.csv"
-            olds[stage_dir] = _archive_index(old_index, old_index, folders=False) if old_index.exists() else None
-            for key in new["key"]:
-                if not (root / stage_dir.name / key).resolve().is_relative_to(resolved_root):  # a symlinked folder
-                    raise ValueError(f"{archive}: {stage_dir.name}/{key} would land outside {paths.display(root)}; "
+        for stage, rows in incoming.items():
+            try:
+                store.rows(PROFILE, stage)  # the cells.csv it merges into must be readable before anything changes
+            except store.StoreError as err:
+                raise ValueError(f"{err}; nothing was unpacked") from None
+            for row in rows:
+                if not store.cell_dir(PROFILE, stage, row["key"]).resolve().is_relative_to(resolved_root):  # a symlinked folder
+                    raise ValueError(f"{archive}: {stage}/{row['key']} would land outside {paths.display(root)}; "
                                      "nothing was unpacked")
         merged = []
-        for stage_dir, new in indexes.items():
-            for key in new["key"]:
-                target = root / stage_dir.name / key
-                incoming = target.with_name(f".{key}.unpacking")
-                shutil.rmtree(incoming, ignore_errors=True)
-                shutil.copytree(stage_dir / key, incoming)
+        for stage, rows in incoming.items():
+            for row in rows:
+                target = store.cell_dir(PROFILE, stage, row["key"])
+                landing = target.with_name(f".{row['key']}.unpacking")
+                shutil.rmtree(landing, ignore_errors=True)
+                shutil.copytree(store.cell_dir(PROFILE, stage, row["key"], root=results), landing)
                 shutil.rmtree(target, ignore_errors=True)
-                os.replace(incoming, target)
-                merged.append(f"{stage_dir.name}/{key}")
-            old_index, old = root / stage_dir.name / "cells.csv", olds[stage_dir]
-            frame = new if old is None else pd.concat([old[~old["key"].isin(new["key"])], new], ignore_index=True)
-            write_with(old_index, lambda t, frame=frame: frame.to_csv(t, index=False))
+                os.replace(landing, target)
+                merged.append(f"{stage}/{row['key']}")
+            if rows:
+                store.merge_cells(store.cells_path(PROFILE, stage), rows)
         for unit_file in units:
-            write_text(root / "units" / unit_file.name, unit_file.read_text())
+            write_text(root / store.UNITS / unit_file.name, unit_file.read_text())
     echo(f"unpacked {archive.name}: {len(merged)} cell(s) into {paths.display(root)}")
     return merged
 

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import paths
+from .. import paths, store
 from ..io import claim_out_dir, write_text
 from . import provenance
 from .code import Library
@@ -205,7 +205,7 @@ def _execute(cell: Cell, profile: str) -> int:
     errors.unlink(missing_ok=True)
     inputs = {}
     for stage, key in cell.deps:
-        record = provenance.read_record(paths.runs_dir(profile, stage) / f"{key}.provenance.json")
+        record = store.read_record(paths.runs_dir(profile, stage) / f"{key}.provenance.json")
         if record is None:
             write_text(errors, f"upstream cell {stage}/{key} has no run record\n")
             return 1
@@ -276,7 +276,7 @@ def _execute(cell: Cell, profile: str) -> int:
         "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
     }
     record = {k: v for k, v in record.items() if v is not None or k in ("commit", "dirty")}
-    provenance.write_record(cell.marker, record)
+    store.write_record(cell.marker, record)
     return 0
 
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = plan_grid(argv[0])
         return execute(plan.cell(argv[1], argv[2]), plan.spec.profile)
-    except GridError as err:
+    except (GridError, store.StoreError) as err:
         print(f"genemask grid: {err}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,8 @@
 """Finished cells → ``results/<profile>/``: small tidy files with portable paths, provenance, cells.csv.
 
 ``results/<profile>/<stage>/cells.csv`` (key + parameters) and ``<stage>/<key>/`` are the book's only
-input and, for committed profiles, the record of what was done. Collection merges into what is
+input and, for committed profiles, the record of what was done. The layout, the ``cells.csv`` text and
+the stored form of a file are the results store's (:mod:`genemask.store`); collection merges into what is
 there (a grid that ran some cells never drops the others), rewrites machine paths portably, records
 each cell's provenance beside its files, and says which files were too large to collect.
 
@@ -13,63 +14,26 @@ always agree, and the error names the file that could not be written.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import paths
+from .. import paths, store
 from ..io import write_text, written_since_claim
-from . import provenance
+from ..store import RESULT_MAX_BYTES, RESULT_SUFFIXES, is_result_file, stored_text  # noqa: F401 - the names callers use
 from .cell import CLAIM
 from .plan import Cell, Plan, key_portable, portable_params
 from .state import GridState, grid_state, results_record, results_rows
 
-#: Result files small enough to commit: what the book reads (checkpoints and big tables stay in runs/);
-#: the limit is on the text stored (``stored_text``).
-RESULT_SUFFIXES = (".csv", ".json", ".txt")
-RESULT_MAX_BYTES = 1 << 20
-
-
 def row_of(cell: Cell) -> dict[str, str]:
     """A cell's ``cells.csv`` row: lists and mappings as JSON, upstream outputs as ``@stage/key/file``."""
-    row = {"key": cell.key}
-    for name, value in cell.params.items():
-        if name == "out_dir":
-            continue
-        value = json.dumps(value) if isinstance(value, (list, dict)) else key_portable(value)
-        row[name] = "" if value is None else str(value)
-    return row
+    return store.cells_row(cell.key, {name: key_portable(value) for name, value in cell.params.items()})
 
 
 def write_rows(profile: str, stage: str, rows: list[dict[str, str]]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(paths.results_dir(profile) / stage / "cells.csv", buffer.getvalue())
-
-
-def stored_text(name: str, text: str, profile: str) -> str:
-    """A result file's text as results/ keeps it: machine paths made portable, and a pretraining
-    step log cut to ``steplog.RESULT_LOG_ROWS`` rows (its per-step log stays in runs/)."""
-    from ..steplog import METRICS_FILE, compact_log_text
-
-    text = provenance.portable_text(text, profile)
-    return compact_log_text(text) if name == METRICS_FILE else text
-
-
-def is_result_file(file: Path) -> bool:
-    """A file results/ may keep: a plain (not linked, not hidden) .csv/.json/.txt, not a run record.
-    Hidden files are genemask's claim markers and locks, or nobody's business."""
-    return (file.is_file() and not file.is_symlink() and not file.name.startswith(".") and file.suffix in RESULT_SUFFIXES
-            and file.name != provenance.RECORD)
+    store.write_cells(store.cells_path(profile, stage), rows)
 
 
 def cell_files(cell: Cell) -> list[Path]:
@@ -107,7 +71,7 @@ def _collect_cell(cell: Cell, record: dict, rows: dict[str, dict[str, str]], sta
     shutil.rmtree(building, ignore_errors=True)
     try:
         left_out = _copy_results(cell, building, profile, echo)
-        provenance.write_record(building / provenance.RECORD, {**record, "not_collected": left_out})
+        store.write_record(building / store.RECORD, {**record, "not_collected": left_out})
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -127,15 +91,13 @@ def _collect_cell(cell: Cell, record: dict, rows: dict[str, dict[str, str]], sta
 
 def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], Any]) -> list[str]:
     """Copy the small result files as results/ keeps them; return the names left out for their size."""
-    from ..steplog import METRICS_FILE
-
     left_out = []
     dest.mkdir(parents=True, exist_ok=True)
     for file in cell_files(cell):
         if not is_result_file(file):
             continue
         # a step log is measured as stored (compacted); any other file is not even read when too large
-        text = stored_text(file.name, file.read_text(), profile) if file.name == METRICS_FILE else None
+        text = stored_text(file.name, file.read_text(), profile) if file.name == store.METRICS else None
         size = len(text.encode()) if text is not None else file.stat().st_size
         if size > RESULT_MAX_BYTES:
             left_out.append(file.name)
@@ -143,7 +105,7 @@ def _copy_results(cell: Cell, dest: Path, profile: str, echo: Callable[[str], An
                  f"limit for results/: not collected (it stays in {paths.display(file)})")
             continue
         text = text if text is not None else stored_text(file.name, file.read_text(), profile)
-        left = provenance.machine_paths(text)
+        left = store.machine_paths(text)
         if left:
             echo(f"  note: {cell.id}/{file.name} still holds machine path(s) {left[:2]}")
         write_text(dest / file.name, text)
@@ -156,7 +118,7 @@ def collect_results(plan: Plan, gs: GridState | None = None, echo: Callable[[str
     gs = gs or grid_state(plan)
     root = paths.results_dir(profile)
     for stage in plan.spec.stages:
-        stage_root = root / stage.name
+        stage_root = store.stage_dir(profile, stage.name)
         if stage_root.is_dir():
             _recover(stage_root)
         rows = {row["key"]: row for row in results_rows(profile, stage.name)}

@@ -1,5 +1,5 @@
 """Give cells collected before provenance was recorded what is known of their making, and
-rewrite their files as results/ keeps them now (``collect.stored_text``: machine paths portable,
+rewrite their files as results/ keeps them now (``store.stored_text``: machine paths portable,
 long step logs compacted). Nothing is recomputed; re-running it changes nothing more.
 
 ``genemask grid params/cpu.yaml --migrate``: for every cell of ``results/<profile>/`` without a
@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Callable
 
-from .. import paths
+from .. import paths, store
 from ..io import write_text
+from ..store import RESULT_SUFFIXES, stored_text
 from . import provenance
-from .collect import RESULT_SUFFIXES, stored_text, write_rows
+from .collect import write_rows
 from .plan import plan_grid, portable_params
 from .state import results_rows
 
-_UPSTREAM = re.compile(r"^@([\w.-]+)/([0-9a-f]{16})")
 
 
 def _parsed(value: str) -> Any:
@@ -41,9 +40,9 @@ def _parsed(value: str) -> Any:
 def _inputs(params: dict) -> dict[str, str]:
     found = {}
     for value in params.values():
-        match = _UPSTREAM.match(value) if isinstance(value, str) else None
-        if match:
-            found[f"{match.group(1)}/{match.group(2)}"] = f"migrated:{match.group(1)}/{match.group(2)}"
+        ref = store.parse_reference(value)
+        if ref is not None:
+            found[f"{ref.stage}/{ref.key}"] = f"migrated:{ref.stage}/{ref.key}"
     return found
 
 
@@ -66,10 +65,9 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
     seconds = _report_seconds(profile)
     library_at: dict[str, str | None] = {}
     counts = {"recorded": 0, "rewritten files": 0, "machine paths left": 0, "run records": 0}
-    stages = sorted(p.name for p in root.iterdir() if (p / "cells.csv").exists()) if root.is_dir() else []
-    for stage in stages:
+    for stage in store.stages(profile):
         rows = results_rows(profile, stage)
-        portable_rows = [{k: provenance.portable_text(v or "", profile) for k, v in row.items()} for row in rows]
+        portable_rows = [{k: store.portable_text(v or "", profile) for k, v in row.items()} for row in rows]
         if portable_rows != rows:
             write_rows(profile, stage, portable_rows)
             counts["rewritten files"] += 1
@@ -83,11 +81,11 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
                 if new != text:
                     write_text(file, new)
                     counts["rewritten files"] += 1
-                left = provenance.machine_paths(new)
+                left = store.machine_paths(new)
                 if left:
                     counts["machine paths left"] += len(left)
                     echo(f"  {paths.display(file)}: machine path(s) left {left[:2]} (is GENEMASK_DATA the folder they were made from?)")
-            record_file = folder / provenance.RECORD
+            record_file = folder / store.RECORD
             if record_file.exists():
                 continue
             first = provenance.first_commit_of(folder)
@@ -98,7 +96,7 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
             params = portable_params(cell.params) if cell else {k: _parsed(v) for k, v in row.items() if k != "key"}
             when = (f"first committed in {commit[:10]}; the library it ran is that commit's or older, as far as git history tells"
                     if first else f"not yet committed when migrated; made by the library of {str(commit)[:10]} (HEAD then) or older")
-            provenance.write_record(record_file, {
+            store.write_record(record_file, {
                 "stage": stage, "key": key, "run_id": f"migrated:{stage}/{key}", "migrated": True,
                 "note": f"made before provenance was recorded; {when}",
                 "commit": commit, "dirty": None, "library_hash": library_at[commit], "versions": None,
@@ -109,8 +107,8 @@ def migrate(params_file, echo: Callable[[str], Any] = print) -> dict[str, int]:
             counts["recorded"] += 1
     for cell in plan.cells:  # runs/ of this machine: finished cells without a run record
         if cell.output.exists() and not cell.marker.exists():
-            collected = provenance.read_record(root / cell.stage / cell.key / provenance.RECORD) or {}
-            provenance.write_record(cell.marker, {
+            collected = store.read_record(root / cell.stage / cell.key / store.RECORD) or {}
+            store.write_record(cell.marker, {
                 "stage": cell.stage, "key": cell.key, "run_id": f"migrated:{cell.stage}/{cell.key}", "migrated": True,
                 "note": "finished before run records were written" + (f"; {collected['note']}" if collected.get("note") else ""),
                 "commit": collected.get("commit"), "dirty": None, "library_hash": collected.get("library_hash"),

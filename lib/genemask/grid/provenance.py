@@ -1,15 +1,13 @@
-"""How a result cell was made: commit, library source hash, package versions, portable parameters, time.
+"""How a result cell was made: commit, library source hash, package versions, CPU, time.
 
 A cell's key names *what* was asked (notebook code + parameters); its provenance record says *how*
 it was made. A record whose library hash differs from the library now in ``lib/genemask`` is stale:
-the cell would not necessarily come out the same today.
+the cell would not necessarily come out the same today. Reading and writing a record, and the
+portable form of paths, are the results store's (:mod:`genemask.store`).
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -18,12 +16,12 @@ from typing import Any
 from .. import paths
 from ..source import library_files, library_hash, source_hash  # noqa: F401 - the names callers use
 from ..source import SOURCE_PATHS, git_bytes, git_state, git_text  # noqa: F401 - git_state: the name callers use
+from ..store import RECORD, machine_paths, portable_text, portable_value, read_record, write_record  # noqa: F401 - the names callers use
 from .code import Library, imports_in, module_name
 
 #: Packages whose versions decide results (recorded with every cell).
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "snakemake")
 
-RECORD = "provenance.json"  # in results/<profile>/<stage>/<key>/
 
 
 def library_hash_at(commit: str) -> str | None:
@@ -119,81 +117,5 @@ def cpu_description() -> dict[str, Any]:
     return info
 
 
-# Portable paths --------------------------------------------------------------------------------
-
-def _path_chars() -> str:
-    return r"[^\s\"',\]\)}]"
-
-
-def portable_value(value: Any) -> Any:
-    """An upstream cell's output path as ``@stage/key/file`` (the key names the upstream cell in
-    its own ``cells.csv``), a path in the data folder as ``${GENEMASK_DATA}/...``, one in the
-    repository relative to it; lists and mappings element-wise; anything else unchanged."""
-    if isinstance(value, list):
-        return [portable_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: portable_value(v) for k, v in value.items()}
-    if isinstance(value, str) and value.startswith(os.sep):
-        runs = str(paths.runs_root()) + os.sep
-        if value.startswith(runs):
-            parts = value[len(runs):].split(os.sep)  # profile, stage, key, file...
-            return "@" + "/".join(parts[1:])
-        data = str(paths.data_dir()) + os.sep
-        if value.startswith(data):
-            return "${GENEMASK_DATA}/" + value[len(data):]
-        root = str(paths.ROOT) + os.sep
-        if value.startswith(root):
-            return value[len(root):]
-    return value
-
-
-def portable_text(text: str, profile: str) -> str:
-    """``text`` (a result file) with machine paths rewritten portably: any ``.../runs/<profile>/<stage>/<key>...``
-    (made on whichever machine) → ``@<stage>/<key>...``, the data folder → ``${GENEMASK_DATA}``,
-    the repository → relative."""
-    chars = _path_chars()
-    text = re.sub(rf"/{chars}*?/runs/{re.escape(profile)}/([\w.-]+/[0-9a-f]{{16}}{chars}*)", r"@\1", text)
-    runs = str(paths.runs_root() / profile) + "/"
-    text = re.sub(rf"{re.escape(runs)}([\w.-]+/[0-9a-f]{{16}}{chars}*)", r"@\1", text)
-    for prefix, repl in ((str(paths.data_dir()) + "/", "${GENEMASK_DATA}/"), (str(paths.ROOT) + "/", "")):
-        text = text.replace(prefix, repl)
-    return text
-
-
-_MACHINE_PATH = re.compile(r"(?<![\w$}@.])(/(?:home|work|tmp|mnt|scratch|data|Users|root|var|opt|srv)/[^\s\"',]*)")
-
-
-def machine_paths(text: str) -> list[str]:
-    """Absolute paths of some machine left in ``text`` (what committed results must not hold)."""
-    return _MACHINE_PATH.findall(text)
-
-
 def run_id(stage: str, key: str, finished: str) -> str:
     return hashlib.sha256(f"{stage}/{key}/{finished}".encode()).hexdigest()[:16]
-
-
-def write_record(path: Path, record: dict) -> None:
-    from ..io import write_json
-
-    write_json(path, record)
-
-
-def read_record(path: Path) -> dict | None:
-    """A run record, None when there is none; a damaged one (not JSON, not a mapping) is an error
-    naming it, never read as "not run" (which would rerun a finished cell silently)."""
-    from .spec import GridError
-
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise GridError(f"{path}: cannot read this run record ({err.strerror or err})") from None
-    try:
-        record = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise GridError(f"{path}: damaged run record, not JSON ({err}); remove it to run the cell again") from None
-    if not isinstance(record, dict):
-        raise GridError(f"{path}: damaged run record (a JSON {type(record).__name__}, not a mapping); "
-                        "remove it to run the cell again")
-    return record

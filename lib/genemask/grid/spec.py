@@ -22,19 +22,17 @@ from __future__ import annotations
 import ast
 import fnmatch
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import paths, store
 from ..io import read_yaml
 
 TOP_KEYS = ("profile", "stages")
 STAGE_KEYS = ("name", "notebook", "params", "grid", "cells", "timeout")
 
 #: A profile or stage name is one path component: letters, digits, ``_ . -``, not starting with a dot.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 _TYPE_CHECKS = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -43,10 +41,10 @@ _TYPE_CHECKS = {
     "str": lambda v: isinstance(v, str),
 }
 
-#: A cell key: 16 hex digits (what a key read from a file must be before it names a folder).
-KEY = re.compile(r"[0-9a-f]{16}")
-
-REF = re.compile(r"@(?P<stage>[\w.-]+)(?:\[(?P<selector>[^\]]*)\])?(?:/(?P<file>.+))?")
+#: A cell key: 16 hex digits (what a key read from a file must be before it names a folder); the
+#: key rule and the grammar of a params file's ``@`` references are the results store's.
+KEY = store.KEY
+REF = store.SELECTION
 
 
 #: The notebooks a params file may run: the package's own, ``notebooks/0*.ipynb``. A params file is
@@ -97,7 +95,7 @@ def check_name(name: Any, what: str) -> str:
     """A profile or stage name that is safe as one path component (never ``..``, ``/`` or empty)."""
     if not isinstance(name, str):
         raise GridError(f"{what} must be a string, got {_kind(name)}")
-    if not _SAFE_NAME.fullmatch(name) or name.endswith("."):
+    if not store.is_safe_name(name):
         raise GridError(f"{what} {name!r} is not a safe folder name (letters, digits, _ . -; no / or ..)")
     return name
 

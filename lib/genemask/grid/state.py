@@ -13,17 +13,15 @@ commit.
 """
 from __future__ import annotations
 
-import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import paths
+from .. import paths, store
 from . import provenance
 from .cell import busy_pid
 from .code import Library
 from .plan import Cell, Plan, key_portable, notebook_code, portable_params
-from .spec import KEY, GridError
 
 FRESH, VERIFIED, STALE, TO_RUN = "fresh", "verified", "stale", "to run"
 DONE = (FRESH, VERIFIED)  # states a downstream cell may build on
@@ -61,30 +59,18 @@ class GridState:
 
 
 def results_rows(profile: str, stage: str) -> list[dict[str, str]]:
-    """``results/<profile>/<stage>/cells.csv`` as strings, exactly as written."""
-    index = paths.results_dir(profile) / stage / "cells.csv"
-    if not index.exists():
-        return []
-    try:
-        with index.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise GridError(f"{index}: unreadable cells.csv ({err})") from None
-    for line, row in enumerate(rows, start=2):
-        if not KEY.fullmatch(row.get("key") or ""):
-            raise GridError(f"{index}, line {line}: key {row.get('key')!r} is not a cell key (16 hex digits)")
-    return rows
+    """``results/<profile>/<stage>/cells.csv`` as strings, exactly as written (:func:`genemask.store.rows`)."""
+    return store.rows(profile, stage)
 
 
 def results_record(profile: str, stage: str, key: str) -> dict:
     """The collected record of one cell; a cell collected before provenance was recorded has none."""
-    record = provenance.read_record(paths.results_dir(profile) / stage / key / provenance.RECORD)
-    return record if record is not None else {"library_hash": None, "note": "made before provenance was recorded"}
+    return store.cell_record(profile, stage, key)
 
 
 def run_record(cell: Cell) -> tuple[dict | None, str]:
     """(record, why not) of a cell's run in runs/."""
-    record = provenance.read_record(cell.marker)
+    record = store.read_record(cell.marker)
     if record is None:
         return None, ""
     if cell.out_dir is not None and not cell.out_dir.is_dir():
@@ -143,11 +129,9 @@ def _resolve_refs(params: dict, matched_keys: dict[str, str]) -> dict:
     out = {}
     for name, value in params.items():
         text = key_portable(value)
-        if isinstance(text, str) and text.startswith("@"):
-            stage, _, rest = text[1:].partition("/")
-            key, _, sub = rest.partition("/")
-            key = matched_keys.get(f"{stage}/{key}", key)
-            text = f"@{stage}/{key}" + (f"/{sub}" if sub else "")
+        ref = store.parse_reference(text)
+        if ref is not None:
+            text = str(replace(ref, key=matched_keys.get(f"{ref.stage}/{ref.key}", ref.key)))
         out[name] = text
     return out
 
@@ -217,9 +201,7 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
                                     where, record_key, made_by, reproduced)
     orphans: dict[str, list[str]] = {}
     used = {(c.stage, s.record_key) for c in plan.cells for s in [states[c.id]] if s.where == "results"}
-    results_root = paths.results_dir(profile)
-    stages_on_disk = sorted(p.name for p in results_root.iterdir() if (p / "cells.csv").exists()) if results_root.is_dir() else []
-    for stage in stages_on_disk:
+    for stage in store.stages(profile):
         keys = [row["key"] for row in results_rows(profile, stage)]
         left = [k for k in keys if (stage, k) not in used and not any(c.stage == stage and c.key == k for c in plan.cells)]
         if left:
@@ -275,7 +257,7 @@ def status_lines(gs: GridState) -> list[str]:
                 line += f"  -- {st.reason}"
             lines.append(line)
     for stage, keys in gs.orphans.items():
-        lines.append(f"[{stage}] ORPHANED: {len(keys)} recorded cell(s) in {paths.display(paths.results_dir(gs.plan.spec.profile) / stage)} "
+        lines.append(f"[{stage}] ORPHANED: {len(keys)} recorded cell(s) in {paths.display(store.stage_dir(gs.plan.spec.profile, stage))} "
                      f"that {paths.display(gs.plan.spec.source)} does not ask for: {', '.join(keys)}")
     total = gs.counts()
     lines.append(f"grid {gs.plan.spec.profile}: {len(gs.plan.cells)} cells: {total[FRESH]} done and fresh, "
@@ -289,6 +271,3 @@ def describe_reproduced(entry: dict) -> str:
     return (f"reproduced by code {entry.get('code_hash')} at commit {commit} on {entry.get('cpu_model') or 'an unknown CPU'}, "
             f"{entry.get('kind', 'compared')}")
 
-
-def record_path(profile: str, stage: str, key: str) -> Path:
-    return paths.results_dir(profile) / stage / key / provenance.RECORD

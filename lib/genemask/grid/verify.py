@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import paths
+from .. import paths, store
 from ..io import write_json
 from . import provenance
 from .code import Library
-from .collect import is_result_file, stored_text
+from ..store import is_result_file, stored_text
 from .plan import Cell, Plan, notebook_code, plan_grid
 from .spec import GridError
 from .state import REMADE, STALE, GridState, grid_state
@@ -224,8 +224,7 @@ def same_cpu(record: dict, here: dict) -> bool:
 
 
 def _committed_files(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(folder.iterdir())
-            if is_result_file(p)} if folder.is_dir() else {}
+    return store.result_files(folder)
 
 
 def _stage_inputs(cell: Cell, gs: GridState, scratch: Path, profile: str) -> str:
@@ -238,13 +237,13 @@ def _stage_inputs(cell: Cell, gs: GridState, scratch: Path, profile: str) -> str
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         real = paths.runs_dir(profile, stage) / key
-        if provenance.read_record(dep.marker) and real.is_dir():
+        if store.read_record(dep.marker) and real.is_dir():
             target.symlink_to(real, target_is_directory=True)
             shutil.copyfile(dep.marker, record_file)
             continue
         st = gs.of(dep)
-        committed = paths.results_dir(profile) / stage / st.record_key
-        if st.record is None or not committed.is_dir():
+        committed = store.cell_dir(profile, stage, st.record_key) if st.record_key else None
+        if st.record is None or committed is None or not committed.is_dir():
             return f"upstream {stage}/{key} has no outputs here (not in runs/ or results/)"
         shutil.copytree(committed, target)
         write_json(record_file, st.record)
@@ -257,7 +256,7 @@ def rerun(cell: Cell, params_file: Path, scratch: Path, log: Path) -> tuple[int,
     with open(log, "w") as out:
         proc = subprocess.run([sys.executable, "-m", "genemask.grid.cell", str(params_file.resolve()), cell.stage, cell.key],
                               env=env, stdout=out, stderr=subprocess.STDOUT)
-    record = provenance.read_record(scratch / cell.marker.relative_to(paths.runs_root()))
+    record = store.read_record(scratch / cell.marker.relative_to(paths.runs_root()))
     return proc.returncode, record
 
 
@@ -342,7 +341,7 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
     out_dir = scratch / cell.out_dir.relative_to(paths.runs_root())
     files = {p.name: stored_text(p.name, p.read_text(), profile) for p in sorted(out_dir.iterdir())
              if is_result_file(p)}
-    committed = paths.results_dir(profile) / cell.stage / st.record_key
+    committed = store.cell_dir(profile, cell.stage, st.record_key)
     left_out = list((st.record or {}).get("not_collected") or [])
     training = any(f in library.code_files(notebook_code(cell.notebook)) for f in TRAINING_FILES)
     if not training:
@@ -356,7 +355,7 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
     else:
         outcome.kind = "in distribution (another CPU: final metric within its method's seeds)"
         mine = _signature(cell, by_id)
-        seeds = [_committed_files(paths.results_dir(profile) / c.stage / gs.of(c).record_key)
+        seeds = [_committed_files(store.cell_dir(profile, c.stage, gs.of(c).record_key))
                  for c in gs.plan.cells if gs.of(c).where == "results" and _signature(c, by_id) == mine]
         outcome.equal, outcome.differences, outcome.note = judge_in_distribution(files, [s for s in seeds if s])
     if outcome.equal:
@@ -373,14 +372,14 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
 
 def _record_reproduction(committed: Path, cell: Cell, rerun_record: dict, here: dict, outcome: Outcome) -> None:
     """Add the reproduction to the committed cell's provenance (after the comparison, only if equal)."""
-    path = committed / provenance.RECORD
-    record = provenance.read_record(path) or {}
+    path = committed / store.RECORD
+    record = store.read_record(path) or {}
     entry = {"code_hash": rerun_record.get("code_hash"), "key": cell.key, "commit": rerun_record.get("commit"),
              "dirty": rerun_record.get("dirty"), "inputs": rerun_record.get("inputs") or None, "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
              "kind": outcome.kind, "note": outcome.note or None, "equal": True, "cpu_seconds": outcome.cpu_seconds,
              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     record["reproduced"] = [*(record.get("reproduced") or []), {k: v for k, v in entry.items() if v is not None}]
-    provenance.write_record(path, record)
+    store.write_record(path, record)
 
 
 def _summarize(plan: Plan, gs: GridState, outcomes: list[Outcome], sample: int | None, echo: Callable[[str], Any]) -> None:

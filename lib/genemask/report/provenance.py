@@ -44,8 +44,8 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
     """One row per collected cell: stage, key, state (fresh | verified | stale | orphaned), the commit that
     made it, its library hash, whether its record was migrated, wall and CPU minutes, why stale
     (``short_reason``; ``genemask grid --status`` lists every upstream cell)."""
+    from .. import store
     from ..grid import GridError, grid_state, plan_grid
-    from ..grid.state import results_record, results_rows
     from . import book_profile
 
     profile = profile or book_profile()
@@ -63,7 +63,7 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
 
     try:
         gs = grid_state(plan_grid(params_file, check_env=False), use_runs=False) if params_file.exists() else None
-    except GridError:
+    except (GridError, store.StoreError):
         gs = None
     if gs is not None and gs.plan.spec.profile == profile:
         for cell in gs.plan.cells:
@@ -72,16 +72,15 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
                 rows.append(row(cell.stage, st.record_key, st.state, st.record, short_reason(st.reason)))
         for stage, keys in gs.orphans.items():
             for key in keys:
-                rows.append(row(stage, key, "orphaned", results_record(profile, stage, key),
+                rows.append(row(stage, key, "orphaned", store.cell_record(profile, stage, key),
                                 f"{paths.display(params_file)} does not ask for it"))
     else:  # no params file for this profile: judge by the library alone
-        from ..grid.provenance import library_hash
+        from ..source import library_hash
 
         now = library_hash()
-        root = paths.results_dir(profile)
-        for stage in sorted(p.name for p in root.iterdir() if (p / "cells.csv").exists()) if root.is_dir() else []:
-            for entry in results_rows(profile, stage):
-                record = results_record(profile, stage, entry["key"])
+        for stage in store.stages(profile):
+            for entry in store.rows(profile, stage):
+                record = store.cell_record(profile, stage, entry["key"])
                 fresh = record.get("library_hash") == now
                 rows.append(row(stage, entry["key"], "fresh" if fresh else "stale", record,
                                 "" if fresh else f"made by library {record.get('library_hash') or 'unknown'}, now {now}"))

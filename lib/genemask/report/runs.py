@@ -7,31 +7,27 @@ back, gives every row ``pretrain_strategy``, ``pretrain_seed``, ... whichever co
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable
 
 import pandas as pd
 
-from .. import paths
+from .. import store
 from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns, kept_step
 from . import stage_results
-
-_REFERENCE = re.compile(r"@(?P<stage>[\w-]+)/(?P<key>[0-9a-f]+)(?:/(?P<file>.*))?")
-_RANDOM = "random:"
 
 
 def pretraining_runs(profile: str | None = None) -> pd.DataFrame:
     """Every collected pretraining cell of a profile (any stage whose cells have a ``strategy``):
     ``stage``, ``key``, ``dir``, the identity columns and ``method`` (the display label)."""
-    root = paths.results_dir(profile or _profile())
+    profile = profile or _profile()
     rows = []
-    for index in sorted(root.glob("*/cells.csv")):
-        cells = pd.read_csv(index)
+    for stage in store.stages(profile):
+        cells = pd.read_csv(store.cells_path(profile, stage))
         if "strategy" not in cells or "steps" not in cells:
             continue
         for cell in cells.to_dict("records"):
             identity = RunIdentity.from_config(cell)
-            rows.append({"stage": index.parent.name, "key": cell["key"], "dir": index.parent / cell["key"],
+            rows.append({"stage": stage, "key": cell["key"], "dir": store.cell_dir(profile, stage, cell["key"]),
                          **identity.columns(), "method": identity.label()})
     return pd.DataFrame(rows, columns=["stage", "key", "dir", *COLUMNS, "method"])
 
@@ -61,16 +57,16 @@ def _profile() -> str:
 def resolve_checkpoint(reference: str, runs: pd.DataFrame) -> RunIdentity:
     """The identity of the run a downstream cell's ``checkpoint`` parameter names."""
     text = str(reference)
-    if text.startswith(_RANDOM):
-        return RunIdentity.untrained(text[len(_RANDOM):])
-    match = _REFERENCE.fullmatch(text)
-    if match is None:
+    if text.startswith(store.RANDOM):
+        return RunIdentity.untrained(text[len(store.RANDOM):])
+    ref = store.parse_reference(text)
+    if ref is None:
         raise ValueError(f"checkpoint {text!r}: not a grid reference (@stage/key/checkpoint) or random:<size>")
-    found = runs[(runs["stage"] == match["stage"]) & (runs["key"] == match["key"])]
+    found = runs[(runs["stage"] == ref.stage) & (runs["key"] == ref.key)]
     if found.empty:
-        raise ValueError(f"checkpoint {text!r}: no collected pretraining cell {match['stage']}/{match['key']}")
+        raise ValueError(f"checkpoint {text!r}: no collected pretraining cell {ref.stage}/{ref.key}")
     identity = from_columns(found.iloc[0])
-    step = kept_step(match["file"] or "")
+    step = kept_step(ref.file)
     return identity if step is None else identity.kept_at(step)
 
 
