@@ -105,14 +105,15 @@ def test_downstream_gap_per_step_and_how_it_moves():
 def test_curves_read_the_transition_stage(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
     stage = tmp_path / "cpu" / "transition"
-    (stage / "k1").mkdir(parents=True)
-    pd.DataFrame([{"key": "k1", "model": "tiny", "steps": 10_000, "strategy": "cmgems", "seed": 1, "switch_threshold": 20.0,
-                   "batch_size": 16, "max_len": 128, "masking_options": "{}", "rank_table": "@pmi/x/kmer_ranking.csv"}]
+    KEY = "0123456789abcdef"  # a cell key, as the store reads them (16 hex digits)
+    (stage / KEY).mkdir(parents=True)
+    pd.DataFrame([{"key": KEY, "model": "tiny", "steps": 10_000, "strategy": "cmgems", "seed": 1, "switch_threshold": 20.0,
+                   "batch_size": 16, "max_len": 128, "masking_options": "{}", "rank_table": "@pmi/" + "0" * 16 + "/kmer_ranking.csv"}]
                  ).to_csv(stage / "cells.csv", index=False)
     pd.DataFrame({"step": [1, 250, 500], "loss": [8.1, 8.0, 7.9], "lr": [1e-5, 1e-3, 2e-3],
                   "val_perplexity": [np.nan, 3000.0, 2500.0], "yardstick_loss": [np.nan, 8.05, 7.6]}
-                 ).to_csv(stage / "k1" / "metrics.csv", index=False)
-    (stage / "k1" / "summary.json").write_text(json.dumps({"switch_step": 500}))
+                 ).to_csv(stage / KEY / "metrics.csv", index=False)
+    (stage / KEY / "summary.json").write_text(json.dumps({"switch_step": 500}))
     frame = transition.curves("cpu")
     assert frame["step"].tolist() == [250, 500] and frame["switch_step"].eq(500).all()
     assert frame["method"].iloc[0] == "cmgems[switch=20]@10000:tiny" and frame["pretrain_seed"].iloc[0] == 1

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .plan import Evidence, load_plan
+from .intervals import compact, signed as _signed  # noqa: F401 (compact: lenses' cells and callers)
 from .verdict import ABSENT, NOT_RUN, ONE_RUN, TOO_FEW
 
 #: Short names of the plan's evidence, as the book prints them.
@@ -54,19 +55,6 @@ def primary(table: pd.DataFrame | None, contrast_id: str, metric: str | None = N
 def tested(row: pd.Series | dict) -> bool:
     """Whether a lens row carries a test (an effect and an interval) rather than a no-verdict word."""
     return bool(np.isfinite(float(row.get("effect", np.nan))))
-
-
-def _signed(value: float, digits: int) -> str:
-    return f"{value:+,.{digits}f}".replace("-", "−")
-
-
-def compact(effect: float, low: float, high: float, digits: int = 3) -> str:
-    """``+0.047 ±0.070``: the effect and the half-width of its (symmetric, t) interval, on one line;
-    ``—`` without a test."""
-    if not np.isfinite(effect):
-        return "—"
-    half = (high - low) / 2 if np.isfinite(low) and np.isfinite(high) else np.nan
-    return _signed(effect, digits) + ("" if not np.isfinite(half) else f" ±{half:,.{digits}f}")
 
 
 def symbol(word: str) -> str:

@@ -270,7 +270,7 @@ INTERVAL_LEGEND = ("cells: mean difference ± half the width of its 95 % two-lev
 def interval_cell(mean: float, low: float, high: float, word: str, digits: int = 3) -> str:
     """``+0.047 ±0.070 ·``: a step contrast on one line (issue 23), its bootstrap word as a mark
     (:data:`INTERVAL_LEGEND`)."""
-    from .lenses import compact
+    from .intervals import compact
 
     mark = INTERVAL_MARKS.get(word, "○" if str(word).startswith("one pretraining run") else "·")
     return f"{compact(mean, low, high, digits)} {mark}"
@@ -456,7 +456,7 @@ def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
     method's score ± half its interval and its number of pretraining runs, and each contrast as an
     :func:`interval_cell` (the bootstrap's side as a mark, :data:`INTERVAL_LEGEND`), its rows named
     ``a − b`` or, given ``questions`` (keyed by strategy pairs), by question in their order."""
-    from .lenses import compact
+    from .intervals import compact
 
     score_table = (scores.assign(score=[f"{compact(m, lo, hi).lstrip('+')} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
                                         zip(scores["mean"], scores["ci95_low"], scores["ci95_high"], scores["pretrain_seeds"])])

@@ -7,6 +7,8 @@ from __future__ import annotations
 #: Profiles whose data the package generates: their books check that every stage runs, and give no
 #: verdict on the papers' claims.
 SYNTHETIC_PROFILES = ("demo",)
+#: The few-shot stages of the LOGO runs the verdicts compare.
+FEWSHOT_STAGES = ("fewshot", "fewshot-seeds")
 
 
 def synthetic(profile: str) -> bool:
@@ -53,7 +55,6 @@ def page_stages() -> dict[str, tuple[str, ...]]:
     """The results stages each Stages page's numbers come from (its freshness line counts their cells):
     the stage it shows and the upstream stages whose runs it names."""
     from .. import transition
-    from .findings import FEWSHOT_STAGES
 
     return {
         "pmi": ("pmi",),

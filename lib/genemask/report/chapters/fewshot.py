@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import collect, downstream, papers, runs, stage_results
-from .findings import FEWSHOT_STAGES
+from . import FEWSHOT_STAGES
 
 
 def seeds_text(seeds: pd.Series, what: str) -> str:

@@ -9,12 +9,11 @@ import pandas as pd
 
 from ...identity import RELEASED_SWITCH_THRESHOLD
 from .. import book_profile, stage_results
+from . import FEWSHOT_STAGES
 from .. import findings, papers, runs, transition
 from .. import masking as masking_report
 from .. import pretrain as pretrain_report
 
-#: The few-shot stages of the LOGO runs the verdicts compare.
-FEWSHOT_STAGES = ("fewshot", "fewshot-seeds")
 
 
 def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
