@@ -26,8 +26,11 @@ reproduce:  ## run params/$(PROFILE).yaml (demo: the whole grid) and build the b
 	@$(call PHASE_TIME,book) { GENEMASK_PROFILE=$(PROFILE) $(MAKE) --no-print-directory book; }
 	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
 
+# Two workers (pytest-xdist; -n auto is capped at 2 in tests/conftest.py), each file on one worker,
+# the slowest files first (tests/conftest.py orders them). `make test XDIST=` runs serially.
+XDIST ?= -n auto --dist loadfile --no-loadscope-reorder
 test: venv tools $(MATHJAX) $(KERNEL_CONFIG)  ## unit tests and nbval on notebooks/
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q $(XDIST)
 
 # The book executes pages through jupyter-cache (execute_notebooks: cache), one cache per
 # (profile, results, library) fingerprint: a page re-executes only when its code changed or when
