@@ -39,6 +39,7 @@ MAX_WORKERS = 2
 SLOW_FIRST = ("tests/test_reproduce.py", "tests/test_book.py", "tests/test_nbval_stability.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without pytest-xdist installed, pytest still runs
 def pytest_xdist_auto_num_workers(config):
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
