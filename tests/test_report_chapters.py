@@ -104,3 +104,35 @@ def test_answers_and_claims_without_results_say_so(results):
     chapter = claims.Chapter("empty")
     assert chapter.contrasts() == []
     assert chapter.claims.set_index("id").loc["GM-1", "verdict"] == "not testable here"
+
+
+def pretrain_cells(root, profile="tiny"):
+    """Three pretraining cells: random and genemask at 20 steps, genemask at 10 steps."""
+    import numpy as np
+
+    rows = [("a", "random", 20), ("b", "genemask", 20), ("c", "genemask", 10)]
+    stage = root / profile / "pretrain"
+    stage.mkdir(parents=True)
+    pd.DataFrame({"key": [k for k, _, _ in rows], "strategy": [s for _, s, _ in rows], "steps": [n for _, _, n in rows],
+                  "model": "tiny", "masking_options": "{}"}).to_csv(stage / "cells.csv", index=False)
+    for key, _, steps in rows:
+        (stage / key).mkdir()
+        step = np.arange(1, steps + 1)
+        pd.DataFrame({"step": step, "loss": 8.0 - step / 10, "masked_fraction": 0.15, "seconds": step * 0.5, "phase": "main",
+                      "val_perplexity": np.where(step % 5 == 0, 400.0 - step, np.nan)}).to_csv(stage / key / "metrics.csv", index=False)
+
+
+def test_pretrain_chapter_compares_the_longest_runs(results):
+    from genemask.report.chapters import pretrain
+
+    assert "No pretraining results for profile `empty` yet" in pretrain.Chapter("empty").scale()
+    assert pretrain.Chapter("empty").curves() == [] and pretrain.Chapter("empty").table() is None
+    pretrain_cells(results)
+    chapter = pretrain.Chapter("tiny")
+    assert "profile `tiny`: 3 run(s); model tiny, steps 10, 20" in chapter.scale()
+    assert len(chapter.compared_runs()) == 2
+    sentence, figure = chapter.curves()
+    assert sentence.startswith("Curves of the 2 runs of 20 steps")
+    assert {line.get_label() for line in figure.axes[0].lines} == set(chapter.compared_runs())
+    figure.clf()
+    assert len(chapter.table()) == 3

@@ -4,6 +4,12 @@ figures: :func:`genemask.report.show`), so that a page holds its prose and one c
 the analysis is tested as functions rather than only by "the page executes"."""
 from __future__ import annotations
 
+import json
+import os
+import sys
+
+from ... import store
+
 #: Profiles whose data the package generates: their books check that every stage runs, and give no
 #: verdict on the papers' claims.
 SYNTHETIC_PROFILES = ("demo",)
@@ -36,7 +42,7 @@ def profile_note(profile: str | None = None) -> str:
     protocols = set()
     for stage in sorted(p.parent.name for p in paths.results_dir(profile).glob("*/cells.csv")):
         cells = stage_results(stage, profile)[1]
-        first = next((d / name for d in cells["dir"] for name in ("fewshot_runs.csv", "gue_runs.csv") if (d / name).exists()), None)
+        first = next((d / name for d in cells["dir"] for name in (store.FEWSHOT_RUNS, store.GUE_RUNS) if (d / name).exists()), None)
         if first is not None:  # one run table per stage: a stage runs one protocol
             frame = pd.read_csv(first)
             protocols |= set(frame["protocol"].dropna()) if "protocol" in frame else {"finetune"}
@@ -52,20 +58,74 @@ def profile_note(profile: str | None = None) -> str:
 
 
 def page_stages() -> dict[str, tuple[str, ...]]:
-    """The results stages each Stages page's numbers come from (its freshness line counts their cells):
-    the stage it shows and the upstream stages whose runs it names."""
+    """The results stages each results page's numbers come from (its freshness line counts their
+    cells): the stages whose result files it reads and the upstream stages whose runs it names. The
+    book tests trace each page's reads (:data:`TRACE_READS`) and fail on a stage read but not listed."""
     from .. import transition
 
+    long = (transition.LONG_STAGE, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE)
+    short = (transition.STAGE, transition.PROBE_STAGE, *transition.FINETUNE_STAGES)
+    logo = ("pretrain", "pretrain-seeds", *FEWSHOT_STAGES)
     return {
         "pmi": ("pmi",),
         "masking": ("pmi", "masking"),
         "motifs": ("pmi", "motifs"),
+        "pretrain": ("pretrain",),
         "gue": ("pretrain", "gue"),
-        "fewshot": ("pretrain", "pretrain-seeds", *FEWSHOT_STAGES),
+        "fewshot": (*logo,),
         "rate": ("pretrain", "fewshot", "fewshot-rate"),
         "transition": (*transition.PRETRAIN_STAGES, transition.PROBE_STAGE, transition.PILOT_STAGE,
-                       *transition.FINETUNE_STAGES, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE),
+                       *transition.FINETUNE_STAGES, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE,
+                       *logo, "fewshot-rate", "gue"),
+        "findings": ("pmi", "masking", *long, *short, *logo, "fewshot-rate", "gue"),
+        "claims": ("pmi", "motifs", *long, *short, transition.PILOT_STAGE, *logo, "fewshot-rate", "gue"),
+        "bugs": ("pmi", "masking", *long, transition.FINETUNE_STAGE, transition.PROBE_STAGE, *logo),
+        "paper_genemask": ("pmi", "motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue"),
+        "paper_cmgems": ("motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue"),
     }
+
+
+#: Set to a folder (by the book tests), each page's kernel writes there which results stages it read
+#: and which page's freshness line it showed: ``<pid>.json``. A page reads its results through many
+#: report functions; tracing the files it opens is what keeps its freshness line to the stages behind
+#: its numbers, whichever function reads them.
+TRACE_READS = "GENEMASK_TRACE_READS"
+_trace: dict = {"page": None, "stages": set(), "busy": False}
+
+
+def _trace_reads(folder: str) -> None:
+    """Record the results stages this process reads (any file but a stage's index and provenance
+    records, which the freshness line itself reads) into ``folder/<pid>.json``."""
+    from ... import paths
+
+    root = paths.results_dir("x").parent.resolve()
+    target = os.path.join(folder, f"{os.getpid()}.json")
+
+    def save() -> None:
+        _trace["busy"] = True
+        try:
+            with open(target, "w") as out:
+                json.dump({"page": _trace["page"], "stages": sorted(_trace["stages"])}, out)
+        finally:
+            _trace["busy"] = False
+
+    def hook(event: str, args: tuple) -> None:
+        if event != "open" or _trace["busy"] or not isinstance(args[0], (str, os.PathLike)):
+            return
+        path = os.path.abspath(os.fspath(args[0]))
+        if not path.startswith(str(root) + os.sep):
+            return
+        parts = os.path.relpath(path, root).split(os.sep)
+        if len(parts) >= 3 and parts[-1] not in (store.CELLS, store.RECORD) and parts[1] not in _trace["stages"]:
+            _trace["stages"].add(parts[1])
+            save()
+
+    _trace["save"] = save
+    sys.addaudithook(hook)
+
+
+if os.environ.get(TRACE_READS):
+    _trace_reads(os.environ[TRACE_READS])
 
 
 def freshness(page: str | None = None, profile: str | None = None) -> str:
@@ -73,4 +133,13 @@ def freshness(page: str | None = None, profile: str | None = None) -> str:
     cells behind its numbers are fresh, verified or stale, linking the Provenance page."""
     from ..provenance import freshness_line
 
-    return freshness_line(None if page is None else page_stages()[page], profile)
+    stages = None if page is None else page_stages()[page]
+    if "save" not in _trace:
+        return freshness_line(stages, profile)
+    _trace["page"] = page or "index"
+    _trace["save"]()
+    _trace["busy"] = True  # the line's own reads (every stage's records) are not the page's numbers
+    try:
+        return freshness_line(stages, profile)
+    finally:
+        _trace["busy"] = False
