@@ -43,6 +43,8 @@ FEWSHOT_SUMMARY = "fewshot_summary.csv"
 FEWSHOT_SKIPPED = "fewshot_skipped.csv"
 CHECKPOINT_INFO = "checkpoint.json"  # the checkpoint a few-shot cell fine-tuned
 GUE_RESULTS = "gue_results.csv"
+GUE_RUNS = "gue_runs.csv"
+GUE_SKIPPED = "gue_skipped.csv"
 
 #: Result files small enough to commit: what the book reads (checkpoints and big tables stay in
 #: runs/); the limit is on the text stored (:func:`stored_text`).

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import store
+
 #: Masking variants that reproduce released code (``masking.MASKING_VARIANTS``), each with the
 #: paper's-intent variant it should be compared with.
 RELEASED_VS_INTENT = {
@@ -194,7 +196,7 @@ def pretrain_comparison(cells: pd.DataFrame) -> pd.DataFrame | None:
 
     rows = []
     for cell in cells.to_dict("records"):
-        path = Path(cell["dir"]) / "metrics.csv"
+        path = Path(cell["dir"]) / store.METRICS
         if not path.exists() or _options(cell.get("masking_options")):
             continue
         identity = RunIdentity.from_config(cell)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import store
+
 #: Bootstrap replicates for every interval (the book's intervals are reproducible: seeded draws).
 N_BOOT = 4000
 STRATA = ("dataset", "shot")
@@ -242,12 +244,12 @@ def compute_seconds(results_root: str | Path) -> pd.DataFrame:
     root = Path(results_root)
     rows = []
     for cell in sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []:
-        record = cell / "provenance.json"
+        record = cell / store.RECORD
         cpu = json.loads(record.read_text()).get("cpu_seconds") if record.exists() else None
         if cpu is not None:
             rows.append({"stage": cell.parent.name, "cell": cell.name, "seconds": float(cpu), "source": "cpu time"})
             continue
-        clock = [float(pd.read_csv(m, usecols=["seconds"])["seconds"].max()) for m in cell.glob("metrics.csv")]
+        clock = [float(pd.read_csv(m, usecols=["seconds"])["seconds"].max()) for m in cell.glob(store.METRICS)]
         for runs in sorted(cell.glob("*_runs.csv")):
             frame = pd.read_csv(runs)
             if "seconds" in frame:

@@ -19,6 +19,7 @@ import pandas as pd
 from .plan import Evidence, load_plan
 from .intervals import compact, signed as _signed  # noqa: F401 (compact: lenses' cells and callers)
 from .verdict import ABSENT, NOT_RUN, ONE_RUN, TOO_FEW
+from .. import store
 
 #: Short names of the plan's evidence, as the book prints them.
 LENS_NAMES = {"finetune-16k": "16K fine-tuning", "probe-16k": "16K probe", "logo-1k-probe": "LOGO 1K probe",
@@ -140,7 +141,7 @@ def evidence_scale(name: str, profile: str | None = None) -> str:
     if name.startswith("curves"):
         parts["protocol"] = "yardstick loss"
     else:
-        file = "gue_runs.csv" if evidence.stages == ("gue",) else "fewshot_runs.csv"
+        file = store.GUE_RUNS if evidence.stages == ("gue",) else store.FEWSHOT_RUNS
         table = runs.downstream(list(evidence.stages), file, profile)
         if table is not None:
             table = table[table["pretrain_model"].isin([evidence.model]) & (table["pretrain_steps"] == evidence.steps)]

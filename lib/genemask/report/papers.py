@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import published
 from .downstream import mean_interval
+from .. import store
 
 #: The papers' row for each of our pretraining strategies (our runs are LOGO-size).
 PAPER_ROW = {"random": "ORI 10K", "genemask": "GeneMask 10K", "global": "Global 10K", "cmstep": "CM-Step 10K",
@@ -121,7 +122,7 @@ def scale(pretrain_cells: pd.DataFrame, runs: pd.DataFrame | None, models=None) 
         cells = pretrain_cells
     params = summaries[0]["parameters"]
     longest = max(range(len(cells)), key=lambda i: summaries[i]["steps"])
-    metrics = pd.read_csv(Path(cells["dir"].iloc[longest]) / "metrics.csv", usecols=["tokens"])
+    metrics = pd.read_csv(Path(cells["dir"].iloc[longest]) / store.METRICS, usecols=["tokens"])
     count = float(size_table((params["model"],)).iloc[0]["parameters (M)"])
     protocol = str(runs["protocol"].iloc[0]) if runs is not None and "protocol" in runs else "finetune"
     seeds = int(runs["seed"].nunique()) if runs is not None else 0
@@ -383,16 +384,16 @@ def collect_results(profile: str | None = None) -> Collected:
     _, pretrain_cells = stage_results("pretrain", profile)
     _, pmi_cells = stage_results("pmi", profile)
     _, motif_cells = stage_results("motifs", profile)
-    gue = collect(gue_cells, "gue_results.csv")
+    gue = collect(gue_cells, store.GUE_RESULTS)
     metrics = {}
     if pretrain_cells is not None:
         frame, _ = load_cells(pretrain_cells)
         metrics = {run: group.reset_index(drop=True) for run, group in frame.groupby("run", sort=False)} if frame is not None else {}
     fewshot_stages = ("fewshot", "fewshot-seeds")
-    return Collected(profile=profile, fewshot=_papers_datasets(downstream(fewshot_stages, "fewshot_results.csv", profile)),
-                     fewshot_runs=_papers_datasets(downstream(fewshot_stages, "fewshot_runs.csv", profile)),
-                     rate=_papers_datasets(downstream("fewshot-rate", "fewshot_results.csv", profile)),
-                     gue=gue_scores(gue) if gue is not None else None, gue_runs=collect(gue_cells, "gue_runs.csv"),
+    return Collected(profile=profile, fewshot=_papers_datasets(downstream(fewshot_stages, store.FEWSHOT_RESULTS, profile)),
+                     fewshot_runs=_papers_datasets(downstream(fewshot_stages, store.FEWSHOT_RUNS, profile)),
+                     rate=_papers_datasets(downstream("fewshot-rate", store.FEWSHOT_RESULTS, profile)),
+                     gue=gue_scores(gue) if gue is not None else None, gue_runs=collect(gue_cells, store.GUE_RUNS),
                      pretrain_cells=pretrain_cells, metrics=metrics, pmi_cells=pmi_cells,
                      enrichment=collect(motif_cells, "enrichment_summary.csv"))
 

@@ -27,6 +27,7 @@ import pandas as pd
 from ..identity import UNTRAINED
 from . import findings, runs
 from .pretrain import read_summary
+from .. import store
 
 STAGE = "transition"
 #: The probe of the 10K grid's checkpoints and of the untrained model.
@@ -87,7 +88,7 @@ def curves(profile: str | None = None, stage: str = STAGE) -> pd.DataFrame:
     pretraining = runs.pretraining_runs(profile)
     frames = []
     for run in pretraining[pretraining["stage"] == stage].itertuples():
-        path = run.dir / "metrics.csv"
+        path = run.dir / store.METRICS
         if not path.exists():
             continue
         metrics = pd.read_csv(path)
@@ -311,7 +312,7 @@ def end_points(frame: pd.DataFrame | None, stage: str = FINETUNE_STAGE) -> pd.Da
     return part.reset_index(drop=True)
 
 
-def schedule_results(stage: str, untrained_stage: str, file: str = "fewshot_results.csv",
+def schedule_results(stage: str, untrained_stage: str, file: str = store.FEWSHOT_RESULTS,
                      profile: str | None = None) -> pd.DataFrame | None:
     """A schedule's downstream rows of ``stage`` with the untrained model's rows of
     ``untrained_stage`` (which scored it once for every schedule): :func:`end_points` of both read
@@ -324,7 +325,7 @@ def run_tokens(run_dir) -> int:
     measure every page uses); 0 without a log."""
     from .papers import tokens_seen
 
-    path = Path(run_dir) / "metrics.csv"
+    path = Path(run_dir) / store.METRICS
     return tokens_seen(pd.read_csv(path, usecols=["tokens"])) if path.exists() else 0
 
 

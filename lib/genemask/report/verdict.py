@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .plan import Evidence, Family, Plan, PlannedContrast, Selector, load_plan
+from .. import store
 
 STRATA_COLUMNS = ("dataset", "shot", "task")
 ONE_RUN = "no verdict (one pretraining run)"
@@ -308,7 +309,7 @@ def _evidence_frame(evidence: Evidence, profile: str | None, file: str | None = 
     """The downstream rows of an evidence (``file``: its results table by default, or e.g. its runs table)."""
     from . import runs
 
-    file = file or ("gue_results.csv" if evidence.stages == ("gue",) else "fewshot_results.csv")
+    file = file or (store.GUE_RESULTS if evidence.stages == ("gue",) else store.FEWSHOT_RESULTS)
     frame = runs.downstream(list(evidence.stages), file, profile)
     if frame is None:
         return None
@@ -420,7 +421,7 @@ def apply_plan(page: str, profile: str | None = None, plan: Plan | None = None) 
                     frame = _evidence_frame(evidence, profile)
                     if frame is None:
                         continue
-                    run_table = None if evidence.stages == ("gue",) else _evidence_frame(evidence, profile, "fewshot_runs.csv")
+                    run_table = None if evidence.stages == ("gue",) else _evidence_frame(evidence, profile, store.FEWSHOT_RUNS)
                     scale = plan.accuracy_to_mcc if (metric == "mcc" and family.metric == "accuracy") else 1.0
                     tests = _downstream_tests(family, evidence, frame, metric, plan, scale, run_table)
                     digits = 3

@@ -7,6 +7,7 @@ import pandas as pd
 from . import synthetic
 from ..bugs import (fewshot_method, fixed_span_share, masking_effects, position_anchor_map, position_preference,
                     pretrain_comparison, resolve_rank_table, special_rank_zero_effect, special_replacement_share)
+from ... import store
 
 # page shows (text as Markdown, frames, figures) for ``report.show``; the page holds the prose.
 
@@ -91,7 +92,7 @@ class Chapter:
 
         switches = []
         for row in (self.pretrain_cells.itertuples() if self.pretrain_cells is not None else []):
-            path = row.dir / "metrics.csv"
+            path = row.dir / store.METRICS
             if getattr(row, "strategy", None) == "cmgems" and path.exists():
                 metrics = pd.read_csv(path)
                 threshold = pretrain_report.read_summary(row.dir)["parameters"]["switch_threshold"]  # the run's own config
@@ -103,7 +104,7 @@ class Chapter:
         from .. import runs
         from ..findings import contrast
 
-        fewshot = runs.downstream(("fewshot", "fewshot-seeds"), "fewshot_results.csv", self.profile)
+        fewshot = runs.downstream(("fewshot", "fewshot-seeds"), store.FEWSHOT_RESULTS, self.profile)
         names = {}
         if fewshot is not None:
             for label, strategy, ranking in FEWSHOT_METHODS:

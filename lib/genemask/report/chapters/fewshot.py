@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import collect, downstream, papers, runs, stage_results
 from . import FEWSHOT_STAGES
+from ... import store
 
 
 def seeds_text(seeds: pd.Series, what: str) -> str:
@@ -36,8 +37,8 @@ class Chapter:
 
     def __init__(self, profile: str | None = None):
         self.profile = profile = stage_results("fewshot", profile)[0]
-        self.results = runs.downstream(FEWSHOT_STAGES, "fewshot_results.csv", profile)
-        self.runs = runs.downstream(FEWSHOT_STAGES, "fewshot_runs.csv", profile)
+        self.results = runs.downstream(FEWSHOT_STAGES, store.FEWSHOT_RESULTS, profile)
+        self.runs = runs.downstream(FEWSHOT_STAGES, store.FEWSHOT_RUNS, profile)
         skipped = [frame for stage in FEWSHOT_STAGES
                    if (frame := collect(stage_results(stage, profile)[1], "fewshot_skipped.csv")) is not None]
         self.skipped = pd.concat(skipped, ignore_index=True) if skipped else None

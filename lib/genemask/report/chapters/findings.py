@@ -13,6 +13,7 @@ from . import FEWSHOT_STAGES
 from .. import findings, papers, runs, transition
 from .. import masking as masking_report
 from .. import pretrain as pretrain_report
+from ... import store
 
 
 
@@ -37,18 +38,18 @@ class Chapter:
         # have their own page (and the grid its own section here).
         pretraining = runs.pretraining_runs(profile)
         self.pretraining = pretraining[~pretraining.stage.isin(transition.PRETRAIN_STAGES)]
-        self.results = runs.downstream(FEWSHOT_STAGES, "fewshot_results.csv", profile)
-        rate_results = runs.downstream("fewshot-rate", "fewshot_results.csv", profile)
+        self.results = runs.downstream(FEWSHOT_STAGES, store.FEWSHOT_RESULTS, profile)
+        rate_results = runs.downstream("fewshot-rate", store.FEWSHOT_RESULTS, profile)
         # Every few-shot result, the masking-rate stage's included: the contrasts pick their two methods from it.
         self.pool = (pd.concat([f for f in (self.results, rate_results) if f is not None], ignore_index=True)
                      if self.results is not None else None)
-        self.fewshot_runs = runs.downstream(FEWSHOT_STAGES, "fewshot_runs.csv", profile)
+        self.fewshot_runs = runs.downstream(FEWSHOT_STAGES, store.FEWSHOT_RUNS, profile)
         frames = [stage_results(stage, profile)[1] for stage in self.pretraining.stage.unique()]
         pretrain_cells = pd.concat(frames, ignore_index=True) if frames else None
         self.metrics, self.summaries = (pretrain_report.load_cells(pretrain_cells) if pretrain_cells is not None
                                         else (None, None))
-        self.transition_probe = runs.downstream(transition.PROBE_STAGE, "fewshot_results.csv", profile)
-        self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, "fewshot_results.csv", profile)
+        self.transition_probe = runs.downstream(transition.PROBE_STAGE, store.FEWSHOT_RESULTS, profile)
+        self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, store.FEWSHOT_RESULTS, profile)
 
     def answers(self) -> list:
         """The first screen: one line per question on its best evidence (:func:`lenses.answers`)."""
@@ -233,7 +234,7 @@ class Chapter:
         if tuned is None:
             return [f"Profile `{self.profile}` has not fine-tuned the transition runs (stage `{transition.FINETUNE_STAGE}`): every "
                     "verdict on this page rests on the probe alone."]
-        tuned_runs = runs.downstream(transition.FINETUNE_STAGE, "fewshot_runs.csv", self.profile)
+        tuned_runs = runs.downstream(transition.FINETUNE_STAGE, store.FEWSHOT_RUNS, self.profile)
         questions = transition.QUESTIONS
         scores, contrasts = transition.end_point_protocols(tuned, self.transition_probe, list(questions), "mcc")
         score_table, question_table = transition.protocol_tables(scores, contrasts, questions)

@@ -5,6 +5,7 @@ import pandas as pd
 
 from .. import collect, downstream, papers, stage_results
 from .fewshot import common_suffix, count_text
+from ... import store
 
 QUOTED = " [Q]"
 
@@ -14,7 +15,7 @@ class Chapter:
 
     def __init__(self, profile: str | None = None):
         self.profile, cells = stage_results("gue", profile)
-        self.results, self.runs, self.skipped = (collect(cells, n) for n in ("gue_results.csv", "gue_runs.csv", "gue_skipped.csv"))
+        self.results, self.runs, self.skipped = (collect(cells, n) for n in (store.GUE_RESULTS, store.GUE_RUNS, store.GUE_SKIPPED))
 
     def scale(self) -> list:
         results, runs, profile = self.results, self.runs, self.profile

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import book_profile, findings, papers, runs, stage_results
 from .. import pretrain as pretrain_report
+from ... import store
 
 DOUBLED = json.dumps({"mlm_probability": 0.05})
 
@@ -25,8 +26,8 @@ class Chapter:
     def __init__(self, profile: str | None = None):
         self.profile = profile = profile or book_profile()
         self.pretrain_cells = stage_results("pretrain", profile)[1]
-        rate = runs.downstream("fewshot-rate", "fewshot_results.csv", profile)
-        main = runs.downstream("fewshot", "fewshot_results.csv", profile)
+        rate = runs.downstream("fewshot-rate", store.FEWSHOT_RESULTS, profile)
+        main = runs.downstream("fewshot", store.FEWSHOT_RESULTS, profile)
         self.table = None
         if rate is not None:
             # The fewshot stage's single-rate GeneMask rows complete the largest budget, on the same datasets, shots and seeds.

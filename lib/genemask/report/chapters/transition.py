@@ -6,6 +6,7 @@ import pandas as pd
 
 from .. import book_profile, downstream, findings, runs, transition
 from .. import pretrain as pretrain_report
+from ... import store
 
 
 def _contrasts_and_degenerate(contrast_table: pd.DataFrame | None, tuned_runs: pd.DataFrame, what: str) -> list:
@@ -46,11 +47,11 @@ class Chapter:
         self.curves = transition.curves(profile)
         self.pretraining = runs.pretraining_runs(profile)
         self.grid_runs = self.pretraining[self.pretraining.stage == transition.STAGE]
-        self.probe = runs.downstream(transition.PROBE_STAGE, "fewshot_results.csv", profile)
-        self.probe_runs = runs.downstream(transition.PROBE_STAGE, "fewshot_runs.csv", profile)
-        self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, "fewshot_results.csv", profile)
+        self.probe = runs.downstream(transition.PROBE_STAGE, store.FEWSHOT_RESULTS, profile)
+        self.probe_runs = runs.downstream(transition.PROBE_STAGE, store.FEWSHOT_RUNS, profile)
+        self.tuned_steps = runs.downstream(transition.FINETUNE_STAGES, store.FEWSHOT_RESULTS, profile)
         self.tuned = transition.end_points(self.tuned_steps)
-        self.tuned_runs = runs.downstream(transition.FINETUNE_STAGE, "fewshot_runs.csv", profile)
+        self.tuned_runs = runs.downstream(transition.FINETUNE_STAGE, store.FEWSHOT_RUNS, profile)
         self.steps = transition.transition_steps(self.curves, self.rule) if not self.curves.empty else None
         self.long_curves = transition.curves(profile, stage=transition.LONG_STAGE)
         self.long_steps = (transition.transition_steps(self.long_curves, self.rule) if not self.long_curves.empty else None)
@@ -123,8 +124,8 @@ class Chapter:
         return out
 
     def pilot(self) -> list:
-        pilot = runs.downstream(transition.PILOT_STAGE, "fewshot_results.csv", self.profile)
-        pilot_runs = runs.downstream(transition.PILOT_STAGE, "fewshot_runs.csv", self.profile)
+        pilot = runs.downstream(transition.PILOT_STAGE, store.FEWSHOT_RESULTS, self.profile)
+        pilot_runs = runs.downstream(transition.PILOT_STAGE, store.FEWSHOT_RUNS, self.profile)
         if pilot is None:
             return [] if self.curves.empty else [f"No learning-rate pilot yet (stage `{transition.PILOT_STAGE}`)."]
         table, chosen = downstream.learning_rate_pilot(pilot, pilot_runs, "mcc")
@@ -199,7 +200,7 @@ class Chapter:
         if long_tuned is None:
             return [] if self.long_curves.empty else [
                 f"No fine-tuning of the 16K-step end points yet (stage `{transition.LONG_FINETUNE_STAGE}`)."]
-        tuned_runs = runs.downstream(transition.LONG_FINETUNE_STAGE, "fewshot_runs.csv", self.profile)
+        tuned_runs = runs.downstream(transition.LONG_FINETUNE_STAGE, store.FEWSHOT_RUNS, self.profile)
         scores, contrasts = transition.end_point_protocols(long_tuned, self.long_probe, transition.END_POINT_PAIRS, "mcc")
         score_table, contrast_table = transition.protocol_tables(scores, contrasts)
         out = [f"Fine-tuning: {tuned_runs.dataset.nunique()} datasets, "
