@@ -1,6 +1,7 @@
-"""The two papers' published numbers, as data: every table and figure value of GeneMask (ECAI 2023) and
-CM-GEMS (ECAI 2024), transcribed once from the papers (reference/paper_numbers.md), each with its
-source and tag, so that no page retypes a published number.
+"""The published numbers, as data: every table and figure value of GeneMask (ECAI 2023) and CM-GEMS
+(ECAI 2024), transcribed once from the papers (reference/paper_numbers.md), and the GUE rows of the
+DNABERT-2 paper (Table 4) that the GUE chapter sets beside ours, each with its source and tag, so
+that no page or module retypes a published number.
 
 Files (one value per row, long format):
 

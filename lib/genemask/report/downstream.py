@@ -13,28 +13,18 @@ GUE_LAYOUT: tuple[str, ...] = (
     "mouse/0", "mouse/1", "mouse/2", "mouse/3", "mouse/4", "virus/covid", "splice/reconstructed",
 )
 
-#: DNABERT-2's published GUE Table 4 (MCC × 100; covid F1 × 100), transcribed in reference/papers.md §3.3
-#: from the repository's figures/Performance.png. "+GUE": DNABERT-2 further pretrained on GUE's
-#: training sets. Quoted, never recomputed.
-_PUBLISHED = (
-    ("DNABERT (3-mer)", "74.15 42.07 48.49 42.95 31.34 28.92 60.12 50.48 78.27 38.60 90.44 93.61 69.83 67.95 70.90 60.51 53.03 69.76 70.92 69.82 78.15 42.31 79.10 69.90 55.40 41.97 62.23 84.14"),
-    ("DNABERT (4-mer)", "73.03 41.88 48.03 41.06 30.66 25.31 59.77 51.44 78.28 36.40 89.54 92.65 66.78 67.90 73.05 59.52 50.37 71.23 69.00 70.04 74.25 49.42 79.95 72.62 51.79 44.13 59.87 84.05"),
-    ("DNABERT (5-mer)", "73.40 40.68 48.29 40.65 30.67 27.10 59.61 51.11 77.27 37.48 90.16 92.45 69.51 66.97 69.98 59.03 52.95 69.26 69.48 69.81 76.79 42.45 79.32 62.22 49.92 40.34 50.46 84.02"),
-    ("DNABERT (6-mer)", "73.10 40.06 47.25 41.44 32.27 27.81 61.17 51.22 79.26 37.43 90.48 93.05 61.56 66.84 70.14 61.03 51.89 70.97 68.90 70.47 76.06 44.42 78.94 71.44 44.89 42.48 55.50 84.07"),
-    ("NT-500M-human", "69.67 33.55 44.14 37.15 30.87 24.06 58.35 45.81 76.17 33.74 87.71 90.75 78.07 61.59 66.75 53.58 42.95 60.81 63.45 64.82 71.34 31.04 75.04 61.67 29.17 29.27 50.82 79.71"),
-    ("NT-500M-1000g", "72.52 39.37 45.58 40.45 31.05 26.16 59.33 49.29 76.29 36.79 89.76 91.75 78.23 63.64 70.17 52.73 45.24 62.82 66.70 67.17 73.52 39.26 75.49 64.70 33.07 34.01 52.06 80.97"),
-    ("NT-2500M-1000g", "74.61 44.08 50.86 43.10 30.28 30.87 61.20 52.36 79.76 41.46 90.95 93.07 75.80 66.31 68.30 58.70 49.08 67.59 67.39 67.46 69.66 48.31 80.02 70.14 42.25 43.40 66.73 85.78"),
-    ("NT-2500M-multi", "78.77 56.20 61.99 55.30 36.49 40.34 64.70 56.01 81.67 49.13 91.01 94.00 79.43 66.64 70.28 58.72 51.65 69.34 70.33 71.58 72.97 63.31 83.76 71.52 69.44 47.07 73.04 89.35"),
-    ("DNABERT-2", "78.27 52.57 56.88 50.52 31.13 36.27 67.39 55.63 80.71 50.43 86.77 94.27 71.59 71.99 76.06 66.52 58.54 77.43 69.37 68.04 74.17 56.76 84.77 79.32 66.47 52.66 71.02 84.99"),
-    ("DNABERT-2+GUE", "80.17 57.42 61.90 53.00 39.89 41.20 65.46 57.07 81.86 50.35 88.31 94.34 68.79 69.12 71.87 62.96 55.35 74.94 67.50 69.53 76.18 64.23 86.28 81.28 73.49 50.80 68.49 85.93"),
-)
 QUOTED_SUFFIX = " [quoted: DNABERT-2 paper]"
 
 
 def published_gue() -> pd.DataFrame:
-    """The DNABERT-2 paper's GUE rows (models × tasks in the GUE layout, MCC × 100; covid F1 × 100)."""
-    return pd.DataFrame([[float(v) for v in values.split()] for _, values in _PUBLISHED],
-                        index=pd.Index([m for m, _ in _PUBLISHED], name="model"), columns=list(GUE_LAYOUT))
+    """The DNABERT-2 paper's GUE rows (models × tasks in the GUE layout, MCC × 100; covid F1 × 100),
+    quoted in ``genemask/published/values.csv`` (paper ``DNABERT-2``, table ``T4``); never recomputed.
+    "+GUE": DNABERT-2 further pretrained on GUE's training sets."""
+    from .. import published
+
+    rows = published.values("DNABERT-2", "T4")
+    table = rows.pivot(index="model", columns="dataset", values="value")
+    return table.reindex(index=list(dict.fromkeys(rows["model"])), columns=list(GUE_LAYOUT)).rename_axis(index="model", columns=None)
 
 
 def mean_interval(values) -> dict[str, float]:
