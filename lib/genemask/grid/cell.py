@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .. import paths, store
-from ..io import claim_out_dir, write_text
+from ..io import GRID_CLAIM, claim_out_dir, write_text
 from . import provenance
 from .code import Library
 from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
@@ -67,7 +67,7 @@ def error_file(cell: Cell) -> Path:
 
 
 #: The claim a grid cell's runner takes on its ``out_dir`` (marker ``.genemask-grid-cell.json``).
-CLAIM = "grid cell"
+CLAIM = GRID_CLAIM
 
 
 def running_file(cell: Cell) -> Path:
