@@ -101,20 +101,21 @@ def test_deterministic_cells_verified_when_equal_and_stale_with_the_difference_w
 def test_a_training_cell_from_another_cpu_is_judged_by_its_methods_seed_spread(workspace):
     spec = workspace / "p.yaml"
     spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
-        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2]}}]}))
+        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2, 3]}}]}))
     plan = plan_grid(spec)
     here = provenance.cpu_description()
-    committed = {0: 100.0, 1: 109.0, 2: 111.0}  # the reruns give 100, 110, 120
+    committed = {0: 100.0, 1: 110.0, 2: 111.0, 3: 125.0}  # the reruns give 100, 110, 120, 130
     _commit(plan, "train", lambda c: {"summary.json": json.dumps({"final_val_perplexity": committed[c.params["seed"]]})},
             lambda c: {"cpu": here if c.params["seed"] == 0 else {"model": "another CPU", "flags_hash": "x"}})
     lines = []
     outcomes = {o.cell.params["seed"]: o for o in verify(spec, echo=lines.append)}
     assert outcomes[0].equal and outcomes[0].kind == "bit for bit on the same CPU"
-    assert outcomes[1].equal and outcomes[1].kind.startswith("in distribution")
-    assert outcomes[1].note == "final_val_perplexity 110 within 3 seeds' 100-111"
-    assert not outcomes[2].equal and "summary.json final_val_perplexity: \"3 seeds' 100-111\" -> 120.0" in "\n".join(lines)
+    assert outcomes[1].equal and outcomes[1].kind == "bit for bit (the record names another CPU)"
+    assert outcomes[2].equal and outcomes[2].kind.startswith("in distribution")
+    assert outcomes[2].note == "final_val_perplexity 120 within 4 seeds' 100-125"
+    assert not outcomes[3].equal and "summary.json final_val_perplexity: \"4 seeds' 100-125\" -> 130.0" in "\n".join(lines)
     states = {c.params["seed"]: s.state for c in plan.cells for s in [_states(plan)[c.id]]}
-    assert states == {0: VERIFIED, 1: VERIFIED, 2: STALE}
+    assert states == {0: VERIFIED, 1: VERIFIED, 2: VERIFIED, 3: STALE}
 
 
 def test_comparisons_are_exact_except_float_noise_and_timings():
