@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from genemask import io
+from genemask import io, outdir
 
 A = {"checkpoint": "random:tiny", "shots": [10]}
 B = {"checkpoint": "random:tiny", "shots": [50]}
@@ -17,8 +17,8 @@ B = {"checkpoint": "random:tiny", "shots": [50]}
 
 def hold_in_another_process(out_dir, identity, root) -> subprocess.CompletedProcess:
     code = textwrap.dedent(f"""
-        from genemask import io
-        print(io.hold_out_dir({None if out_dir is None else str(out_dir)!r}, "few-shot", {identity!r}, {str(root)!r}))
+        from genemask import outdir
+        print(outdir.hold_out_dir({None if out_dir is None else str(out_dir)!r}, "few-shot", {identity!r}, {str(root)!r}))
     """)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
@@ -35,10 +35,10 @@ def test_a_second_run_with_other_parameters_is_refused_from_an_explicit_out_dir(
 
 
 def test_two_runs_at_once_are_refused(tmp_path):
-    held = io.hold_out_dir(tmp_path / "busy", "few-shot", A, tmp_path)
+    held = outdir.hold_out_dir(tmp_path / "busy", "few-shot", A, tmp_path)
     other = hold_in_another_process(tmp_path / "busy", A, tmp_path)
     assert other.returncode != 0 and "is in use by another few-shot run" in other.stderr
-    assert io.hold_out_dir(tmp_path / "busy", "few-shot", A, tmp_path) == held  # the same kernel, the same run
+    assert outdir.hold_out_dir(tmp_path / "busy", "few-shot", A, tmp_path) == held  # the same kernel, the same run
 
 
 def test_the_default_folder_is_the_runs_own(tmp_path):
@@ -56,5 +56,5 @@ def test_foreign_files_are_refused_unless_a_grid_cell_holds_the_folder(tmp_path)
     cell = tmp_path / "runs" / "cpu" / "fewshot" / "0123456789abcdef"
     cell.mkdir(parents=True)
     (cell / "fewshot_results.csv").write_text("partial\n")  # an earlier attempt of this cell
-    io.write_json(io.claim_marker(cell, io.GRID_CLAIM), {"identity": {"stage": "fewshot"}, "files_before": []})
+    io.write_json(io.claim_marker(cell, outdir.GRID_CLAIM), {"identity": {"stage": "fewshot"}, "files_before": []})
     assert hold_in_another_process(cell, A, tmp_path).returncode == 0

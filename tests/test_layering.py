@@ -18,7 +18,7 @@ from genemask import source
 from genemask.grid import code
 
 BASE = {"genemask", "genemask.paths", "genemask.io", "genemask.identity", "genemask.tokenizer", "genemask.published",
-        "genemask.source", "genemask.steplog", "genemask.store"}
+        "genemask.source", "genemask.steplog", "genemask.store", "genemask.outdir"}
 COMPUTE = {"genemask.genome", "genemask.pmi", "genemask.masking", "genemask.models", "genemask.yardstick",
            "genemask.pretrain", "genemask.finetune", "genemask.tasks", "genemask.integrity"}
 TOP = {"genemask.gpu", "genemask.cli"}

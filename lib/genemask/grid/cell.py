@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from .. import paths, store
-from ..io import GRID_CLAIM, claim_out_dir, write_text
+from ..io import claim_out_dir, write_text
+from ..outdir import GRID_CLAIM
 from . import provenance
 from .code import Library
 from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
