@@ -361,6 +361,19 @@ def parse_reference(text: Any) -> Reference | None:
     return Reference(match["stage"], match["key"], _inside(match["file"] or "", text))
 
 
+#: A cell named in stored text: ``<stage>/<key>`` (in ``@stage/key/file``, ``runs/cpu/stage/key``,
+#: an ``inputs`` entry, a ``migrated:stage/key`` run id), the stage a whole path component.
+_CELL_NAMED = r"(?P<stage>[A-Za-z0-9][\w.-]*)/(?P<key>[0-9a-f]{16})(?![0-9a-f])"
+
+
+def rekey_text(text: str, keys: Mapping[tuple[str, str], str], prefix: str = "") -> str:
+    """``text`` with every ``<stage>/<key>`` that ``keys`` maps (``(stage, old key) -> new key``)
+    renamed; ``prefix``: only those right after it (``"@cpu/"``: another profile's references).
+    Nothing else changes: other hex digits (code hashes, run ids, commits) are never a stage's."""
+    pattern = re.escape(prefix) + _CELL_NAMED if prefix else r"(?<![\w.-])" + _CELL_NAMED
+    return re.sub(pattern, lambda m: f"{prefix}{m['stage']}/{keys.get((m['stage'], m['key']), m['key'])}", text)
+
+
 def is_reference(text: Any) -> bool:
     """Whether a value is a reference of either form (``@...``): a params file's or a stored one."""
     return isinstance(text, str) and text.startswith("@")
