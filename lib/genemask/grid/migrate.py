@@ -16,6 +16,7 @@ an older formula (notebook code + parameters + package version) get the key of
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,12 +25,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import paths, store
+from .. import __version__, paths, store
 from ..io import write_text
 from ..store import RESULT_SUFFIXES, stored_text
 from . import provenance
 from .collect import row_of, write_rows
-from .plan import plan_grid, portable_params
+from .code import notebook_hash
+from .plan import Plan, key_portable, notebook_code, plan_grid, portable_params
 from .state import results_rows
 
 
@@ -185,7 +187,26 @@ def _stage_order(profile: str, listed: Mapping[str, list[dict[str, str]]]) -> li
                                f"({' -> '.join(err.args[1])})") from None
 
 
-def _rekey_files(folder: Path, old: str, new: str, keys: Mapping[tuple[str, str], str]) -> int:
+def _attested(plan: Plan) -> dict[tuple[str, str], str]:
+    """``(stage, old key) -> notebook hash`` of the cells the plan of now gave the key an older grid
+    would have: that key hashed the notebook's code (and the package version), so a result under it
+    was made by the notebook of now. Read only for that, never to key a cell: re-keyed records keep
+    what their old key attested as ``notebook_hash`` (null where it was another notebook)."""
+    codes = {stage.name: notebook_code(stage.notebook) for stage in plan.spec.stages}
+    old: dict[tuple[str, str], str] = {}
+    for cell in plan.cells:  # upstream first: an old key hashed its upstream cells' old keys
+        chosen = cell.out_dir == paths.runs_dir(plan.spec.profile, cell.stage) / cell.key
+        params = {k: store.rekey_text(key_portable(v), old) if isinstance(v, str) else v
+                  for k, v in cell.params.items() if k != "out_dir" or not chosen}
+        digest = hashlib.sha256(codes[cell.stage].encode())
+        digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+        digest.update(__version__.encode())
+        old[(cell.stage, cell.key)] = digest.hexdigest()[:16]
+    return {(stage, key): notebook_hash(codes[stage]) for (stage, _), key in old.items()}
+
+
+def _rekey_files(folder: Path, old: str, new: str, keys: Mapping[tuple[str, str], str],
+                 attested: Mapping[str, str] | None = None) -> int:
     """Rename every cell key a cell's text files name; its record names its own key as ``new`` (in
     its reproductions too) and, when the key changed, notes the old one (also when that was a copy
     dropped as a duplicate: later cells may name it). Returns the files rewritten."""
@@ -198,9 +219,13 @@ def _rekey_files(folder: Path, old: str, new: str, keys: Mapping[tuple[str, str]
                 record = json.loads(new_text)
             except ValueError as err:
                 raise store.StoreError(f"{paths.display(file)}: damaged run record, not JSON ({err})") from None
+            if attested is not None and old != new and "notebook_hash" not in record:
+                record["notebook_hash"] = attested.get(old)  # what its old key told of its notebook
             record["key"] = new
             for entry in record.get("reproduced") or []:
                 if isinstance(entry, dict) and "key" in entry:
+                    if attested is not None and "notebook_hash" not in entry:
+                        entry["notebook_hash"] = attested.get(entry["key"])
                     entry["key"] = new  # a rerun of this cell, under whatever key the plan then gave it
             if old != new and not any(r.get("from") == old for r in record.get("rekeyed") or []):
                 record["rekeyed"] = [*(record.get("rekeyed") or []), {"from": old, "to": new, "by": REKEYED_BY}]
@@ -232,7 +257,9 @@ def migrate_keys(params_file: str | Path, echo: Callable[[str], Any] = print) ->
     ask for is keyed by the same formula from its record's parameters (reported as not in the plan).
     Its folder, its row and every key its text files name (record, ``fewshot_runs.csv``,
     ``checkpoint.json``, ``@stage/key`` references, ``migrated:stage/key`` run ids) are renamed; its
-    record notes the old key (``rekeyed``). No number changes. Run again, it changes nothing; cells
+    record notes the old key (``rekeyed``) and, as ``notebook_hash``, what that key told of the
+    notebook that made it (the notebook of now where the key is the one an older grid gives it now,
+    else null: stale, as before). No number changes. Run again, it changes nothing; cells
     collected later under old keys (a checkout of an older commit) are re-keyed by the next run, and
     an old-keyed copy of a cell already re-keyed is dropped when its results are the same (an error
     naming both folders when they differ). ``@<profile>/<stage>/<key>`` references in the params
@@ -245,6 +272,9 @@ def migrate_keys(params_file: str | Path, echo: Callable[[str], Any] = print) ->
     plan = plan_grid(params_file, check_env=False)
     profile = plan.spec.profile
     listed = {stage: store.rows(profile, stage) for stage in store.stages(profile)}
+    attested: dict[str, dict[str, str]] = {}
+    for (stage, key), made_by in _attested(plan).items():
+        attested.setdefault(stage, {})[key] = made_by
     keys: dict[tuple[str, str], str] = {}
     moves: dict[str, list[tuple[str, str, dict[str, str]]]] = {}  # stage -> (old, new, row)
     not_in_plan: list[str] = []
@@ -293,7 +323,7 @@ def migrate_keys(params_file: str | Path, echo: Callable[[str], Any] = print) ->
                 else:
                     os.replace(source, target)
             if target.is_dir():
-                counts["files rewritten"] += _rekey_files(target, old, new, keys)
+                counts["files rewritten"] += _rekey_files(target, old, new, keys, None if dropped else attested.get(stage, {}))
             if new in rows:  # a second row of one cell (its copy dropped above)
                 continue
             changed += old != new and not dropped
