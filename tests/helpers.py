@@ -104,6 +104,15 @@ def overflowing(book: Path, window: str = "1280,1600") -> list[str]:
     return found
 
 
+def committed_ranking() -> Path:
+    """The cpu profile's committed k-mer ranking (segmentation PMI), found by its parameters in
+    ``results/cpu/pmi/cells.csv``, not by its key (keys change when the key formula does)."""
+    from genemask import paths, store
+
+    (row,) = [r for r in store.rows("cpu", "pmi", root=paths.RESULTS) if r.get("pmi") == "segmentation"]
+    return store.cell_dir("cpu", "pmi", row["key"], root=paths.RESULTS) / "kmer_ranking.csv"
+
+
 def write_notebook(path: Path, params_src: str, body: str | list[str]) -> Path:
     """A notebook with a ``parameters`` cell and one code cell per ``body`` entry (what a grid stage runs)."""
     import nbformat

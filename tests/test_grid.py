@@ -344,8 +344,8 @@ def test_portable_text_rewrites_paths_of_any_machine():
 
 
 def test_edited_notebook_makes_its_results_stale_then_superseded(workspace):
-    """A notebook edit gives its cells new keys; the results made under the old key are reported
-    stale (never silently orphaned or shown as done), and rerunning replaces them."""
+    """A notebook edit keeps its cells' keys (a key is the stage and parameters) and stales their
+    results by the notebook hash they record (never silently shown as done); rerunning replaces them."""
     spec = _params(workspace, [{"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}}])
     (old,) = grid.run_grid(spec, echo=_quiet)
     nb = nbformat.read(workspace / "make.ipynb", as_version=4)
@@ -353,9 +353,9 @@ def test_edited_notebook_makes_its_results_stale_then_superseded(workspace):
     nbformat.write(nb, workspace / "make.ipynb")
     lines = []
     (new,) = grid.run_grid(spec, status=True, echo=lines.append)
-    assert new.key != old.key and new.status == "stale"
-    assert any(f"made by other notebook code (recorded as {old.key})" in line for line in lines)
+    assert new.key == old.key and new.status == "stale"
+    assert any(f"STALE    {old.key}" in line and "made by other notebook code" in line for line in lines)
     (new,) = grid.run_grid(spec, rerun_stale=True, echo=_quiet)
     assert new.status == "done"
     assert [r["key"] for r in state.results_rows("t", "make")] == [new.key]
-    assert not (workspace / "results" / "t" / "make" / old.key).exists()
+    assert grid.run_grid(spec, status=True, echo=_quiet)[0].status == "cached"

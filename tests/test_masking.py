@@ -21,7 +21,7 @@ from genemask.masking import (
     python_set_iteration_rank,
 )
 from genemask.tokenizer import SPECIAL_TOKENS, build_tokenizer, encode_ids, vocab_kmers
-from helpers import real_data
+from helpers import committed_ranking, real_data
 
 K = 6
 N_KMERS = 4**K
@@ -565,7 +565,7 @@ def test_calibration_on_real_windows_with_the_committed_ranking(tokenizer, one_t
 
     from genemask import genome, tokenizer as tk
 
-    ranking = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
+    ranking = committed_ranking()
     fasta = real_data("genome/hg38_chr21_22000000_23000000.fasta")
     windows = tk.encode_batch([c.decode() for c in itertools.islice(genome.iter_corpus_chunks(fasta), 128)], K)
     assert 0.14 < masked_fraction("genemask", tokenizer, windows, ranking) < 0.17  # 0.157 on 2,048 windows
@@ -596,7 +596,7 @@ def test_the_readme_masked_fraction_table_is_what_the_collators_mask(tokenizer, 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     rows = re.findall(r"^\| `([\w-]+)` \| ([\d.]+) \| ([\d.]+) % \| ([\d.]+) % \|$", readme, re.M)
     assert {name for name, *_ in rows} == {n for n, o in MASKING_VARIANTS.items() if o["strategy"] != "cmstep"}
-    ranking = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
+    ranking = committed_ranking()
     fasta = real_data("genome/hg38_chr21_22000000_23000000.fasta")
     windows = tk.encode_batch([c.decode() for c in itertools.islice(genome.iter_corpus_chunks(fasta), 2048)], K)
     assert len(windows) == 2048 and max(map(len, windows)) == 511 + 2 - K + 1  # "2,048 windows of 511 bp"

@@ -85,6 +85,9 @@ CHECKS: dict[str, Check] = {
     "GENEMASK_DATA=/path/to/the/data/they/were/made/from genemask grid params/cpu.yaml --migrate":
         Check("elsewhere", needs="the data the results were made from; it rewrites results/",
               where="tests/test_grid.py::test_results_without_runs_are_the_record_and_migration_is_idempotent"),
+    "genemask grid params/cpu.yaml --migrate-keys":
+        Check("elsewhere", needs="it rewrites results/",
+              where="tests/test_migrate_keys.py::test_migration_renames_every_key_changes_no_number_and_again_nothing"),
     "torchrun --nproc_per_node 5 -m genemask.pretrain --paper --grad_accum 5 --strategy cmgems --fasta $GENEMASK_DATA/paper/GRCh38.fa.gz --out_dir runs/cmgems":
         Check("dry run", needs="5 GPUs and GRCh38"),
     "torchrun --nproc_per_node 2 -m genemask.pretrain --strategy cmgems --fasta my.fa --steps 20 --out_dir runs/ddp-toy": Check("run"),

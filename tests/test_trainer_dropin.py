@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import committed_ranking
 
 README = Path(__file__).parents[1] / "README.md"
 #: The line of the block that names the user's inputs: the test gives its own.
@@ -22,7 +23,7 @@ def drop_in_block() -> str:
     return rest
 
 
-RANKING = Path(__file__).parents[1] / "results/cpu/pmi/4f0de78b864e53c4/kmer_ranking.csv"
+RANKING = committed_ranking()
 
 
 def run_drop_in(out: Path, resume: str | None) -> dict:

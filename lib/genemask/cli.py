@@ -31,12 +31,15 @@ def _grid(args: argparse.Namespace) -> int:
     if needs:
         print(f"genemask grid: {needs}", file=sys.stderr)
         return 2
-    from .grid import GridError, migrate, run_grid
+    from .grid import GridError, migrate, migrate_keys, run_grid
     from .store import StoreError
 
     try:
         if args.migrate:
             migrate(args.params)
+            return 0
+        if args.migrate_keys:
+            migrate_keys(args.params)
             return 0
         if args.verify:
             from .grid.verify import verify
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--sample", type=int, help="with --verify: rerun only the N cheapest stale cells of each stage")
     grid.add_argument("--migrate", action="store_true",
                       help="record provenance for results/<profile> cells collected without it, make their paths portable and compact long step logs")
+    grid.add_argument("--migrate-keys", action="store_true",
+                      help="re-key results/<profile> to the key of stage and parameters (no notebook code, no version): "
+                           "folders, cells.csv rows and the keys their files name; idempotent")
     grid.set_defaults(func=_grid)
     demo = sub.add_parser("demo-data", help="generate the deterministic demo genome and demo tasks")
     demo.set_defaults(func=_demo)

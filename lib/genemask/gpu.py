@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -54,6 +53,7 @@ from typing import Any
 from . import __version__, paths, store
 from .io import claim_out_dir, read_yaml, write_json, write_text, write_with
 from .source import library_hash
+from .store import cell_key  # the one key formula (stage + portable parameters), the grid's too
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
@@ -187,12 +187,6 @@ def _expanded(value: Any) -> Any:
             return str(ref.path("cpu", root=paths.RESULTS))
         return value.replace("${GENEMASK_DATA}", str(paths.data_dir()))
     return value
-
-
-def cell_key(stage: str, params: dict) -> str:
-    """A cell's key: a hash of its stage and portable parameters."""
-    payload = json.dumps({"stage": stage, "params": params}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _fewshot_params(regime: Regime, checkpoint_ref: str) -> dict:

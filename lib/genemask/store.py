@@ -11,11 +11,13 @@ checkpoint-reference rule each have one home (as showyourwork's single ``paths``
 Kept light (the standard library, ``paths``, ``io`` and ``steplog``): the report and the GPU runner
 import it without torch, the grid or each other. Nothing read from a file names a path outside its
 folder: a key is 16 hex digits, a stage one safe folder name, a reference's sub-path relative and
-without ``..``.
+without ``..``. A cell's key is :func:`cell_key` of its stage and parameters, here for the grid and
+the GPU runner alike.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -78,6 +80,28 @@ def _key(key: str, where: object = "") -> str:
     if not isinstance(key, str) or not KEY.fullmatch(key):
         raise StoreError(f"{where + ': ' if where else ''}key {key!r} is not a cell key (16 hex digits)")
     return key
+
+
+def key_portable(value: Any) -> Any:
+    """An upstream output path (``<runs>/<profile>/<stage>/<key>/<file>``) as ``@stage/key/file``, as
+    a key hashes it: the same key on every machine. Anything else unchanged."""
+    runs = str(paths.runs_root()) + os.sep
+    if isinstance(value, str) and value.startswith(runs):
+        parts = value[len(runs):].split(os.sep)  # profile, stage, key, file...
+        return "@" + "/".join(parts[1:])
+    return value
+
+
+def cell_key(stage: str, params: Mapping[str, Any]) -> str:
+    """A cell's key: what it computes, i.e. its stage's name and its parameters (upstream outputs as
+    ``@stage/key/file``), never the notebook's text or the package version, so a code change shows as
+    staleness (each record's code hash) and never orphans committed cells. The stage's name, not its
+    notebook: two stages may run one notebook with the same parameters. The one formula: the grid's
+    plan, the GPU runner and the key migration call it. ``params`` as planned: a grid-chosen
+    ``out_dir`` is not among them (an explicit one is)."""
+    payload = json.dumps({"stage": _stage_name(stage), "params": {k: key_portable(v) for k, v in params.items()}},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def profile_dir(profile: str, root: Path | None = None) -> Path:
@@ -337,6 +361,19 @@ def parse_reference(text: Any) -> Reference | None:
     if match is None:
         return None
     return Reference(match["stage"], match["key"], _inside(match["file"] or "", text))
+
+
+#: A cell named in stored text: ``<stage>/<key>`` (in ``@stage/key/file``, ``runs/cpu/stage/key``,
+#: an ``inputs`` entry, a ``migrated:stage/key`` run id), the stage a whole path component.
+_CELL_NAMED = r"(?P<stage>[A-Za-z0-9][\w.-]*)/(?P<key>[0-9a-f]{16})(?![0-9a-f])"
+
+
+def rekey_text(text: str, keys: Mapping[tuple[str, str], str], prefix: str = "") -> str:
+    """``text`` with every ``<stage>/<key>`` that ``keys`` maps (``(stage, old key) -> new key``)
+    renamed; ``prefix``: only those right after it (``"@cpu/"``: another profile's references).
+    Nothing else changes: other hex digits (code hashes, run ids, commits) are never a stage's."""
+    pattern = re.escape(prefix) + _CELL_NAMED if prefix else r"(?<![\w.-])" + _CELL_NAMED
+    return re.sub(pattern, lambda m: f"{prefix}{m['stage']}/{keys.get((m['stage'], m['key']), m['key'])}", text)
 
 
 def is_reference(text: Any) -> bool:

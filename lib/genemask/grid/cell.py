@@ -28,7 +28,7 @@ from .. import paths, store
 from ..io import claim_out_dir, write_text
 from ..outdir import GRID_CLAIM
 from . import provenance
-from .code import Library
+from .code import Library, notebook_hash
 from .plan import Cell, expand_env, notebook_code, plan_grid, portable_params
 from .spec import GridError, papermill_path
 
@@ -219,6 +219,7 @@ def _execute(cell: Cell, profile: str) -> int:
     os.environ.update(QUIET_ENV)
     library = provenance.library_hash()  # what the kernel will import
     code = Library.now().code_hash(notebook_code(cell.notebook))  # the part of it the notebook runs
+    notebook = notebook_hash(notebook_code(cell.notebook))  # and the notebook's own code
     timed_out = threading.Event()
 
     def on_timeout() -> None:
@@ -271,6 +272,7 @@ def _execute(cell: Cell, profile: str) -> int:
     record = {
         "stage": cell.stage, "key": cell.key, "run_id": provenance.run_id(cell.stage, cell.key, finished),
         "finished": finished, **provenance.git_state(), "library_hash": library, "code_hash": code,
+        "notebook_hash": notebook,
         "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
         "versions": provenance.package_versions(), "cpu": provenance.cpu_description(), "notebook": _portable_notebook(cell.notebook),
         "params": portable_params(cell.params), "inputs": inputs,

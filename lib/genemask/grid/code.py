@@ -1,8 +1,8 @@
 """Which library modules a notebook's code runs, found statically, and their hash: a cell's code.
 
-A cell's results can change only when the code it runs changes: its notebook's code cells (in its
-key) and the library modules those import, directly or through each other. :meth:`Library.code_hash`
-hashes exactly those modules, found with :mod:`ast` (nothing is imported), so an edit to a book
+A cell's results can change only when the code it runs changes: its notebook's code cells
+(:func:`notebook_hash`; a cell's key is its stage and parameters only) and the library modules those
+import, directly or through each other. :meth:`Library.code_hash` hashes exactly those modules, found with :mod:`ast` (nothing is imported), so an edit to a book
 page's helper or to the grid leaves a pretraining cell fresh while an edit to the masking stales
 it. The runners and the source hash (:data:`NOT_COMPUTING`) are never part of a cell's code: they
 start notebooks, record what happened or key caches, and no computing module may import the runners
@@ -127,6 +127,13 @@ def closure(roots: Iterable[str], graph: Mapping[str, set[str]], left_out: tuple
         seen.add(name)
         todo += [m for m in [*graph[name], *_parents(name)] if not outside(m)]
     return seen
+
+
+def notebook_hash(code: str | list[str]) -> str:
+    """Hash of a notebook's code cells (:func:`genemask.grid.plan.notebook_code`): the half of a
+    cell's code that is not the library's. Recorded beside ``code_hash``; an edit stales its cells."""
+    text = json.dumps(code) if isinstance(code, list) else code
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Library:

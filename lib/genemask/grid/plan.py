@@ -6,12 +6,13 @@ that matches nothing fails here, before the upstream stage runs, and ``--dry-run
 A downstream cell whose upstream cell failed is reported as blocked, never dropped.
 
 Each cell runs as ``runs/<profile>/<stage>/<key>.ipynb`` with ``out_dir`` =
-``runs/<profile>/<stage>/<key>/`` when the notebook declares ``out_dir``; ``key`` hashes the
-notebook's code, the cell's parameters (upstream paths made portable) and the package version.
+``runs/<profile>/<stage>/<key>/`` when the notebook declares ``out_dir``; ``key`` is
+:func:`genemask.store.cell_key`: the stage's name and the cell's parameters (upstream paths made
+portable). The notebook's code and the library it runs are the cell's freshness (:mod:`.state`),
+not its identity.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, paths
+from .. import paths
+from ..store import cell_key, key_portable  # noqa: F401 - the key formula's one home; callers import them here too
 from .spec import REF, GridError, GridSpec, Stage, check_params, load_spec, notebook_parameters, parse_selector
 
 
@@ -70,16 +72,6 @@ class Plan:
         return {c.id: c for c in self.cells}
 
 
-def key_portable(value: Any) -> Any:
-    """An upstream output path as ``@stage/key/file`` for the cell key (unchanged since the first
-    grid, so keys of committed results stay valid)."""
-    runs = str(paths.runs_root()) + os.sep
-    if isinstance(value, str) and value.startswith(runs):
-        parts = value[len(runs):].split(os.sep)  # profile, stage, key, file...
-        return "@" + "/".join(parts[1:])
-    return value
-
-
 def portable_params(params: dict[str, Any]) -> dict[str, Any]:
     """A cell's parameters as its provenance records them: no ``out_dir``, upstream outputs as
     ``@stage/key/file``, data and repository paths relative (see :func:`provenance.portable_value`)."""
@@ -94,17 +86,6 @@ def notebook_code(notebook: Path) -> str:
     import nbformat
 
     return json.dumps([c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"])
-
-
-def cell_key(code: str, params: dict[str, Any]) -> str:
-    """Hash of what a cell asks for: the notebook's code, the parameters with upstream paths made
-    portable, and the package version. (How it was made, library code included, is its
-    provenance record; see :mod:`genemask.grid.state`.)"""
-    digest = hashlib.sha256()
-    digest.update(code.encode())
-    digest.update(json.dumps({k: key_portable(v) for k, v in params.items()}, sort_keys=True, default=str).encode())
-    digest.update(__version__.encode())
-    return digest.hexdigest()[:16]
 
 
 _ENV_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
@@ -203,7 +184,6 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
             declared = notebook_parameters(stage.notebook)
         except GridError as err:
             raise GridError(f"{spec.source}: stage {stage.name!r}: {err}") from None
-        code = notebook_code(stage.notebook)
         stage_dir = paths.runs_dir(spec.profile, stage.name)
         stage_cells: list[Cell] = []
         expansions, total = [], len(cells)
@@ -214,7 +194,7 @@ def plan_grid(source: str | Path | GridSpec, check_env: bool = True) -> Plan:
             check_cell_count(total, f"{spec.source}: stages up to {stage.name!r}", at_least=True)
         for expansion in expansions:
             for params, deps in expansion:
-                key = cell_key(code, params)
+                key = cell_key(stage.name, params)
                 out_dir = None
                 if "out_dir" in params:
                     out_dir = Path(params["out_dir"])

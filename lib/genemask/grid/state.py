@@ -3,9 +3,9 @@
 A cell's record is its run record ``runs/<profile>/<stage>/<key>.provenance.json`` (valid only while
 its ``out_dir`` exists), else its collected record ``results/<profile>/<stage>/<key>/provenance.json``
 listed in that stage's ``cells.csv``: ``runs/`` is git-ignored, so on a fresh clone the committed
-results are the record of what was done. A record is fresh when the code its cell runs (the
-library modules its notebook imports, :func:`genemask.source.code_hash`) is the code in
-``lib/genemask`` now, and every upstream cell it read is fresh (or verified) and unchanged since. A
+results are the record of what was done. A record is fresh when the code its cell runs (its
+notebook's code cells, ``notebook_hash``, and the library modules they import, ``code_hash``) is
+the code now, and every upstream cell it read is fresh (or verified) and unchanged since. A
 record made by other code is verified when a rerun by the code of now reproduced its results
 (``genemask grid --verify``, :mod:`.verify`); otherwise it is stale, and a stale cell is never
 reported as done. A record made before code hashes were recorded is judged by the code of its
@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import paths, store
 from . import provenance
 from .cell import busy_pid
-from .code import Library
+from .code import Library, notebook_hash
 from .plan import Cell, Plan, key_portable, notebook_code, portable_params
 
 FRESH, VERIFIED, STALE, TO_RUN = "fresh", "verified", "stale", "to run"
@@ -34,7 +34,7 @@ class CellState:
     reason: str = ""
     record: dict | None = None
     where: str = ""  # "runs" | "results" | ""
-    record_key: str = ""  # the key the record was made under (differs when the notebook changed)
+    record_key: str = ""  # the key the record was made under (differs for results keyed by an older formula)
     made_by: str | None = None  # the code hash that made the record (None: not known)
     reproduced: dict | None = None  # the rerun that verified it (state VERIFIED)
 
@@ -85,6 +85,16 @@ class CodeJudge:
         self.now = Library.now(root)
         self.codes = {stage.name: notebook_code(stage.notebook) for stage in plan.spec.stages}
         self.now_hash = {name: self.now.code_hash(code) for name, code in self.codes.items()}
+        self.notebook_now = {name: notebook_hash(code) for name, code in self.codes.items()}
+
+    def other_notebook(self, stage: str, record: dict, key: str, record_key: str) -> bool:
+        """Whether ``record`` (or a reproduction entry) was made by other notebook code than the
+        stage's now: by its ``notebook_hash``; one without (made before the key lost the notebook's
+        code) by its key, which then hashed that code (``genemask grid --migrate-keys`` records the
+        hash when re-keying, null where the notebook was another)."""
+        if "notebook_hash" in record:
+            return record["notebook_hash"] != self.notebook_now[stage]
+        return record_key != key
 
     def made_by(self, stage: str, record: dict) -> tuple[str | None, str]:
         """(code hash that made ``record``, why it is not known). A record names it (``code_hash``)
@@ -116,10 +126,12 @@ def _consumed(record: dict, dep: tuple[str, str], record_key: str) -> str | None
     return inputs.get(f"{dep[0]}/{record_key}", inputs.get(f"{dep[0]}/{dep[1]}"))
 
 
-def reproduced_now(record: dict, key: str, code_now: str) -> dict | None:
-    """The record's rerun by the code of now under this key (``--verify`` adds them), if any."""
+def reproduced_now(record: dict, key: str, code_now: str, notebook_now: str | None = None) -> dict | None:
+    """The record's rerun by the code of now under this key (``--verify`` adds them), if any:
+    library code ``code_now`` and, where the entry names it, notebook code ``notebook_now``."""
     for entry in reversed(record.get("reproduced") or []):
-        if entry.get("code_hash") == code_now and entry.get("key", key) == key and entry.get("equal"):
+        if (entry.get("code_hash") == code_now and entry.get("key", key) == key and entry.get("equal")
+                and (notebook_now is None or entry.get("notebook_hash", notebook_now) == notebook_now)):
             return entry
     return None
 
@@ -172,9 +184,10 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
         matched_keys[cell.id] = record_key
         reasons = []
         code_now = judge.now_hash[cell.stage]
-        reproduced = reproduced_now(record, cell.key, code_now)
-        if record_key != cell.key and reproduced is None:
-            reasons.append(f"made by other notebook code (recorded as {record_key})")
+        reproduced = reproduced_now(record, cell.key, code_now, judge.notebook_now[cell.stage])
+        other_notebook = judge.other_notebook(cell.stage, record, cell.key, record_key)
+        if other_notebook and reproduced is None:
+            reasons.append("made by other notebook code" + (f" (recorded as {record_key})" if record_key != cell.key else ""))
         made_by, unknown = judge.made_by(cell.stage, record)
         if made_by is None and reproduced is None:
             reasons.append(unknown)
@@ -196,7 +209,7 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
                     rerun_inputs = True
                 else:
                     reasons.append(f"upstream {dep_id} {REMADE}")
-        verified = reproduced is not None and (made_by != code_now or record_key != cell.key or rerun_inputs)
+        verified = reproduced is not None and (made_by != code_now or other_notebook or rerun_inputs)
         states[cell.id] = CellState(STALE if reasons else VERIFIED if verified else FRESH, "; ".join(reasons), record,
                                     where, record_key, made_by, reproduced)
     orphans: dict[str, list[str]] = {}

@@ -379,7 +379,7 @@ def _record_reproduction(committed: Path, cell: Cell, rerun_record: dict, here: 
     """Add the reproduction to the committed cell's provenance (after the comparison, only if equal)."""
     path = committed / store.RECORD
     record = store.read_record(path) or {}
-    entry = {"code_hash": rerun_record.get("code_hash"), "key": cell.key, "commit": rerun_record.get("commit"),
+    entry = {"code_hash": rerun_record.get("code_hash"), "notebook_hash": rerun_record.get("notebook_hash"), "key": cell.key, "commit": rerun_record.get("commit"),
              "dirty": rerun_record.get("dirty"), "inputs": rerun_record.get("inputs") or None, "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
              "kind": outcome.kind, "note": outcome.note or None, "equal": True, "cpu_seconds": outcome.cpu_seconds,
              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
