@@ -264,14 +264,14 @@ def test_a_unit_is_held_once_its_archive_is_unpacked(smoke, queue, monkeypatch):
 
 @needs_data
 def test_report_reads_results_gpu_as_it_reads_results_cpu(smoke, monkeypatch):
-    from genemask import report
+    from genemask.report import results
     from genemask.report import downstream
     from genemask.report import pretrain as pretrain_report
 
     cpu_index = paths.RESULTS / "cpu" / "pretrain" / "cells.csv"  # the committed CPU results, if any
     monkeypatch.setenv("GENEMASK_RESULTS", str(smoke["root"] / "results-report"))
     gpu.unpack(smoke["archive"], smoke_ok=True, echo=lambda *_: None)
-    profile, cells = report.stage_results("pretrain", "gpu")
+    profile, cells = results.stage_results("pretrain", "gpu")
     metrics, summaries = pretrain_report.load_cells(cells)
     assert profile == "gpu" and len(summaries) == 5 and set(metrics["run"].str.split("@").str[0]) == {
         "random", "genemask", "genemask-position-v3", "global", "cmgems"}
@@ -286,12 +286,12 @@ def test_report_reads_results_gpu_as_it_reads_results_cpu(smoke, monkeypatch):
     summary_json = json.loads((Path(cells.dir.iloc[0]) / "summary.json").read_text())
     assert "/work/" not in json.dumps(summary_json) and summary_json["parameters"]["fasta"][0].startswith("${GENEMASK_DATA}")
 
-    _, few = report.stage_results("fewshot", "gpu")
-    results, runs = report.collect(few, "fewshot_results.csv"), report.collect(few, "fewshot_runs.csv")
-    assert set(results["metric"]) == {"accuracy", "f1", "mcc", "auc"} and set(results["dataset"]) == {"splice-40"}
+    _, few = results.stage_results("fewshot", "gpu")
+    frame, runs = results.collect(few, "fewshot_results.csv"), results.collect(few, "fewshot_runs.csv")
+    assert set(frame["metric"]) == {"accuracy", "f1", "mcc", "auc"} and set(frame["dataset"]) == {"splice-40"}
     assert runs["protocol"].eq("finetune").all() and downstream.protocol_note(runs) is None
     assert set(runs["learning_rate"]) == {4e-4, 1e-4}
-    summary = downstream.summarize(results, ["model", "dataset", "shot"])
+    summary = downstream.summarize(frame, ["model", "dataset", "shot"])
     table = downstream.fewshot_table(summary, "mcc")
     assert len(table) == 12  # 6 models x 2 regimes, each cell its own row (model names carry the cell key)
     assert {"train_file", "train_sampling", "test_file", "n_test", "test_overlap_removed"} <= set(runs.columns)

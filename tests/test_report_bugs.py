@@ -183,4 +183,5 @@ def test_resolve_rank_table(monkeypatch, tmp_path):
 
     monkeypatch.setenv("GENEMASK_DATA", str(tmp_path))
     assert bugs.resolve_rank_table("${GENEMASK_DATA}/genemask/x.csv", "cpu") == paths.data_dir() / "genemask" / "x.csv"
-    assert bugs.resolve_rank_table("@pmi/abc/kmer_ranking.csv", "cpu") == paths.results_dir("cpu") / "pmi" / "abc" / "kmer_ranking.csv"
+    key = "0123456789abcdef"
+    assert bugs.resolve_rank_table(f"@pmi/{key}/kmer_ranking.csv", "cpu") == paths.results_dir("cpu") / "pmi" / key / "kmer_ranking.csv"

@@ -20,9 +20,9 @@ def results(tmp_path, monkeypatch):
 
 def masking_cell(root, profile="tiny"):
     """One masking cell of four variants: masked fractions 0.14/0.15/0.10/0.15, v1 with one anchor."""
-    cell = root / profile / "masking" / "abc"
+    cell = root / profile / "masking" / "0000000000000abc"
     cell.mkdir(parents=True)
-    pd.DataFrame({"key": ["abc"], "fasta": ["${GENEMASK_DATA}/genome/hg38_chr21_x.fasta"], "n_sequences": [8],
+    pd.DataFrame({"key": ["0000000000000abc"], "fasta": ["${GENEMASK_DATA}/genome/hg38_chr21_x.fasta"], "n_sequences": [8],
                   "seq_len": [511], "seed": [0], "rank_table": ["/nowhere/ranking.csv"]}).to_csv(cell.parent / "cells.csv", index=False)
     pd.DataFrame({"variant": VARIANTS, "masked_fraction_mean": [0.14, 0.15, 0.10, 0.15],
                   "mean_rank_masked": [1380.0, 1320.0, 1370.0, 1360.0], "mean_rank_unmasked": [1365.0, 1376.0, 1372.0, 1370.0],
@@ -110,7 +110,7 @@ def pretrain_cells(root, profile="tiny"):
     """Three pretraining cells: random and genemask at 20 steps, genemask at 10 steps."""
     import numpy as np
 
-    rows = [("a", "random", 20), ("b", "genemask", 20), ("c", "genemask", 10)]
+    rows = [("000000000000000a", "random", 20), ("000000000000000b", "genemask", 20), ("000000000000000c", "genemask", 10)]
     stage = root / profile / "pretrain"
     stage.mkdir(parents=True)
     pd.DataFrame({"key": [k for k, _, _ in rows], "strategy": [s for _, s, _ in rows], "steps": [n for _, _, n in rows],

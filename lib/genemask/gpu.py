@@ -16,7 +16,7 @@ results), and packs tidy result files into one archive for ``$OUT``::
 
 Results land as ``results/gpu/<stage>/<key>/`` plus ``<stage>/cells.csv`` (key + parameters), the
 layout the grid writes for ``results/cpu/`` (both through :mod:`genemask.store`) and the book reads
-(:func:`genemask.report.stage_results` with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv``
+(:func:`genemask.report.results.stage_results` with ``profile="gpu"``): ``pretrain`` cells hold ``metrics.csv``
 (compacted when long, as the grid collects it) and ``summary.json`` as notebook 03 writes them,
 ``fewshot`` cells the five files of notebook 04; ``units/<unit>.json`` records the command's wall
 time, throughput, model FLOP utilisation, the device and versions, and what was trimmed. Keys hash

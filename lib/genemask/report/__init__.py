@@ -1,7 +1,9 @@
 """Tables and figures the notebooks and the book show, and the notebook environment they share.
 
-One submodule per stage (``report.pmi``, ``report.masking``, ...) holds that stage's analyses;
-this module holds what every notebook and chapter needs.
+One submodule per stage (``report.pmi``, ``report.masking``, ...) holds that stage's analyses, and
+:mod:`.results` what the book reads; this module holds only what every notebook and page needs, and
+imports none of them: a notebook runs exactly the report modules it imports, so that an edit to one
+stage's analyses or to the book's readers leaves the other notebooks' cells fresh.
 
 Notebooks call :func:`setup_notebook` first, so that every executed notebook has the same quiet,
 deterministic output (nbval compares it), the same figure style, and no progress bars.
@@ -42,50 +44,6 @@ def setup_notebook(seed: int = 0) -> None:
         pass
 
 
-def book_profile() -> str:
-    """The profile whose results the book shows: ``$GENEMASK_PROFILE`` (set by ``make reproduce``),
-    else ``cpu`` when its committed results exist, else ``demo``."""
-    from .. import paths
-
-    env = os.environ.get("GENEMASK_PROFILE")
-    if env:
-        return env
-    return "cpu" if (paths.results_dir("cpu")).is_dir() else "demo"
-
-
-def stage_results(stage: str, profile: str | None = None):
-    """(profile, cells frame with a ``dir`` column) for one stage's collected results, or
-    (profile, None) when that profile has not run the stage."""
-    import pandas as pd
-
-    from .. import paths
-
-    profile = profile or book_profile()
-    index = paths.results_dir(profile) / stage / "cells.csv"
-    if not index.exists():
-        return profile, None
-    cells = pd.read_csv(index)
-    cells["dir"] = [paths.results_dir(profile) / stage / key for key in cells["key"]]
-    return profile, cells
-
-
-def collect(cells, name: str):
-    """One result file (``fewshot_results.csv``, ...) of every collected cell, concatenated; a model
-    name that several cells share gets its cell key's first six characters. None when no cell has it."""
-    import pandas as pd
-
-    frames = [pd.read_csv(row.dir / name).assign(cell=row.key) for row in (cells.itertuples() if cells is not None else [])
-              if (row.dir / name).exists() and (row.dir / name).stat().st_size > 1]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return None
-    frame = pd.concat(frames, ignore_index=True)
-    if "model" in frame:
-        shared = frame.groupby("model")["cell"].transform("nunique") > 1
-        frame.loc[shared, "model"] = frame.loc[shared, "model"] + " (" + frame.loc[shared, "cell"].str[:6] + ")"
-    return frame.drop(columns="cell")
-
-
 def show(*items) -> None:
     """What a book page displays, in order: text as Markdown, a matplotlib figure as its image (then
     closed, so that it is not drawn twice), anything else (a frame) as itself. None is skipped, so
@@ -104,8 +62,3 @@ def show(*items) -> None:
             plt.close(item)
         else:
             display(item)
-
-
-# The stage analyses the 01/02 notebooks call as report.<name>.
-from .pmi import compare_rankings, npmi_summary, occurrence_share_by_decile, variant_ranks  # noqa: E402,F401
-from .masking import masking_statistics, plot_method_figure  # noqa: E402,F401

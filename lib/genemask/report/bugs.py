@@ -41,9 +41,9 @@ def resolve_rank_table(value: str, profile: str) -> Path:
     from .. import paths
 
     text = str(value)
-    if text.startswith("@pmi/"):
-        _, key, name = text.split("/", 2)
-        return paths.results_dir(profile) / "pmi" / key / name
+    reference = store.parse_reference(text)
+    if reference is not None:
+        return reference.path(profile)
     return Path(text.replace("${GENEMASK_DATA}", str(paths.data_dir())))
 
 

@@ -62,23 +62,3 @@ def plot_method_figure(method, ax=None):
     ax.grid(False)
     return ax
 
-
-def rank_table_label(value: str, profile: str) -> str:
-    """A reader's name for the rank table a masking cell used: ours (with the 01_pmi cell's PMI
-    definition, looked up in that stage's ``cells.csv``) or the authors' Data-A."""
-    import pandas as pd
-
-    from .. import paths
-
-    text = str(value)
-    if text.startswith("@pmi/"):
-        key = text.split("/")[1]
-        index = paths.results_dir(profile) / "pmi" / "cells.csv"
-        if index.exists():
-            cells = pd.read_csv(index).set_index("key")
-            if key in cells.index:
-                return f"ours ({cells.at[key, 'pmi']}, {cells.at[key, 'normalizer']})"
-        return f"ours (01_pmi cell {key})"
-    if "Data-A" in text:
-        return "authors' (Data-A)"
-    return text.rsplit("/", 1)[-1]

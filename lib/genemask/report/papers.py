@@ -374,7 +374,7 @@ def _papers_datasets(frame: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def collect_results(profile: str | None = None) -> Collected:
     """Read the few-shot, masking-rate, GUE, pretraining, PMI and motif results of ``profile``."""
-    from . import collect, stage_results
+    from .results import collect, stage_results
     from .downstream import gue_scores
     from .pretrain import load_cells
     from .runs import downstream

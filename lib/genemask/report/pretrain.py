@@ -40,7 +40,7 @@ def summary(metrics, label: str = "") -> dict:
 
 def load_cells(cells):
     """(metrics of every collected cell with a ``run`` label, one summary row per run) from a
-    ``report.stage_results`` frame of pretraining cells. ``run`` is the method's display label
+    ``report.results.stage_results`` frame of pretraining cells. ``run`` is the method's display label
     (``genemask@1000:logo``, :meth:`genemask.identity.RunIdentity.label`), with the pretraining
     seed added where several seeds of a method are shown; both frames carry the identity columns
     (``pretrain_strategy``, ``pretrain_seed``, ...) and ``method`` to select runs by."""

@@ -46,7 +46,7 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
     (``short_reason``; ``genemask grid --status`` lists every upstream cell)."""
     from .. import store
     from ..grid import GridError, grid_state, plan_grid
-    from . import book_profile
+    from .results import book_profile
 
     profile = profile or book_profile()
     params_file = Path(params_file) if params_file else paths.PARAMS / f"{profile}.yaml"
@@ -149,7 +149,7 @@ def book_fingerprint(profile: str | None = None) -> str:
     import hashlib
 
     from ..grid.provenance import library_hash
-    from . import book_profile
+    from .results import book_profile
 
     profile = profile or book_profile()
     digest = hashlib.sha256(f"{profile}\0{library_hash()}\0".encode())
@@ -176,7 +176,7 @@ def shared_provenance_table(profile: str | None = None) -> pd.DataFrame:
     """:func:`provenance_table`, computed once for the pages of one build (seconds each otherwise):
     kept under the cache by what the states depend on, so a change of any of it recomputes."""
     from ..io import write_text
-    from . import book_profile
+    from .results import book_profile
 
     profile = profile or book_profile()
     cached = paths.cache_dir() / "book" / f"provenance-{profile}-{_state_key(profile)}.csv"
@@ -191,7 +191,7 @@ def freshness_line(stages: list[str] | tuple[str, ...] | None = None, profile: s
                    table: pd.DataFrame | None = None) -> str:
     """One line for a results page: of the result cells its numbers come from (``stages``; all of
     the profile's when None), how many are fresh, verified and stale, with a link to the Provenance page."""
-    from . import book_profile
+    from .results import book_profile
 
     profile = profile or book_profile()
     table = shared_provenance_table(profile) if table is None else table

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import store
 from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns, kept_step
-from . import stage_results
+from .results import stage_results
 
 
 def pretraining_runs(profile: str | None = None) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def identity_of(method: str, profile: str | None = None) -> RunIdentity:
 
 
 def _profile() -> str:
-    from . import book_profile
+    from .results import book_profile
 
     return book_profile()
 

@@ -28,7 +28,8 @@ def profile_note(profile: str | None = None) -> str:
     import pandas as pd
 
     from ... import paths
-    from .. import book_profile, runs, stage_results
+    from .. import runs
+    from ..results import book_profile, stage_results
 
     profile = profile or book_profile()
     pretraining = runs.pretraining_runs(profile)

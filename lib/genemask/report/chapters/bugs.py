@@ -8,6 +8,7 @@ from . import synthetic
 from ..bugs import (fewshot_method, fixed_span_share, masking_effects, position_anchor_map, position_preference,
                     pretrain_comparison, resolve_rank_table, special_rank_zero_effect, special_replacement_share)
 from ... import store
+from .. import results
 
 # page shows (text as Markdown, frames, figures) for ``report.show``; the page holds the prose.
 
@@ -43,7 +44,7 @@ class Chapter:
     """The bugs chapter's measurements for one profile, read from its collected results once."""
 
     def __init__(self, profile: str | None = None):
-        from .. import masking as masking_report, stage_results
+        from ..results import stage_results
 
         self.profile, self.pmi_cells = stage_results("pmi", profile)
         self.masking_cells = stage_results("masking", self.profile)[1]
@@ -52,7 +53,7 @@ class Chapter:
         self.E, self.main, self.n_tokens = None, None, 506
         if self.masking_cells is not None:
             for row in self.masking_cells.itertuples():
-                label = masking_report.rank_table_label(row.rank_table, self.profile)
+                label = results.rank_table_label(row.rank_table, self.profile)
                 self.spans[label] = pd.read_csv(row.dir / "span_lengths.csv")
                 self.effects[label] = masking_effects(pd.read_csv(row.dir / "masking_summary.csv"), self.spans[label],
                                                       pd.read_csv(row.dir / "position_invariance.csv"))

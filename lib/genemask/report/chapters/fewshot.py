@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import collect, downstream, papers, runs, stage_results
+from .. import downstream, papers, runs
+from ..results import collect, stage_results
 from . import FEWSHOT_STAGES
 from ... import store
 

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 
 from ...identity import RELEASED_SWITCH_THRESHOLD
-from .. import book_profile, stage_results
+from .. import results
+from ..results import book_profile, stage_results
 from . import FEWSHOT_STAGES
 from .. import findings, papers, runs, transition
-from .. import masking as masking_report
 from .. import pretrain as pretrain_report
 from ... import store
 
@@ -279,7 +279,7 @@ class Chapter:
         cells, profile = self.masking_cells, self.profile
         if cells is None:
             return []
-        cells = cells.assign(ranking=[masking_report.rank_table_label(v, profile) for v in cells["rank_table"]])
+        cells = cells.assign(ranking=[results.rank_table_label(v, profile) for v in cells["rank_table"]])
         first = cells.iloc[0]
         summary = pd.read_csv(first.dir / "masking_summary.csv").set_index("variant")
         invariance = pd.read_csv(first.dir / "position_invariance.csv").set_index("variant")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import collect, downstream, papers, stage_results
+from .. import downstream, papers
+from ..results import collect, stage_results
 from .fewshot import common_suffix, count_text
 from ... import store
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import masking as masking_report, stage_results
+from .. import masking as masking_report
+from .. import results
+from ..results import stage_results
 
 
 class Chapter:
@@ -14,7 +16,7 @@ class Chapter:
         if cells is None:
             raise SystemExit(f"no 02_masking results for profile {self.profile!r}: run `make reproduce` or "
                              f"`make grid PROFILE={self.profile}`")
-        cells["ranking"] = [masking_report.rank_table_label(v, self.profile) for v in cells["rank_table"]]
+        cells["ranking"] = [results.rank_table_label(v, self.profile) for v in cells["rank_table"]]
         self.cells, self.first, self.main_ranking = cells, cells.iloc[0], cells["ranking"].iloc[0]
         self.summary = self._read("masking_summary.csv")
         self.invariance = self._read("position_invariance.csv")

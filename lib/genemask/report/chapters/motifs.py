@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import collect, stage_results
+from ..results import collect, stage_results
 
 
 def p(value: float) -> str:

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from .. import stage_results
+from ..results import stage_results
 
 
 class Chapter:

@@ -1,7 +1,7 @@
 """The pretraining chapter: each run's curves and summary, at the scale they ran."""
 from __future__ import annotations
 
-from .. import book_profile, stage_results
+from ..results import book_profile, stage_results
 from .. import pretrain as pretrain_report
 
 #: The papers' own pretraining, for the scale line.

@@ -5,7 +5,8 @@ import json
 
 import pandas as pd
 
-from .. import book_profile, findings, papers, runs, stage_results
+from .. import findings, papers, runs
+from ..results import book_profile, stage_results
 from .. import pretrain as pretrain_report
 from ... import store
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import book_profile, downstream, findings, runs, transition
+from .. import downstream, findings, runs, transition
+from ..results import book_profile
 from .. import pretrain as pretrain_report
 from ... import store
 
