@@ -66,6 +66,11 @@ def stage_results(stage: str, profile: str | None = None):
         return profile, None
     cells = pd.read_csv(index)
     cells["dir"] = [paths.results_dir(profile) / stage / key for key in cells["key"]]
+    if "masking_options" in cells:  # committed rows spell options as they were (identity.RENAMED_OPTIONS)
+        from ..identity import legacy_params
+
+        cells["masking_options"] = [legacy_params(stage, {"masking_options": v})["masking_options"]
+                                    for v in cells["masking_options"]]
     return profile, cells
 
 
