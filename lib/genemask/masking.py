@@ -997,6 +997,17 @@ def check_mlm_probability(value: Any) -> None:
                          "(the expected masked fraction, as in DataCollatorForLanguageModeling)")
 
 
+def check_mlm_options(strategy: str, options: Mapping[str, Any]) -> None:
+    """What :func:`calibrated_options` checks before it needs examples: ``mlm_probability`` is a
+    masked fraction, and no centre probability of the strategy's phases is given beside it."""
+    check_mlm_probability(options[MLM_PROBABILITY])
+    _check_choice("strategy", strategy, STRATEGIES)
+    given = [name for name in (CENTRE_PROBABILITY, *(f"{phase}_probability" for phase in STRATEGY_PHASES[strategy]))
+             if name in options]
+    if given:
+        raise ValueError(f"{MLM_PROBABILITY} and {given[0]} both set how much {strategy!r} masks; give one of them")
+
+
 def calibrated_options(strategy: str, tokenizer: Any, options: Mapping[str, Any], examples: Any,
                        rank_table: Any = None) -> dict[str, Any]:
     """``options`` with ``mlm_probability`` (a masked fraction) replaced by the centre probabilities
@@ -1009,13 +1020,9 @@ def calibrated_options(strategy: str, tokenizer: Any, options: Mapping[str, Any]
     options = dict(options)
     if MLM_PROBABILITY not in options:
         return options
+    check_mlm_options(strategy, options)
     fraction = options.pop(MLM_PROBABILITY)
-    check_mlm_probability(fraction)
-    _check_choice("strategy", strategy, STRATEGIES)
     phases = STRATEGY_PHASES[strategy]
-    given = [name for name in (CENTRE_PROBABILITY, *(f"{phase}_probability" for phase in phases)) if name in options]
-    if given:
-        raise ValueError(f"{MLM_PROBABILITY} and {given[0]} both set how much {strategy!r} masks; give one of them")
     if examples is None:
         raise ValueError(f"{MLM_PROBABILITY}={fraction!r} is a masked fraction: pass calibration_examples (tokenized "
                          "windows like those you train on) to convert it, since a span strategy's masked share depends "
