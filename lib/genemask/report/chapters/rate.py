@@ -9,7 +9,7 @@ from .. import book_profile, findings, papers, runs, stage_results
 from .. import pretrain as pretrain_report
 from ... import store
 
-DOUBLED = json.dumps({"mlm_probability": 0.05})
+DOUBLED = json.dumps({"centre_probability": 0.05})
 
 
 def _interval(mean: float, low: float, high: float) -> str:
