@@ -990,6 +990,10 @@ def make_collator(
     return DataCollatorForSpanMasking(tokenizer=tokenizer, strategy=strategy, rank_table=rank_table, seed=seed, **options)
 
 
+# ----------------------------------------------------------------------------------------------
+# Calibration: centre probability <-> expected masked fraction
+
+
 def check_mlm_probability(value: Any) -> None:
     """Hugging Face's ``mlm_probability`` is a masked fraction: 0 masks nothing, 1 everything."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
