@@ -578,3 +578,21 @@ def test_kill_9_of_the_grid_ends_snakemake_the_runner_and_the_kernel(ws, target)
     assert not alive, [" ".join(p.cmdline())[:200] for p in alive]
     (cell,) = plan_grid(spec).cells
     assert cell_runner.busy_pid(cell) is None  # the rerun sees no busy cell: it may run it again
+
+
+def test_a_grid_cell_names_its_centre_probability_not_a_masked_fraction():
+    """Issue 22: a cell's ``mlm_probability`` would be a masked fraction calibrated per run, while the
+    committed rows spell the centre probability that way; a params file names ``centre_probability``,
+    so a row's options mean one thing (identity.legacy_params reads the committed ones)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from genemask.grid import GridError
+    from genemask.grid.spec import check_params
+
+    spec, stage = SimpleNamespace(source="params/x.yaml"), SimpleNamespace(name="pretrain", notebook=Path("03_pretrain.ipynb"))
+    declared = {"masking_options": {"default": "{}"}, "steps": {"default": "500"}}
+    check_params(spec, stage, {"masking_options": {"centre_probability": 0.05}, "steps": 250}, declared)
+    with pytest.raises(GridError, match=r"^params/x.yaml: stage 'pretrain': masking_options sets mlm_probability") as err:
+        check_params(spec, stage, {"masking_options": {"mlm_probability": 0.15}}, declared)
+    assert "\n" not in str(err.value) and "centre_probability" in str(err.value)

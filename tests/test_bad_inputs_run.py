@@ -3,7 +3,7 @@ designed here beyond the issue, for the FASTA reader, PMI, the masking collator,
 CLI and the few-shot / GUE entry points.
 
 The issue's items and their tests (all now clear, one line naming the file or parameter):
-6 ``mlm_probability: 0`` (and a 0 probability of any phase a strategy uses, or no [MASK]/random
+6 ``mlm_probability: 0`` (``centre_probability: 0`` since issue 22's rename; and a 0 probability of any phase a strategy uses, or no [MASK]/random
   replacement) is refused before any step; a batch stream that masks no token in its first 8
   batches stops the run: ``test_a_masking_that_masks_nothing_*``, ``test_the_cli_refuses_*``,
   ``test_a_batch_stream_that_masks_nothing_*``; valid maskings keep their losses (``test_a_working_*``).
@@ -96,7 +96,7 @@ shape                                         differs ...
 --masking_options '{"random_probability":     masking: the first 8 batches masked no token (masked fraction     clear
 1e-12}'                                       0), ...
 --masking_options null, '[1]'                 masking_options=None must be a mapping                            clear
---masking_options '{"mlm_probability":        mlm_probability='0.1' must be a probability in [0, 1]             clear
+--masking_options '{"centre_probability":     centre_probability='0.1' must be a probability in [0, 1]          clear
 "0.1"}'
 --masking_options '{"selection": 5}'          selection=5 is not one of 'v1', 'v2', 'v3' (out_dir not created)  clear
                                               [was late: after out_dir was claimed and the corpus built]
@@ -233,7 +233,8 @@ def flip_tensor_bytes(weights, size: int = 4096) -> None:
 
 
 @pytest.mark.parametrize("strategy, options, named", [
-    ("random", {"mlm_probability": 0}, "mlm_probability=0"),
+    ("random", {"centre_probability": 0}, "centre_probability=0"),
+    ("genemask", {"centre_probability": 0.0}, "centre_probability=0"),
     ("genemask", {"mlm_probability": 0.0}, "mlm_probability=0"),
     ("cmgems", {"global_probability": 0}, "global_probability=0"),  # the phase after the switch
     ("cmstep", {"random_probability": 0}, "random_probability=0"),
@@ -252,6 +253,52 @@ def test_the_cli_refuses_mlm_probability_0_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and "mlm_probability=0 masks no token" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"mlm_probability": 1}, "mlm_probability=1 must lie strictly between 0 and 1"),
+    ({"mlm_probability": "0.15"}, "mlm_probability='0.15' must lie strictly between 0 and 1"),
+    ({"mlm_probability": 0.15, "centre_probability": 0.02}, "mlm_probability and centre_probability both set"),
+])
+def test_a_bad_masked_fraction_is_refused_before_anything_is_written(inputs, tmp_path, options, named):
+    with pytest.raises(ValueError, match="^masking_options: ") as err:
+        config(inputs, tmp_path / "run", masking_options=options)
+    one_line_naming(err, named)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_masked_fraction_is_calibrated_on_the_training_chunks_and_recorded(inputs, tmp_path):
+    """Issue 22: ``mlm_probability`` is Hugging Face's masked fraction. The run converts it on a fixed
+    sample of its own training chunks, masks as the same run given that centre probability does
+    (bit for bit), and records the centre probability: pretrain.json, the model card and the run's
+    identity are by it."""
+    from genemask.identity import RunIdentity
+
+    asked = pretrain.run(config(inputs, tmp_path / "asked", masking_options={"mlm_probability": 0.2}))
+    saved = json.loads((asked.checkpoint / "pretrain.json").read_text())
+    centre = saved["masking_options"]["centre_probability"]
+    assert "mlm_probability" not in saved["masking_options"] and saved["config"]["masking_options"] == {"mlm_probability": 0.2}
+    assert saved["calibration"]["mlm_probability"] == 0.2 and saved["calibration"]["options"] == {"centre_probability": centre}
+    assert 0.025 < centre < 0.2  # a centre probability: 6-token spans
+    assert abs(asked.metrics["masked_fraction"].mean() - 0.2) < 0.03
+    given = pretrain.run(config(inputs, tmp_path / "given", masking_options={"centre_probability": centre}))
+    assert asked.metrics[["loss", "masked_fraction"]].equals(given.metrics[["loss", "masked_fraction"]])
+    identity = finetune.checkpoint_info(asked.checkpoint)["identity"]
+    assert identity == RunIdentity.from_config(json.loads((given.checkpoint / "pretrain.json").read_text())["config"])
+    assert identity.label() == f"random[p={centre}]@6:tiny"
+    assert "calibrated to centre_probability" in pretrain.model_card(asked.checkpoint)
+
+
+def test_a_checkpoint_made_before_the_rename_keeps_its_name(inputs, tmp_path):
+    """A pretrain.json written before issue 22 spells the centre probability mlm_probability and has
+    no calibration record: fine-tuning names the checkpoint as it did (p=0.05)."""
+    run = pretrain.run(config(inputs, tmp_path / "old", steps=2, eval_steps=0, masking_options={"centre_probability": 0.05}))
+    meta = run.checkpoint / "pretrain.json"
+    saved = json.loads(meta.read_text())
+    for part in (saved, saved["config"]):
+        part["masking_options"] = {"mlm_probability": 0.05}
+    meta.write_text(json.dumps(saved))
+    assert finetune.checkpoint_info(run.checkpoint)["name"] == "random[p=0.05]@2:tiny"
 
 
 def test_a_batch_stream_that_masks_nothing_stops_the_run(inputs, tmp_path):

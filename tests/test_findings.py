@@ -84,7 +84,7 @@ def test_rate_effect_pairs_the_two_rates_at_each_budget():
     doubled = frame["pretrain_strategy"] == "genemask"
     frame.loc[:, "pretrain_strategy"] = "genemask"
     frame.loc[:, "pretrain_ranking"] = "ours"
-    frame.loc[doubled, "pretrain_masking_options"] = json.dumps({"mlm_probability": 0.05})
+    frame.loc[doubled, "pretrain_masking_options"] = json.dumps({"centre_probability": 0.05})
     frame["method"] = np.where(doubled, "genemask[p=0.05]@1000:logo", "genemask@1000:logo")
     table = findings.rate_effect(frame)
     assert table.steps.tolist() == [1000]

@@ -76,10 +76,10 @@ def test_checkpoint_info_and_bad_checkpoints(tiny_checkpoint, tmp_path):
     # The authors' ranking and a changed masking rate show in the name: grid cells stay apart.
     assert finetune.run_name({"strategy": "genemask", "steps": 1000, "model": "logo",
                               "rank_table": "/d/genemask/Data-A_norm-pmi-score-ranking.csv",
-                              "masking_options": {"mlm_probability": 0.05}}) == "genemask[Data-A,p=0.05]@1000:logo"
+                              "masking_options": {"centre_probability": 0.05}}) == "genemask[Data-A,p=0.05]@1000:logo"
     assert finetune.run_name({"strategy": "random", "steps": 250, "model": "logo", "masking_options": "{}",
                               "rank_table": "@pmi/x/kmer_ranking.csv"}) == "random@250:logo"
-    assert finetune.run_name({"strategy": "cmgems", "masking_options": "{'mlm_probability': 0.05}"}) == "cmgems[p=0.05]"
+    assert finetune.run_name({"strategy": "cmgems", "masking_options": "{'centre_probability': 0.05}"}) == "cmgems[p=0.05]"
     assert finetune.run_name({"steps": 5}) is None
     assert finetune.run_name({"strategy": "cmgems", "steps": 1000, "switch_threshold": 20.0}) == "cmgems[switch=20]@1000"
     assert finetune.run_name({"strategy": "cmgems", "steps": 1000, "switch_threshold": 1.0}) == "cmgems@1000"

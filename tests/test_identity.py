@@ -19,8 +19,8 @@ def test_identity_from_configs_and_cells_rows():
                                                     "switch_threshold": 20.0, "batch_size": 16, "max_len": 128}).method()
     # cells.csv writes options as JSON or Python literals; NaN where a cell did not set them.
     a = RunIdentity.from_config({"strategy": "genemask", "steps": 250, "model": "logo",
-                                 "masking_options": "{'mlm_probability': 0.05}", "seed": float("nan")})
-    assert a.label() == "genemask[p=0.05]@250:logo" and a.seed == 0 and json.loads(a.masking_options) == {"mlm_probability": 0.05}
+                                 "masking_options": "{'centre_probability': 0.05}", "seed": float("nan")})
+    assert a.label() == "genemask[p=0.05]@250:logo" and a.seed == 0 and json.loads(a.masking_options) == {"centre_probability": 0.05}
     data_a = RunIdentity.from_config({"strategy": "genemask", "rank_table": "${GENEMASK_DATA}/genemask/Data-A_norm-pmi-score-ranking.csv"})
     assert data_a.ranking == "Data-A" and data_a.label() == "genemask[Data-A]"
     assert RunIdentity.from_config({"strategy": "random", "rank_table": "x.csv"}).ranking == ""  # random reads no ranking
@@ -62,25 +62,25 @@ def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
     _write_cells(root, "pretrain", [{"key": "aaaaaaaaaaaaaaaa", "strategy": "random", "seed": 0, **common}])
     _write_cells(root, "pretrain-seeds", [{"key": "bbbbbbbbbbbbbbbb", "strategy": "random", "seed": 1, **common},
                                           {"key": "cccccccccccccccc", "strategy": "genemask", "seed": 1, **common}])
-    _write_cells(root, "fewshot", [{"key": "f1", "checkpoint": "@pretrain/aaaaaaaaaaaaaaaa/checkpoint"},
-                                   {"key": "f2", "checkpoint": "random:logo"}])
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoint"},
-                                         {"key": "f4", "checkpoint": "@pretrain-seeds/cccccccccccccccc/checkpoint"}])
-    for stage, key in (("fewshot", "f1"), ("fewshot", "f2"), ("fewshot-seeds", "f3"), ("fewshot-seeds", "f4")):
+    _write_cells(root, "fewshot", [{"key": "00000000000000f1", "checkpoint": "@pretrain/aaaaaaaaaaaaaaaa/checkpoint"},
+                                   {"key": "00000000000000f2", "checkpoint": "random:logo"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "00000000000000f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoint"},
+                                         {"key": "00000000000000f4", "checkpoint": "@pretrain-seeds/cccccccccccccccc/checkpoint"}])
+    for stage, key in (("fewshot", "00000000000000f1"), ("fewshot", "00000000000000f2"), ("fewshot-seeds", "00000000000000f3"), ("fewshot-seeds", "00000000000000f4")):
         (root / stage / key).mkdir()
         pd.DataFrame({"model": ["random@1000:logo"], "dataset": ["prom-core"], "shot": [10], "seed": [0],
                       "metric": ["mcc"], "value": [0.1]}).to_csv(root / stage / key / "fewshot_results.csv", index=False)
     frame = runs.downstream(["fewshot", "fewshot-seeds"], "fewshot_results.csv", "cpu")
     got = frame.set_index("cell")[["method", "pretrain_seed", "pretrain_strategy"]]
-    assert got.loc["f1"].tolist() == ["random@1000:logo", 0, "random"]
-    assert got.loc["f2"].tolist() == ["random-init:logo", 0, "none"]
-    assert got.loc["f3"].tolist() == ["random@1000:logo", 1, "random"]
-    assert got.loc["f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
+    assert got.loc["00000000000000f1"].tolist() == ["random@1000:logo", 0, "random"]
+    assert got.loc["00000000000000f2"].tolist() == ["random-init:logo", 0, "none"]
+    assert got.loc["00000000000000f3"].tolist() == ["random@1000:logo", 1, "random"]
+    assert got.loc["00000000000000f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
     # A checkpoint kept mid-run is the run at that step, on the run's longer learning-rate schedule.
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoints/step-00000400"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "00000000000000f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoints/step-00000400"}])
     kept = runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu").iloc[0]
     assert (kept["method"], kept["pretrain_steps"], kept["pretrain_schedule_steps"]) == ("random@400of1000:logo", 400, 1000)
-    _write_cells(root, "fewshot-seeds", [{"key": "f3", "checkpoint": "@pretrain-seeds/dddddddddddddddd/checkpoint"}])
+    _write_cells(root, "fewshot-seeds", [{"key": "00000000000000f3", "checkpoint": "@pretrain-seeds/dddddddddddddddd/checkpoint"}])
     with pytest.raises(ValueError, match="no collected pretraining cell pretrain-seeds/dddddddddddddddd"):
         runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu")
 
@@ -107,3 +107,60 @@ def test_identity_of_joins_a_label_to_its_run(tmp_path, monkeypatch):
     assert runs.identity_of("random-init:logo", "cpu").strategy == "none"
     with pytest.raises(ValueError, match="no pretraining run of profile 'cpu' has this label"):
         runs.identity_of("global@1000:logo", "cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 22: mlm_probability renamed centre_probability; committed rows keep the old spelling
+
+
+def test_legacy_params_renames_a_committed_rows_centre_probability():
+    from genemask.identity import RENAMED_OPTIONS, legacy_params
+
+    assert RENAMED_OPTIONS == {"mlm_probability": "centre_probability"}
+    row = {"key": "16ab4db38a7e3a49", "steps": "250", "masking_options": '{"mlm_probability": 0.05}', "strategy": "genemask"}
+    assert legacy_params("pretrain", row) == {**row, "masking_options": '{"centre_probability": 0.05}'}
+    assert row["masking_options"] == '{"mlm_probability": 0.05}'  # pure: the row given is left as it was
+    record = {"masking_options": {"mlm_probability": 0.05, "selection": "v1"}, "steps": 250}
+    assert legacy_params("pretrain", record) == {"masking_options": {"centre_probability": 0.05, "selection": "v1"}, "steps": 250}
+    assert legacy_params("pretrain", {"masking_options": "{'mlm_probability': 0.05}"}) == {"masking_options": '{"centre_probability": 0.05}'}
+    for unchanged in ({"masking_options": "{}"}, {"masking_options": float("nan")}, {"checkpoint": "@pretrain/x/checkpoint"},
+                      {"masking_options": '{"centre_probability": 0.05}'}):
+        assert legacy_params("fewshot", unchanged) == unchanged
+    with pytest.raises(ValueError, match="^pretrain: masking_options .* spell centre_probability both ways"):
+        legacy_params("pretrain", {"masking_options": {"mlm_probability": 0.05, "centre_probability": 0.05}})
+    # Migrated, a committed row is the planned cell's row (params/cpu.yaml spells the new name).
+    from genemask.store import cell_text
+
+    assert legacy_params("pretrain", row)["masking_options"] == cell_text({"centre_probability": 0.05})
+
+
+def test_a_calibrated_run_is_identified_by_its_centre_probability():
+    """pretrain.json of a run asked for mlm_probability records what it was calibrated to; the
+    identity (and label) are by that centre probability. Without the record the option is a masked
+    fraction as asked, shown under its own name (never as p=)."""
+    config = {"strategy": "genemask", "steps": 100, "model": "tiny", "masking_options": {"mlm_probability": 0.15}}
+    calibration = {"mlm_probability": 0.15, "options": {"centre_probability": 0.0173}, "chunks": 4096, "seed": 0}
+    run = RunIdentity.from_config({**config, "calibration": calibration})
+    assert run.options == {"centre_probability": 0.0173} and run.label() == "genemask[p=0.0173]@100:tiny"
+    asked = RunIdentity.from_config(config)
+    assert asked.options == {"mlm_probability": 0.15} and asked.label() == "genemask[mlm_probability=0.15]@100:tiny"
+    curriculum = RunIdentity.from_config({"strategy": "cmgems", "masking_options": {"mlm_probability": 0.15}, "calibration": {
+        "mlm_probability": 0.15, "options": {"genemask_probability": 0.0173, "global_probability": 0.02}}})
+    assert curriculum.options == {"genemask_probability": 0.0173, "global_probability": 0.02}
+
+
+def test_committed_rows_with_the_old_spelling_read_as_centre_probability(tmp_path, monkeypatch):
+    """A cells.csv row with the old ``mlm_probability`` (collected before the rename, not yet re-keyed
+    by --migrate-keys) reads as the centre probability it was: the same identity and label as the new
+    spelling, so the report's selectors (DOUBLED, the verdict plan) find it."""
+    from genemask.report import runs
+
+    monkeypatch.setenv("GENEMASK_RESULTS", str(tmp_path))
+    common = {"model": "logo", "steps": 250, "batch_size": 16, "max_len": 128, "strategy": "genemask", "seed": 0,
+              "rank_table": "@pmi/4f0de78b864e53c4/kmer_ranking.csv", "switch_threshold": 1.0}
+    _write_cells(tmp_path / "cpu", "pretrain", [{"key": "aaaaaaaaaaaaaaaa", **common, "masking_options": '{"mlm_probability": 0.05}'},
+                                                {"key": "bbbbbbbbbbbbbbbb", **common, "masking_options": "{}"}])
+    frame = runs.pretraining_runs("cpu").set_index("key")
+    assert frame.loc["aaaaaaaaaaaaaaaa", "pretrain_masking_options"] == json.dumps({"centre_probability": 0.05})
+    assert frame.loc["aaaaaaaaaaaaaaaa", "method"] == "genemask[p=0.05]@250:logo"
+    assert frame.loc["bbbbbbbbbbbbbbbb", "method"] == "genemask@250:logo"

@@ -268,7 +268,7 @@ def test_unseeded_collator_follows_torch_manual_seed(tokenizer, rank_table):
 
 def test_80_10_10_per_masked_position(tokenizer, rank_table, long_batch):
     ids, att = long_batch
-    collator = make_collator("random", tokenizer, seed=2, mlm_probability=0.1)
+    collator = make_collator("random", tokenizer, seed=2, centre_probability=0.1)
     out_ids, labels, _ = collator.mask_batch(ids, att)
     masked = labels.ne(-100)
     n = int(masked.sum())
@@ -277,7 +277,7 @@ def test_80_10_10_per_masked_position(tokenizer, rank_table, long_batch):
     kept = (out_ids[masked] == ids[masked]).sum().item() / n
     assert abs(to_mask - 0.8) < 0.01 and abs(changed - 0.1) < 0.01 and abs(kept - 0.1) < 0.01
     assert out_ids[masked & out_ids.ne(ids) & out_ids.ne(4)].ge(5).all()  # "kmers": never a special
-    released = make_collator("random", tokenizer, seed=2, mlm_probability=0.5, random_replacement="vocab")
+    released = make_collator("random", tokenizer, seed=2, centre_probability=0.5, random_replacement="vocab")
     vocab_ids, vocab_labels, _ = released.mask_batch(ids, att)
     replaced = vocab_labels.ne(-100) & vocab_ids.ne(ids) & vocab_ids.ne(4)
     assert vocab_ids[replaced].lt(5).any()  # the released code draws specials too
@@ -343,7 +343,7 @@ def test_cmgems_switches_once_when_perplexity_plateaus(tokenizer, rank_table, lo
     collator.observe_validation_perplexity(20.0)  # big change again: still Global (one way)
     assert collator.phase == "global"
     assert collator.mask_batch(ids[:4], att[:4])[2]["phase"] == "global"
-    assert collator.mlm_probability == 0.0136
+    assert collator.centre_probability == 0.0136
 
 
 @pytest.mark.parametrize("strategy, first, then", [("cmgems", "genemask", "global"), ("cmgems-reverse", "global", "genemask")])
@@ -462,12 +462,12 @@ def test_authors_ranking_file_loads(tokenizer):
         (lambda tok, table: make_collator("pmi", tok, table), "strategy='pmi'"),
         (lambda tok, table: make_collator("genemask", tok), "rank_table is required"),
         (lambda tok, table: make_collator("global", tok), "rank_table is required"),
-        (lambda tok, table: make_collator("random", tok, mlm_probability=1.5), "mlm_probability=1.5"),
+        (lambda tok, table: make_collator("random", tok, centre_probability=1.5), "centre_probability=1.5"),
         (lambda tok, table: make_collator("genemask", tok, table, global_probability=-0.1), "global_probability"),
         (lambda tok, table: make_collator("genemask", tok, table, selection="v4"), "selection='v4'"),
         (lambda tok, table: make_collator("genemask", tok, table, rank_lookup="id"), "rank_lookup='id'"),
         (lambda tok, table: make_collator("cmstep", tok, table), "total_steps is required"),
-        (lambda tok, table: make_collator("cmgems", tok, table, mlm_probability=0.1), "ambiguous"),
+        (lambda tok, table: make_collator("cmgems", tok, table, centre_probability=0.1), "ambiguous"),
         (lambda tok, table: make_collator("random", tok, mask_replace_prob=0.95, random_replace_prob=0.1), "> 1"),
         (lambda tok, table: make_collator("genemask", tok, table[:69]), "69 entries.*k=3"),
         (lambda tok, table: make_collator("genemask", tok, torch.zeros(4101, dtype=torch.long)), "no rank"),
@@ -518,7 +518,7 @@ def test_non_contiguous_and_int32_inputs(tokenizer, rank_table):
 def test_centres_are_bernoulli_on_maskable_positions(tokenizer, probability):
     """The geometric-gap sampler gives i.i.d. Bernoulli(p) centres, only on k-mer tokens."""
     ids, att = batch_from(["ACGT" * 30] * 8 + ["ACGTTGCA" * 10] * 8)  # two lengths, padding
-    collator = make_collator("random", tokenizer, seed=0, mlm_probability=probability)
+    collator = make_collator("random", tokenizer, seed=0, centre_probability=probability)
     hits = torch.zeros(ids.shape)
     draws = 400
     for _ in range(draws):
@@ -582,6 +582,49 @@ def test_calibration_on_real_windows_with_the_committed_ranking(tokenizer, one_t
 def test_calibration_errors(tokenizer, rank_table, call, message):
     with pytest.raises(ValueError, match=message):
         call(tokenizer, rank_table)
+
+
+def test_mlm_probability_is_the_masked_fraction_calibrated_on_the_examples(tokenizer, rank_table, one_torch_thread):
+    """Hugging Face's meaning: ``mlm_probability=f`` with calibration examples gives the centre
+    probability that masks ``f`` of them, found with a generator of its own (the collator's
+    stream starts where ``seed`` puts it, as without calibration)."""
+    windows = uniform_windows(64)
+    collator = make_collator("genemask", tokenizer, rank_table, seed=3, mlm_probability=0.2, calibration_examples=windows)
+    expected = centre_probability_for(0.2, "genemask", tokenizer, windows, rank_table)
+    assert collator.centre_probability == collator.genemask_probability == expected
+    assert DEFAULT_CENTRE_PROBABILITY["genemask"] < expected < 0.15  # a centre probability, far below 0.2
+    assert abs(masked_fraction("genemask", tokenizer, windows, rank_table, centre_probability=expected) - 0.2) <= 5e-4
+    fresh = make_collator("genemask", tokenizer, rank_table, seed=3, centre_probability=expected)
+    assert torch.equal(collator.generator.get_state(), fresh.generator.get_state())
+    ids, att = mixed_batch(40)
+    assert torch.equal(collator.mask_batch(ids, att)[1], fresh.mask_batch(ids, att)[1])
+    again = make_collator("genemask", tokenizer, rank_table, seed=9, mlm_probability=0.2, calibration_examples=windows)
+    assert again.centre_probability == expected  # deterministic, whatever the collator's seed
+
+
+def test_mlm_probability_of_a_curriculum_calibrates_each_phase(tokenizer, rank_table, one_torch_thread):
+    windows = uniform_windows(256)
+    collator = make_collator("cmgems", tokenizer, rank_table, mlm_probability=0.15, calibration_examples=windows,
+                             selection="v2")
+    for phase in ("genemask", "global"):
+        assert getattr(collator, f"{phase}_probability") == centre_probability_for(
+            0.15, phase, tokenizer, windows, rank_table, selection="v2"), phase
+    assert collator.random_probability == DEFAULT_CENTRE_PROBABILITY["random"]  # a phase cmgems never uses
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mlm_probability": 0}, r"^mlm_probability=0 must lie strictly between 0 and 1"),
+    ({"mlm_probability": 1.0}, r"^mlm_probability=1.0 must lie strictly between 0 and 1"),
+    ({"mlm_probability": "0.15"}, r"^mlm_probability='0.15' must lie"),
+    ({"mlm_probability": 0.15, "centre_probability": 0.02}, r"^mlm_probability and centre_probability both set"),
+    ({"mlm_probability": 0.15, "genemask_probability": 0.02}, r"^mlm_probability and genemask_probability both set"),
+    ({"mlm_probability": 0.15, "calibration_examples": None}, r"^mlm_probability=0.15 is a masked fraction: pass calibration_examples"),
+    ({"centre_probability": 0.02, "calibration_examples": [[2, 9, 3]]}, r"^calibration_examples: only used to convert mlm_probability"),
+])
+def test_mlm_probability_bad_inputs_get_one_line_naming_the_parameter(tokenizer, rank_table, options, message):
+    with pytest.raises(ValueError, match=message) as err:
+        make_collator("genemask", tokenizer, rank_table, **options)
+    assert "\n" not in str(err.value)
 
 
 def test_the_readme_masked_fraction_table_is_what_the_collators_mask(tokenizer, one_torch_thread):

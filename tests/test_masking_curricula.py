@@ -61,6 +61,23 @@ def test_existing_mask_streams_are_unchanged(tokenizer, rank_table, strategy):
     assert mask_stream(options.pop("strategy"), tokenizer, rank_table, **options) == PINNED[strategy]
 
 
+#: Issue 22 renamed make_collator's centre-probability option from ``mlm_probability`` to
+#: ``centre_probability`` (``mlm_probability`` now means Hugging Face's masked fraction). These digests
+#: were computed on main at e62790c, before the rename, with ``mlm_probability=p``; the committed
+#: doubled-rate runs are genemask at 0.05. The same centre probability must give the same masks.
+PINNED_CENTRE = {
+    ("genemask", 0.05): "8f33a677d271c2035e649be2c2ad07cce2b7e02a594b439439fb28c051265bca",
+    ("random", 0.1): "a16547ac6ab909b8f34f8b4b916d5006776619c187f17499874ff02155eeffb7",
+    ("global", 0.03): "904896f0c63a6a9abe87bafdc3012d0b6c12021a38e7b25fcd2924dafdbb051f",
+}
+
+
+@pytest.mark.parametrize("strategy, probability", sorted(PINNED_CENTRE))
+def test_centre_probability_masks_as_the_old_spelling_did(tokenizer, rank_table, strategy, probability):
+    digest, phases, _ = mask_stream(strategy, tokenizer, rank_table, centre_probability=probability)
+    assert digest == PINNED_CENTRE[(strategy, probability)] and phases == [strategy] * 6
+
+
 # ----------------------------------------------------------------------------------------------
 # The reverse curriculum: Global first, GeneMask once the same plateau rule fires
 
@@ -78,7 +95,7 @@ def test_reverse_masks_as_global_then_as_genemask(tokenizer, rank_table):
     seed; after it, GeneMask's rule at GeneMask's centre probability."""
     reverse = make_collator("cmgems-reverse", tokenizer, rank_table, seed=7, switch_threshold=2.0)
     plain = make_collator("global", tokenizer, rank_table, seed=7)
-    assert reverse.phase == "global" and reverse.mlm_probability == plain.mlm_probability == 0.0136
+    assert reverse.phase == "global" and reverse.centre_probability == plain.centre_probability == 0.0136
     for i, perplexity in enumerate((100.0, 50.0, 49.0)):
         reverse.set_step(i)
         ids, att = mixed_batch(200 + i)
@@ -86,7 +103,7 @@ def test_reverse_masks_as_global_then_as_genemask(tokenizer, rank_table):
         assert ours[2]["phase"] == "global"
         assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
         reverse.observe_validation_perplexity(perplexity)
-    assert reverse.switched_at_step == 2 and reverse.phase == "genemask" and reverse.mlm_probability == 0.0176
+    assert reverse.switched_at_step == 2 and reverse.phase == "genemask" and reverse.centre_probability == 0.0176
     ids, att = mixed_batch(300)
     centres = torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) < 0.05
     after = reverse.mask_batch(ids, att, centres=centres)
@@ -104,8 +121,8 @@ def test_reverse_never_switches_at_threshold_zero(tokenizer, rank_table):
 
 
 def test_reverse_needs_its_centre_probabilities_named(tokenizer, rank_table):
-    with pytest.raises(ValueError, match="mlm_probability is ambiguous for 'cmgems-reverse'"):
-        make_collator("cmgems-reverse", tokenizer, rank_table, mlm_probability=0.1)
+    with pytest.raises(ValueError, match="centre_probability is ambiguous for 'cmgems-reverse'"):
+        make_collator("cmgems-reverse", tokenizer, rank_table, centre_probability=0.1)
     with pytest.raises(ValueError, match="rank_table is required for strategy 'cmgems-reverse'"):
         make_collator("cmgems-reverse", tokenizer)
 

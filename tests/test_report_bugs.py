@@ -129,8 +129,8 @@ def test_masking_effects_and_long_spans():
 
 def test_options_as_cells_csv_writes_them():
     assert bugs._options("{}") == {} and bugs._options(float("nan")) == {}
-    assert bugs._options(json.dumps({"mlm_probability": 0.05})) == {"mlm_probability": 0.05}
-    assert bugs._options("{'mlm_probability': 0.05}") == {"mlm_probability": 0.05}
+    assert bugs._options(json.dumps({"centre_probability": 0.05})) == {"centre_probability": 0.05}
+    assert bugs._options("{'centre_probability': 0.05}") == {"centre_probability": 0.05}
 
 
 def write_metrics(folder, steps: int, ppl: float):
@@ -146,7 +146,7 @@ def test_pretrain_comparison_keeps_default_masking_at_the_longest_budget(tmp_pat
     specs = [("a", "random", 100, "{}", "@pmi/x/kmer_ranking.csv", 900.0),
              ("b", "genemask-position-v1", 100, "{}", "@pmi/x/kmer_ranking.csv", 950.0),
              ("c", "genemask", 100, "{}", data_a, 800.0),
-             ("d", "genemask", 100, '{"mlm_probability": 0.05}', "@pmi/x/kmer_ranking.csv", 700.0),
+             ("d", "genemask", 100, '{"centre_probability": 0.05}', "@pmi/x/kmer_ranking.csv", 700.0),
              ("e", "genemask", 50, "{}", "@pmi/x/kmer_ranking.csv", 1200.0),
              ("f", "global", 100, "{}", "@pmi/x/kmer_ranking.csv", None)]  # not finished: no metrics
     for key, _, steps, _, _, ppl in specs:
@@ -167,7 +167,7 @@ def test_fewshot_method_picks_default_options_at_the_longest_budget():
     runs = [RunIdentity.from_config(c) for c in (
         {"strategy": "genemask", "steps": 1000, "model": "logo"},
         {"strategy": "genemask", "steps": 250, "model": "logo"},
-        {"strategy": "genemask", "steps": 2000, "model": "logo", "masking_options": {"mlm_probability": 0.05}},
+        {"strategy": "genemask", "steps": 2000, "model": "logo", "masking_options": {"centre_probability": 0.05}},
         {"strategy": "genemask", "steps": 1000, "model": "logo", "rank_table": "x/Data-A_norm-pmi-score-ranking.csv"},
         {"strategy": "cmgems", "steps": 1000, "model": "logo", "switch_threshold": 20.0},
         {"strategy": "cmgems", "steps": 500, "model": "logo", "switch_threshold": 1.0})]

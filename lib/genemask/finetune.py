@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import models, tokenizer
 from .genome import check_integer, require_regular_file
-from .identity import RunIdentity
+from .identity import RunIdentity, legacy_params
 from .integrity import WEIGHT_FILES, verify_checksums
 
 RANDOM_PREFIX = "random:"
@@ -224,6 +224,8 @@ def checkpoint_info(checkpoint: str | Path) -> dict:
         data = _read_json(meta)
         # The run's config names the variant (genemask-position-v1); the summary only its base strategy.
         flat = {**data, **data["config"]} if isinstance(data.get("config"), dict) else data
+        if "calibration" not in data:  # made before issue 22's rename: its mlm_probability was a centre probability
+            flat = legacy_params("pretrain", flat)
         try:
             info["identity"] = RunIdentity.from_config(flat)
             info["name"] = info["identity"].label()

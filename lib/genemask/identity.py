@@ -36,6 +36,46 @@ def kept_step(path: str | Path) -> int | None:
     return int(match["step"]) if match else None
 
 
+#: Collator options renamed since results were first committed: the old spelling -> today's. Until
+#: issue 22, ``mlm_probability`` was a single strategy's span-centre probability (``centre_probability``
+#: now); it means Hugging Face's masked fraction since. Committed ``cells.csv`` rows and records keep
+#: the old spelling (results/ is never edited by hand): :func:`legacy_params` reads them as today's.
+RENAMED_OPTIONS = {"mlm_probability": "centre_probability"}
+#: The masking options of a run that asked for a masked fraction: replaced by what it was calibrated
+#: to (``pretrain.json``'s ``calibration``), so the run is identified by its centre probability.
+MLM_PROBABILITY = "mlm_probability"
+
+
+def legacy_params(stage: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A committed cell's parameters with its ``masking_options`` spelled as today
+    (:data:`RENAMED_OPTIONS`), the same masks meant; other parameters, and cells without a renamed
+    option, unchanged. ``params``: a ``cells.csv`` row (``masking_options`` as JSON text, written back
+    as ``cells.csv`` writes it) or a record's typed parameters (a dict). Only for what was committed
+    before the rename (the key migration, the report's reading of ``results/``): a user's
+    ``mlm_probability`` today is a masked fraction and must never pass through it."""
+    params = dict(params)
+    value = params.get("masking_options")
+    options = masking_options_dict(value)
+    if not any(old in options for old in RENAMED_OPTIONS):
+        return params
+    clash = [new for old, new in RENAMED_OPTIONS.items() if old in options and new in options]
+    if clash:
+        raise ValueError(f"{stage}: masking_options {value!r} spell {clash[0]} both ways; not a committed row")
+    renamed = {RENAMED_OPTIONS.get(name, name): v for name, v in options.items()}
+    params["masking_options"] = renamed if isinstance(value, dict) else json.dumps(renamed)
+    return params
+
+
+def _calibrated(options: dict, calibration: object) -> dict:
+    """A run's masking options with its ``mlm_probability`` (a masked fraction) replaced by the centre
+    probabilities its calibration found, when its ``pretrain.json`` records them; else unchanged."""
+    if MLM_PROBABILITY not in options or not isinstance(calibration, Mapping):
+        return options
+    if calibration.get(MLM_PROBABILITY) != options[MLM_PROBABILITY] or not isinstance(calibration.get("options"), Mapping):
+        return options
+    return {**{k: v for k, v in options.items() if k != MLM_PROBABILITY}, **calibration["options"]}
+
+
 def masking_options_dict(masking_options: object) -> dict:
     """A run's ``masking_options`` as a dict, whether given as one or as ``cells.csv`` writes it
     (JSON, or a Python literal); empty when absent, NaN or not a mapping."""
@@ -75,7 +115,7 @@ class RunIdentity:
     steps: int  # optimizer steps (0: never pretrained)
     seed: int  # init, data order and mask stream
     ranking: str = ""  # "ours", "Data-A", or "" when the strategy reads no ranking
-    masking_options: str = "{}"  # further collator options as canonical JSON (mlm_probability, ...)
+    masking_options: str = "{}"  # further collator options as canonical JSON (centre_probability, ...)
     switch_threshold: float | None = None  # a plateau curriculum's threshold (None for other strategies)
     batch_size: int = 0  # sequences per micro-batch (0: unknown or untrained)
     grad_accum: int = 1
@@ -87,12 +127,13 @@ class RunIdentity:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "RunIdentity":
         """From a pretraining config: ``pretrain.json``'s ``config``, a grid cell's parameters, or a
-        ``cells.csv`` row (where lists and mappings are JSON text)."""
+        ``cells.csv`` row (where lists and mappings are JSON text). A ``calibration`` entry (a finished
+        run's ``pretrain.json``) replaces an ``mlm_probability`` by the centre probability it became."""
         strategy = config.get("strategy")
         if _missing(strategy):
             raise ValueError(f"not a pretraining run's config: no 'strategy' among {sorted(config)}")
         strategy = str(strategy)
-        options = masking_options_dict(config.get("masking_options"))
+        options = _calibrated(masking_options_dict(config.get("masking_options")), config.get("calibration"))
         threshold = config.get("switch_threshold")
         threshold = float(threshold) if strategy in SWITCHING_STRATEGIES and not _missing(threshold) else None
 
@@ -135,7 +176,7 @@ class RunIdentity:
         if self.strategy == UNTRAINED:
             return f"random-init:{self.model}"
         tags = ["Data-A"] if self.ranking == "Data-A" else []
-        tags += [f"p={v}" if key == "mlm_probability" else f"{key}={v}" for key, v in sorted(self.options.items())]
+        tags += [f"p={v}" if key == "centre_probability" else f"{key}={v}" for key, v in sorted(self.options.items())]
         if self.switch_threshold is not None and self.switch_threshold != RELEASED_SWITCH_THRESHOLD:
             tags.append(f"switch={self.switch_threshold:g}")
         schedule = f"of{self.schedule_steps}" if self.schedule_steps else ""

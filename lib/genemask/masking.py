@@ -64,11 +64,14 @@ that calls the collator, so ``cmgems``/``cmgems-reverse``/``cmstep`` need
 ``dataloader_num_workers=0`` (the callback refuses workers at start-up; or call
 :meth:`~DataCollatorForSpanMasking.mask_batch` in the training loop).
 
-**Centre probability, not masked fraction.** ``*_probability`` (and ``make_collator``'s
-``mlm_probability``, until a migration renames it) is the probability of a span centre; Hugging
-Face's ``mlm_probability`` is the masked fraction. :func:`masked_fraction` measures the second
-for the first and :func:`centre_probability_for` converts back (0.15 as a GeneMask centre
-probability masks ~73 % of the tokens of real windows).
+**Centre probability, and Hugging Face's masked fraction.** ``centre_probability`` (a single
+strategy's) and ``*_probability`` (each phase's) are the probability of a span *centre*: 0.15 as a
+GeneMask centre probability masks ~73 % of the tokens of real windows. ``mlm_probability`` means
+what it means in ``DataCollatorForLanguageModeling``, the expected masked fraction: given it,
+:func:`make_collator` calibrates the centre probability that masks that fraction of
+``calibration_examples`` (:func:`calibrated_options`, :func:`centre_probability_for`), because a
+span strategy's masked share depends on the sequences (ends clip spans, ranked spans overlap).
+:func:`masked_fraction` measures the fraction for a centre probability.
 """
 from __future__ import annotations
 
@@ -85,6 +88,8 @@ import numpy as np
 import torch
 
 STRATEGIES = ("random", "genemask", "global", "cmgems", "cmstep", "cmgems-reverse")
+#: The strategies that mask one way throughout (the phases of the curricula).
+SINGLE_STRATEGIES = ("random", "genemask", "global")
 #: Curricula that switch once, for good, when validation perplexity plateaus: (first, then) phase.
 PLATEAU_CURRICULA = {"cmgems": ("genemask", "global"), "cmgems-reverse": ("global", "genemask")}
 RANK_LOOKUPS = ("token", "position")
@@ -92,6 +97,17 @@ SELECTIONS = ("v1", "v2", "v3")
 RANDOM_REPLACEMENTS = ("kmers", "vocab")
 #: The papers' centre probabilities: 0.15/6, 0.15/8.5, 0.15/11 (each masks about 15 % of tokens).
 DEFAULT_CENTRE_PROBABILITY = {"random": 0.025, "genemask": 0.0176, "global": 0.0136}
+#: The masking phases a strategy trains with, each at its own ``<phase>_probability``.
+STRATEGY_PHASES: dict[str, tuple[str, ...]] = {
+    "random": ("random",), "genemask": ("genemask",), "global": ("global",), "cmstep": ("random", "global"),
+    **PLATEAU_CURRICULA,
+}
+#: ``make_collator``'s two spellings of "how much to mask": a single strategy's centre probability, and
+#: Hugging Face's expected masked fraction (converted to centre probabilities by calibration).
+CENTRE_PROBABILITY, MLM_PROBABILITY = "centre_probability", "mlm_probability"
+#: Seed of the calibration's own generator: the conversion of a masked fraction depends on the
+#: examples only, never on (or advancing) a collator's random stream.
+CALIBRATION_SEED = 0
 #: With fewer than this many "top half" centres (seg = ceil(n/2) < 5, i.e. n <= 8) all are high.
 MIN_SEGMENTS_FOR_HALF = 5
 _NO_RANK = 1 << 40  # worse than any rank key (ranks <= 4**k, checked): marks positions that cannot be an anchor
@@ -439,8 +455,10 @@ class DataCollatorForSpanMasking:
         return self.strategy
 
     @property
-    def mlm_probability(self) -> float:
-        """Centre probability of the current phase (Hugging Face's name for it)."""
+    def centre_probability(self) -> float:
+        """Centre probability of the current phase. (No ``mlm_probability`` attribute: under Hugging
+        Face's name it would have to be the expected masked fraction, which depends on the data;
+        ``last_stats["masked_fraction"]`` is the measured one of the last batch.)"""
         return self._centre_probability(self.phase)
 
     def global_fraction(self, step: int | None = None) -> float:
@@ -928,30 +946,46 @@ def make_collator(
     tokenizer: Any,
     rank_table: Any = None,
     seed: int | None = None,
+    *,
+    calibration_examples: Any = None,
     **options: Any,
 ) -> DataCollatorForSpanMasking:
     """The masking collator for ``strategy`` (random, genemask, global, cmgems, cmstep, cmgems-reverse).
 
     ``rank_table``: a LongTensor of NPMI ranks indexed by token id, or a CSV path / DataFrame
-    (ours or the authors' Data-A). ``mlm_probability`` sets the *centre* probability of a single
-    strategy (not Hugging Face's masked fraction: convert one with :func:`centre_probability_for`); curricula take ``random_probability`` / ``genemask_probability`` /
-    ``global_probability``. Other options: ``rank_lookup``, ``selection``,
-    ``special_rank_zero``, ``random_replacement``, ``mask_replace_prob``,
-    ``random_replace_prob``, ``switch_threshold``, ``switch_step``, ``total_steps``,
-    ``pad_to_multiple_of``.
+    (ours or the authors' Data-A). How much to mask, in one of two spellings:
+
+    * ``centre_probability``: a single strategy's probability of a span *centre* (the papers'
+      0.025 / 0.0176 / 0.0136 by default); curricula take ``random_probability`` /
+      ``genemask_probability`` / ``global_probability``.
+    * ``mlm_probability``: Hugging Face's meaning, the expected masked fraction of the k-mer tokens.
+      It needs ``calibration_examples`` (tokenized windows like the ones you train on, anything the
+      collator takes): the centre probability that masks that fraction of them is found by
+      :func:`calibrated_options` (deterministic, its own seeded generator; a curriculum gets each
+      phase calibrated to the fraction). ``collator.centre_probability`` tells the result.
+
+    Other options: ``rank_lookup``, ``selection``, ``special_rank_zero``, ``random_replacement``,
+    ``mask_replace_prob``, ``random_replace_prob``, ``switch_threshold``, ``switch_step``,
+    ``total_steps``, ``pad_to_multiple_of``.
     """
     _check_choice("strategy", strategy, STRATEGIES)
     known = {f for f in DataCollatorForSpanMasking.__dataclass_fields__ if f not in ("tokenizer", "strategy", "rank_table", "seed", "last_stats")}
-    unknown = set(options) - known - {"mlm_probability"}
+    unknown = set(options) - known - {CENTRE_PROBABILITY, MLM_PROBABILITY}
     if unknown:
-        raise TypeError(f"make_collator: unknown option {sorted(unknown)[0]!r}; known options: mlm_probability, {', '.join(sorted(known))}")
-    if "mlm_probability" in options:
-        probability = options.pop("mlm_probability")
-        if strategy in (*PLATEAU_CURRICULA, "cmstep"):
-            raise ValueError(
-                f"mlm_probability is ambiguous for {strategy!r}; set random_probability, genemask_probability or global_probability"
-            )
-        _check_probability("mlm_probability", probability)
+        raise TypeError(f"make_collator: unknown option {sorted(unknown)[0]!r}; known options: "
+                        f"{CENTRE_PROBABILITY}, {MLM_PROBABILITY}, {', '.join(sorted(known))}")
+    if MLM_PROBABILITY in options:
+        options = calibrated_options(strategy, tokenizer, options, calibration_examples, rank_table)
+    elif calibration_examples is not None:
+        raise ValueError("calibration_examples: only used to convert mlm_probability (a masked fraction); "
+                         "give mlm_probability, or leave calibration_examples out")
+    if CENTRE_PROBABILITY in options:
+        options = dict(options)
+        probability = options.pop(CENTRE_PROBABILITY)
+        if strategy not in SINGLE_STRATEGIES:
+            raise ValueError(f"{CENTRE_PROBABILITY} is ambiguous for {strategy!r}; "
+                             "set random_probability, genemask_probability or global_probability")
+        _check_probability(CENTRE_PROBABILITY, probability)
         options[f"{strategy}_probability"] = probability
     return DataCollatorForSpanMasking(tokenizer=tokenizer, strategy=strategy, rank_table=rank_table, seed=seed, **options)
 
@@ -959,8 +993,54 @@ def make_collator(
 # ----------------------------------------------------------------------------------------------
 # Calibration: centre probability <-> expected masked fraction
 
-SINGLE_STRATEGIES = ("random", "genemask", "global")
 
+def check_mlm_probability(value: Any) -> None:
+    """Hugging Face's ``mlm_probability`` is a masked fraction: 0 masks nothing, 1 everything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ValueError(f"{MLM_PROBABILITY}={value!r} must lie strictly between 0 and 1 "
+                         "(the expected masked fraction, as in DataCollatorForLanguageModeling)")
+
+
+def check_mlm_options(strategy: str, options: Mapping[str, Any]) -> None:
+    """What :func:`calibrated_options` checks before it needs examples: ``mlm_probability`` is a
+    masked fraction, and no centre probability of the strategy's phases is given beside it."""
+    check_mlm_probability(options[MLM_PROBABILITY])
+    _check_choice("strategy", strategy, STRATEGIES)
+    given = [name for name in (CENTRE_PROBABILITY, *(f"{phase}_probability" for phase in STRATEGY_PHASES[strategy]))
+             if name in options]
+    if given:
+        raise ValueError(f"{MLM_PROBABILITY} and {given[0]} both set how much {strategy!r} masks; give one of them")
+
+
+def calibrated_options(strategy: str, tokenizer: Any, options: Mapping[str, Any], examples: Any,
+                       rank_table: Any = None) -> dict[str, Any]:
+    """``options`` with ``mlm_probability`` (a masked fraction) replaced by the centre probabilities
+    that mask it on ``examples``: ``centre_probability`` for a single strategy, and for a curriculum
+    each phase's ``<phase>_probability``, each calibrated on its own (so every phase masks the
+    fraction, as the papers' defaults 0.15/6, 0.15/8.5, 0.15/11 intend). Other options (rank
+    lookup, selection, ...) shape the spans and are calibrated with. Deterministic: the same
+    options and examples give the same probabilities (:data:`CALIBRATION_SEED`, a generator of its
+    own). Options without ``mlm_probability`` come back as they are."""
+    options = dict(options)
+    if MLM_PROBABILITY not in options:
+        return options
+    check_mlm_options(strategy, options)
+    fraction = options.pop(MLM_PROBABILITY)
+    phases = STRATEGY_PHASES[strategy]
+    if examples is None:
+        raise ValueError(f"{MLM_PROBABILITY}={fraction!r} is a masked fraction: pass calibration_examples (tokenized "
+                         "windows like those you train on) to convert it, since a span strategy's masked share depends "
+                         f"on the sequences; or give {CENTRE_PROBABILITY} instead")
+    shaping = {name: value for name, value in options.items() if not name.endswith("_probability")}
+    centres = {phase: centre_probability_for(fraction, phase, tokenizer, examples, rank_table,
+                                             seed=CALIBRATION_SEED, **shaping) for phase in phases}
+    if strategy in SINGLE_STRATEGIES:
+        return {**options, CENTRE_PROBABILITY: centres[strategy]}
+    return {**options, **{f"{phase}_probability": centre for phase, centre in centres.items()}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration: centre probability <-> expected masked fraction
 
 def _single_strategy_collator(strategy: str, tokenizer: Any, rank_table: Any, seed: int,
                               options: Mapping[str, Any]) -> DataCollatorForSpanMasking:
@@ -1008,9 +1088,9 @@ def centre_probability_for(target_masked_fraction: float, strategy: str, tokeniz
     maskable tokens of ``examples`` (the inverse of :func:`masked_fraction`).
 
     Hugging Face's ``mlm_probability`` is the expected masked fraction; the collator's
-    ``*_probability`` (and, for now, its ``mlm_probability`` option) is the probability of a
-    span *centre*, so 0.15 there masks far more than 15 %. This converts the first into the
-    second. Bisection on the measured fraction with the same random draws at every probability
+    ``centre_probability`` and ``*_probability`` are the probability of a span *centre*, so 0.15
+    there masks far more than 15 %. This converts the first into the second (``make_collator``'s
+    ``mlm_probability`` calls it, through :func:`calibrated_options`). Bisection on the measured fraction with the same random draws at every probability
     (so the curve is smooth and non-decreasing up to sampling noise), to within ``tolerance``;
     ``options`` are ``make_collator``'s (``rank_lookup``, ``selection``, ...). For DNABERT's
     random masking without end effects the answer is ``1 - (1 - fraction) ** (1 / k)``.

@@ -154,9 +154,11 @@ def _check_config(cfg: "PretrainConfig") -> None:
     if not isinstance(cfg.masking_options, dict):
         fail("masking_options", "must be a mapping")
     known = set(masking.DataCollatorForSpanMasking.__dataclass_fields__) - {"tokenizer", "strategy", "rank_table", "seed", "last_stats"}
-    unknown = set(cfg.masking_options) - known - {"mlm_probability"}
+    amounts = (masking.CENTRE_PROBABILITY, masking.MLM_PROBABILITY)
+    unknown = set(cfg.masking_options) - known - set(amounts)
     if unknown:
-        raise ValueError(f"masking_options: unknown option(s) {sorted(unknown)}; known: mlm_probability, {', '.join(sorted(known))}")
+        raise ValueError(f"masking_options: unknown option(s) {sorted(unknown)}; known: {', '.join(amounts)}, "
+                         f"{', '.join(sorted(known))}")
     max_positions = models.MODEL_SIZES[cfg.model].max_position_embeddings
     if not cfg.max_len <= max_positions:
         fail("max_len", f"must lie in [3, {max_positions}] for model {cfg.model!r}")
@@ -168,20 +170,20 @@ def _check_config(cfg: "PretrainConfig") -> None:
     _check_masks_something(strategy, options)
 
 
-#: The masking phases a strategy trains with: each one's centre probability must be above 0.
-_STRATEGY_PHASES = {"random": ("random",), "genemask": ("genemask",), "global": ("global",),
-                    "cmstep": ("random", "global"), **masking.PLATEAU_CURRICULA}
-
-
 def _check_masks_something(strategy: str, options: dict) -> None:
     """Refuse a masking that masks no token (a centre probability of 0 in a phase the strategy
     uses), or never hides a masked one (no [MASK] or random replacement): the loss is 0 or a copy
     task, and the run reports perfect perplexity having learned nothing."""
-    named = {f"{phase}_probability" for phase in _STRATEGY_PHASES.get(strategy, ())}
-    for name in ("mlm_probability", *sorted(named)):
+    named = {f"{phase}_probability" for phase in masking.STRATEGY_PHASES.get(strategy, ())}
+    for name in (masking.CENTRE_PROBABILITY, masking.MLM_PROBABILITY, *sorted(named)):
         if name in options and _is_number(options[name]) and options[name] == 0:
             raise ValueError(f"masking_options: {name}=0 masks no token, so training would learn nothing "
                              "(loss 0, perplexity 1); give a probability above 0")
+    if masking.MLM_PROBABILITY in options:
+        try:
+            masking.check_mlm_options(strategy, options)
+        except ValueError as err:
+            raise ValueError(f"masking_options: {err}") from None
     hidden = [options.get(name, default) for name, default in (("mask_replace_prob", 0.8), ("random_replace_prob", 0.1))]
     if all(_is_number(value) for value in hidden) and sum(hidden) == 0:
         raise ValueError("masking_options: mask_replace_prob=0 and random_replace_prob=0 leave every masked token in "
@@ -209,7 +211,9 @@ class PretrainConfig:
         "cmgems: switch to Global masking once |change of validation perplexity| < this (released: 1.0); "
         "cmgems-reverse: switch from Global to GeneMask by the same rule"))
     masking_options: dict = field(default_factory=dict, metadata=_help(
-        'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "position", "selection": "v1"}\''))
+        'further masking.make_collator options as a JSON object, e.g. \'{"rank_lookup": "position", "selection": "v1"}\'; '
+        '"centre_probability" sets the span-centre probability, "mlm_probability" the masked fraction (Hugging Face\'s '
+        'meaning), converted to centre probabilities on a fixed sample of the training chunks and recorded in pretrain.json'))
     rank_table: str | None = field(default=None, metadata=_help(
         "k-mer rank table CSV (01_pmi's kmer_ranking.csv or the authors' Data-A); None: the demo ranking"))
     fasta: str | list | None = field(default=None, metadata=_help("FASTA file(s) to pretrain on; None: the demo genome"))
@@ -319,12 +323,42 @@ def _resolve_inputs(cfg: PretrainConfig) -> tuple[Any, Path | None]:
     return fasta, rank_table
 
 
-def _make_collator(cfg: PretrainConfig, rank_table: Path | None, seed: int | None) -> masking.DataCollatorForSpanMasking:
-    """The run's masking collator; built once before anything is claimed or read, so that a bad
-    ``masking_options`` value (the notebook's ``{}``) is refused before the corpus is built."""
-    strategy, options = cfg.masking()
+def _make_collator(cfg: PretrainConfig, rank_table: Path | None, seed: int | None,
+                   options: dict | None = None) -> masking.DataCollatorForSpanMasking:
+    """The run's masking collator with ``options`` (calibrated: :func:`_calibrated_masking`). Without
+    them, the config's, built once before anything is claimed or read so that a bad
+    ``masking_options`` value (the notebook's ``{}``) is refused before the corpus is built; an
+    ``mlm_probability`` is checked then, and converted once the training chunks are read."""
+    strategy, configured = cfg.masking()
+    if options is None:
+        options = {name: value for name, value in configured.items() if name != masking.MLM_PROBABILITY}
     tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
     return masking.make_collator(strategy, tok, rank_table=str(rank_table) if rank_table else None, seed=seed, **options)
+
+
+#: Training chunks an ``mlm_probability`` is calibrated on: a fixed sample (the same for every seed of
+#: a run, so seeds of one method share its centre probability), enough that the masked share pooled
+#: over them moves smoothly with the centre probability.
+CALIBRATION_CHUNKS = 4096
+
+
+def _calibrated_masking(cfg: PretrainConfig, train: genome.TokenChunks, rank_table: Path | None) -> tuple[str, dict, dict | None]:
+    """(strategy, collator options, calibration record): ``masking_options``' ``mlm_probability``, a
+    masked fraction, converted to the centre probabilities that mask it on a fixed sample of this
+    run's training chunks, padded as training pads them (:func:`genemask.masking.calibrated_options`);
+    the record says what was asked and what it became (None when nothing was converted)."""
+    strategy, options = cfg.masking()
+    if masking.MLM_PROBABILITY not in options:
+        return strategy, options, None
+    order = np.random.default_rng([masking.CALIBRATION_SEED, 2]).permutation(len(train))
+    indices = np.sort(order[:CALIBRATION_CHUNKS])
+    examples = dict(zip(("input_ids", "attention_mask"), pad_batch(train, indices, cfg.max_len)))
+    tok = tokenizer.build_tokenizer(cfg.k, model_max_length=cfg.max_len)
+    calibrated = masking.calibrated_options(strategy, tok, options, examples, str(rank_table) if rank_table else None)
+    centres = {name: value for name, value in calibrated.items() if name not in options}
+    record = {masking.MLM_PROBABILITY: options[masking.MLM_PROBABILITY], "options": centres, "chunks": len(indices),
+              "seed": masking.CALIBRATION_SEED}
+    return strategy, calibrated, record
 
 
 def default_out_dir(cfg: PretrainConfig) -> Path:
@@ -1097,9 +1131,10 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
     if cfg.eval_steps and len(corpus.valid) == 0:
         raise ValueError("fasta: the corpus has no validation chunks to measure perplexity on; use a larger FASTA")
 
-    strategy, options = cfg.masking()
-    collator = _make_collator(cfg, rank_table, seed=cfg.seed + dist.rank)
+    strategy, options, calibration = _calibrated_masking(cfg, corpus.train, rank_table)
+    collator = _make_collator(cfg, rank_table, seed=cfg.seed + dist.rank, options=options)
     eval_collator = masking.make_collator(strategy, collator.tokenizer, rank_table=collator.rank_table, seed=None, **options)
+    recorded = {"masking_options": options, **({"calibration": calibration} if calibration else {})}
     torch.manual_seed(cfg.seed + dist.rank)  # dropout; the model's init is seeded by models.masked_lm
     model = models.masked_lm(cfg.model, cfg.k, seed=cfg.seed).to(dist.device)
     model.train()
@@ -1195,7 +1230,7 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
             if board is not None:
                 board.log(row)
             if step in cfg.keep_steps and dist.main:
-                kept = {"steps": step, "kept_of_steps": cfg.steps, "strategy": strategy, "masking_options": options,
+                kept = {"steps": step, "kept_of_steps": cfg.steps, "strategy": strategy, **recorded,
                         "phase": phase, "genemask_version": __version__, "torch_version": torch.__version__}
                 _save_checkpoint(out_dir, model, cfg, rank_table, kept, KEPT_CHECKPOINT.format(step=step))
             if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.steps:
@@ -1218,7 +1253,7 @@ def _run(cfg: PretrainConfig, out_dir: Path, dist: _Dist, started: float, stop_a
         if finished:
             summary = {
                 "steps": step, "switch_step": switch, "final_val_perplexity": final_ppl, "world_size": dist.world,
-                "strategy": strategy, "masking_options": options, "rank_table": str(rank_table) if rank_table else None,
+                "strategy": strategy, **recorded, "rank_table": str(rank_table) if rank_table else None,
                 "corpus": {"directory": paths.display(corpus.directory), **corpus.params},
                 "parameters": models.parameter_count(model), "seconds": round(time.perf_counter() - loop_start, 2),
                 "resumed_from": resumed_from, "genemask_version": __version__, "torch_version": torch.__version__,
@@ -1352,6 +1387,13 @@ def _ranking_source(rank_table: str | None) -> str:
     return f"the rank table {path.name} (sha256 {file_sha256(path)[:16]})"
 
 
+def _calibration_line(calibration: dict) -> str:
+    """How a run's ``mlm_probability`` became centre probabilities, for its model card."""
+    centres = ", ".join(f"{name} {value:.6g}" for name, value in sorted(calibration["options"].items()))
+    return (f"`mlm_probability` {calibration[masking.MLM_PROBABILITY]}, calibrated to {centres} on "
+            f"{calibration['chunks']:,} training chunks")
+
+
 def model_card(checkpoint: str | Path) -> str:
     """The model card (README.md) of a finished run's checkpoint: what made it (strategy, ranking
     source, data, steps, tokens seen, seed), its final metrics, the package version and commit, and
@@ -1379,6 +1421,7 @@ def model_card(checkpoint: str | Path) -> str:
     ppl = saved.get("final_val_perplexity")
     lines = [
         ("masking strategy", f"`{cfg['strategy']}`" + (f" (masking options `{json.dumps(saved.get('masking_options', {}), sort_keys=True)}`)")),
+        *([("masked fraction asked", _calibration_line(saved["calibration"]))] if saved.get("calibration") else []),
         *([(f"curriculum switch ({' to '.join(masking.PLATEAU_CURRICULA[strategy])} masking)",
              f"step {switch}" if switch is not None else "never within the run")]
           if strategy in masking.PLATEAU_CURRICULA else []),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__, paths, store
+from ..identity import legacy_params
 from ..io import write_text
 from ..store import RESULT_SUFFIXES, stored_text
 from . import provenance
@@ -163,7 +164,7 @@ def _params(profile: str, stage: str, row: Mapping[str, str], keys: Mapping[tupl
     references renamed; a cell without a record, from its ``cells.csv`` text (YAML-typed)."""
     record = store.read_record(store.cell_dir(profile, stage, row["key"]) / store.RECORD) or {}
     if isinstance(record.get("params"), dict):
-        return {k: store.rekey_text(v, keys) if isinstance(v, str) else v for k, v in record["params"].items()}
+        return legacy_params(stage, {k: store.rekey_text(v, keys) if isinstance(v, str) else v for k, v in record["params"].items()})
     return {k: _parsed(v) for k, v in row.items() if k != "key" and v != ""}
 
 
@@ -263,7 +264,10 @@ def migrate_keys(params_file: str | Path, echo: Callable[[str], Any] = print) ->
     collected later under old keys (a checkout of an older commit) are re-keyed by the next run, and
     an old-keyed copy of a cell already re-keyed is dropped when its results are the same (an error
     naming both folders when they differ). ``@<profile>/<stage>/<key>`` references in the params
-    files beside ``params_file`` (``params/gpu.yaml``'s committed rank table) are renamed too.
+    files beside ``params_file`` (``params/gpu.yaml``'s committed rank table) are renamed too. A row's
+    masking options are read as spelled today (:func:`genemask.identity.legacy_params`: issue 22's
+    ``mlm_probability`` -> ``centre_probability``), so such a cell takes the key its parameters have
+    now; its record and summary keep the old spelling, as history.
 
     ``runs/<profile>/`` is left as it is: its folders hold checkpoints whose files and claim markers
     name absolute paths with keys. A grid on a machine with old-keyed runs/ reads those cells from
@@ -282,7 +286,7 @@ def migrate_keys(params_file: str | Path, echo: Callable[[str], Any] = print) ->
         index = paths.display(store.cells_path(profile, stage))
         planned = {_signature(row_of(cell)): cell.key for cell in plan.stage_cells(stage)}
         for line, row in enumerate(listed[stage], start=2):
-            row = _rekeyed_row(row, keys, profile, f"{index}, line {line}")
+            row = legacy_params(stage, _rekeyed_row(row, keys, profile, f"{index}, line {line}"))  # options as spelled now
             new = planned.get(_signature(row))
             if new is None:
                 new = store.cell_key(stage, _params(profile, stage, row, keys))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, store
+from ..identity import MLM_PROBABILITY
 from ..io import read_yaml
 
 TOP_KEYS = ("profile", "stages")
@@ -207,6 +208,13 @@ def check_params(spec: GridSpec, stage: Stage, params: dict[str, Any], declared:
         raise GridError(
             f"{spec.source}: stage {stage.name!r}: unknown parameter(s) {unknown} for {stage.notebook.name}; "
             f"it declares {sorted(declared)}"
+        )
+    options = params.get("masking_options")
+    if isinstance(options, dict) and MLM_PROBABILITY in options:
+        raise GridError(
+            f"{spec.source}: stage {stage.name!r}: masking_options sets mlm_probability, a masked fraction calibrated "
+            "per run; a grid cell names the centre_probability it masks with (masking.centre_probability_for converts "
+            "a fraction), so that a committed row's options mean one thing"
         )
     for name, value in params.items():
         if value is None or (isinstance(value, str) and value.startswith("@")):

@@ -211,7 +211,7 @@ def rate_effect(results: pd.DataFrame, strategy: str = "genemask", rate: float =
     contrast doubled − default, from the identity columns (``pretrain_masking_options``)."""
     import json
 
-    doubled = json.dumps({"mlm_probability": rate})
+    doubled = json.dumps({"centre_probability": rate})
     if "pretrain_strategy" not in results:
         raise ValueError("rate_effect needs the identity columns of genemask.report.runs.downstream (pretrain_strategy, ...)")
     base = results[(results["pretrain_strategy"] == strategy) & (results["pretrain_ranking"] != "Data-A")]

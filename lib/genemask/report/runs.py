@@ -12,7 +12,7 @@ from typing import Iterable
 import pandas as pd
 
 from .. import store
-from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns, kept_step
+from ..identity import COLUMNS, METHOD_COLUMNS, RunIdentity, from_columns, kept_step, legacy_params
 from .results import stage_results
 
 
@@ -26,7 +26,7 @@ def pretraining_runs(profile: str | None = None) -> pd.DataFrame:
         if "strategy" not in cells or "steps" not in cells:
             continue
         for cell in cells.to_dict("records"):
-            identity = RunIdentity.from_config(cell)
+            identity = RunIdentity.from_config(legacy_params(stage, cell))  # committed rows: options as spelled then
             rows.append({"stage": stage, "key": cell["key"], "dir": store.cell_dir(profile, stage, cell["key"]),
                          **identity.columns(), "method": identity.label()})
     return pd.DataFrame(rows, columns=["stage", "key", "dir", *COLUMNS, "method"])

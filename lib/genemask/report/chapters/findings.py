@@ -169,7 +169,7 @@ class Chapter:
             ("curriculum: CM-GEMS (switch fires) vs GeneMask", m("cmgems", switch=20.0), m("genemask")),
             ("Global vs random", m("global"), m("random")),
             ("authors' ranking vs ours (GeneMask)", m("genemask", ranking="Data-A"), m("genemask")),
-            ("masking more: doubled centre probability", m("genemask", options=json.dumps({"mlm_probability": 0.05})),
+            ("masking more: doubled centre probability", m("genemask", options=json.dumps({"centre_probability": 0.05})),
              m("genemask")),
             ("pretraining at all: random vs untrained", m("random"), m("none")),
         ]

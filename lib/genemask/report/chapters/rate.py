@@ -10,7 +10,7 @@ from ..results import book_profile, stage_results
 from .. import pretrain as pretrain_report
 from ... import store
 
-DOUBLED = json.dumps({"mlm_probability": 0.05})
+DOUBLED = json.dumps({"centre_probability": 0.05})
 
 
 def _interval(mean: float, low: float, high: float) -> str:
