@@ -171,3 +171,27 @@ def test_a_cell_that_consumed_an_older_run_of_its_upstream_is_rerun_on_the_upstr
     record_file = paths.results_dir("t") / "make" / make.key / provenance.RECORD
     provenance.write_record(record_file, {**provenance.read_record(record_file), "run_id": "newer"})
     assert _states(plan)[use.id].state == STALE
+
+
+def test_an_upstream_verified_in_the_same_run_leaves_its_downstream_verified(workspace):
+    """One --verify over both stages: the downstream rerun consumes its upstream as the committed run
+    that upstream's rerun reproduced (not as the scratch run), so it does not read "remade since"."""
+    _notebook(workspace / "head.ipynb", "source = ''\nout_dir = None",  # its upstream's header: no wall time in it
+              "import pathlib\npathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "pathlib.Path(out_dir, 'got.csv').write_text(pathlib.Path(source).read_text().splitlines()[0] + '\\n')")
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "make", "notebook": str(workspace / "make.ipynb"), "grid": {"x": [1]}},
+        {"name": "use", "notebook": str(workspace / "head.ipynb"), "params": {"source": "@make/value.csv"}}]}))
+    plan = plan_grid(spec)
+    (make,), (use,) = plan.stage_cells("make"), plan.stage_cells("use")
+    _commit(plan, "make", lambda c: {"value.csv": f"x,y,seconds\n1,{1 / 3!r},12.5\n",
+                                     "summary.json": json.dumps({"v": 10, "seconds": 3.0})})
+    _commit(plan, "use", lambda c: {"got.csv": "x,y,seconds\n"},
+            lambda c: {"inputs": {make.id: "migrated:" + make.id}})  # made on an upstream run of its day
+    assert {s.state for s in _states(plan).values()} == {STALE}
+    lines = []
+    outcomes = verify(spec, echo=lines.append)
+    assert {o.cell.id: o.equal for o in outcomes} == {make.id: True, use.id: True}, lines
+    states = _states(plan)
+    assert (states[make.id].state, states[use.id].state) == (VERIFIED, VERIFIED), states[use.id].reason

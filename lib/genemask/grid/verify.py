@@ -246,7 +246,8 @@ def _stage_inputs(cell: Cell, gs: GridState, scratch: Path, profile: str) -> str
         if st.record is None or committed is None or not committed.is_dir():
             return f"upstream {stage}/{key} has no outputs here (not in runs/ or results/)"
         shutil.copytree(committed, target)
-        write_json(record_file, st.record)
+        # its record as it is now: an upstream verified earlier in this run gives its downstream the reproduction
+        write_json(record_file, store.read_record(committed / store.RECORD) or st.record)
     return ""
 
 
@@ -365,6 +366,9 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
         outcome.equal, outcome.differences, outcome.note = judge_in_distribution(files, [s for s in seeds if s])
     if outcome.equal:
         _record_reproduction(committed, cell, record, here, outcome)
+        # downstream cells rerun next consume it as the committed run it reproduced (its run id), not as
+        # the scratch run: otherwise they would read "upstream remade since" once verified
+        write_json(scratch / profile / cell.stage / f"{cell.key}.{store.RECORD}", store.read_record(committed / store.RECORD))
         echo(f"  equal   {cell.id}: {outcome.kind}" + (f"; {outcome.note}" if outcome.note else ""))
     else:
         echo(f"  DIFFERENT {cell.id}: {outcome.kind}" + (f"; {outcome.note}" if outcome.note else ""))
