@@ -107,8 +107,10 @@ def test_contrast_table_with_margins_shows_no_old_rule_and_counts_censored_runs(
     table = lenses.contrast_table(steps, beside="margin")
     assert "old rule" not in table.columns and table["± margin"].tolist() == ["500", "500"]
     first = table.iloc[0]
-    assert first["a − b"] == "+4,083 ±717" and first["seeds"] == "4 pairs, 3 censored" and first["verdict"] == "later"
-    assert table.iloc[1]["verdict"] == "no verdict: neither crossed in 3 seeds"  # the reason stays
+    assert first["a − b"] == "+4,083 ±717" and first["seeds"] == "4 pairs" and first["verdict"] == "later"
+    assert table["censored"].tolist() == ["3", ""]
+    assert table.iloc[1]["verdict"] == "no verdict: neither crossed" and table.iloc[1]["seeds"] == "3 seeds"  # the reason stays
+    assert "censored" not in lenses.contrast_table(TABLE, beside="margin").columns  # downstream scores: no lower bounds
     with pytest.raises(ValueError):
         lenses.contrast_table(steps, beside="both")
 

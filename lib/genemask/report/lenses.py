@@ -11,6 +11,7 @@ each lens's scale from the results (model, steps, batch, tokens, protocol, downs
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -163,9 +164,8 @@ def short_word(word: str) -> str:
         return word.replace("equivalent within", "equivalent")
     if word == ONE_RUN:
         return "no verdict: one run"
-    if word.startswith(TOO_FEW):  # keep a stated reason ("neither crossed in 3 seeds"): it is the row's content
-        detail = word[len(TOO_FEW):].lstrip(": ")
-        return f"no verdict: {detail}" if detail else "no verdict: too few seeds"
+    if word.startswith(TOO_FEW):  # a stated reason stays, short (its seeds go to the seeds column: :func:`contrast_table`)
+        return "no verdict: neither crossed" if "neither crossed" in word else "no verdict: too few seeds"
     return word
 
 
@@ -192,9 +192,11 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
                  "seeds": seeds_text(r._asdict()).replace(" seed pairs", " pairs"),
                  "verdict": short_word(r.word)}
         if beside == "margin":
-            censored = sum(int(getattr(r, c, 0) or 0) for c in ("censored_a", "censored_b") if pd.notna(getattr(r, c, 0)))
-            if fine and censored:  # lower bounds: the plan has the row say how many
-                entry["seeds"] += f", {censored} censored"
+            if r.metric == "transition_step":  # lower bounds: the plan has the row say how many runs are censored
+                censored = [getattr(r, c, np.nan) for c in ("censored_a", "censored_b")]
+                entry["censored"] = f"{int(np.nansum(censored))}" if fine and not np.isnan(censored).all() else ""
+            if not fine and (seeds := re.search(r"in (\d+) seeds?\b", str(r.word))):  # "neither crossed in 3 seeds"
+                entry["seeds"] = f"{seeds.group(1)} seeds"
             entry["± margin"] = f"{r.margin:,.{digits}f}"
         else:
             entry["old rule"] = (OLD_WORDS.get(getattr(r, "old_verdict", ""), getattr(r, "old_verdict", ""))
@@ -226,7 +228,10 @@ def contrast_tables(table: pd.DataFrame, scales: dict[str, str], first_metric_on
             part = part.drop(columns="metric")
         else:
             lens_caption = f"**{lens}**"
-        out += [lens_caption + (f" ({scale})" if scale else "") + ":", styled(part, wrap_headers=True)]
+        table = styled(part, wrap_headers=True)
+        if beside == "margin":  # a contrast's id on one line: the row reads at a glance
+            table = table.set_table_styles([{"selector": "th.row_heading", "props": "white-space: nowrap"}], overwrite=False)
+        out += [lens_caption + (f" ({scale})" if scale else "") + ":", table]
     return out
 
 

@@ -395,7 +395,7 @@ def step_contrast_table(steps: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd
         "a after b / before b": [f"{l} / {e} of {m} {'seeds' if p else 'run pairs'}" for l, e, m, p in
                                  zip(c["later_in"], c["earlier_in"], c["seeds"], c["paired"])],
         "both crossed": [f"{n} of {m}" for n, m in zip(c["both_crossed"], c["seeds"])],
-        "steps, both crossed (bootstrap 95 %, descriptive)": [
+        "steps, both crossed [95 %], descriptive": [
             interval(m, lo, hi, signed=True) if pd.notna(m) else "" for m, lo, hi in
             zip(c["mean_difference"], c["ci95_low"], c["ci95_high"])],
     }).set_index("a − b")
