@@ -109,7 +109,8 @@ def test_contrast_table_with_margins_shows_no_old_rule_and_counts_censored_runs(
     first = table.iloc[0]
     assert first["a − b"] == "+4,083 ±717" and first["seeds"] == "4 pairs" and first["verdict"] == "later"
     assert table["censored"].tolist() == ["3", ""]
-    assert table.iloc[1]["verdict"] == "no verdict: neither crossed" and table.iloc[1]["seeds"] == "3 seeds"  # the reason stays
+    second = table.iloc[1]  # the reason stays, where the effect would be
+    assert second["verdict"] == "no verdict" and second["a − b"] == "neither crossed" and second["seeds"] == "3 seeds"
     assert "censored" not in lenses.contrast_table(TABLE, beside="margin").columns  # downstream scores: no lower bounds
     with pytest.raises(ValueError):
         lenses.contrast_table(steps, beside="both")
@@ -117,11 +118,21 @@ def test_contrast_table_with_margins_shows_no_old_rule_and_counts_censored_runs(
 
 def test_contrast_tables_with_margins_name_one_metric_in_the_caption():
     out = lenses.contrast_tables(TABLE, {"probe-16k": "`tiny`, 16,000 steps"}, beside="margin")
-    assert out[0] == "**16K probe**, MCC (`tiny`, 16,000 steps):" and out[2] == "**LOGO 1K probe**, MCC:"
-    assert "metric" not in out[1].data.columns and out[1].data.loc["q", "± margin"] == "0.050"
-    both = pd.concat([TABLE, TABLE.assign(metric="accuracy")])
+    assert out[0] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`, 16,000 steps):"
+    assert out[2] == "**LOGO 1K probe**, MCC, equivalence margin ±0.050:"
+    assert {"metric", "± margin"}.isdisjoint(out[1].data.columns)
+    both = pd.concat([TABLE, TABLE.assign(metric="accuracy", margin=0.025)])
     mixed = lenses.contrast_tables(both, {}, first_metric_only=False, beside="margin")
     assert mixed[0] == "**16K probe**:" and list(mixed[1].data["metric"]) == ["mcc", "accuracy"]
+    assert list(mixed[1].data["± margin"]) == ["0.050", "0.025"]
+
+
+def test_table_word_sets_the_reason_of_no_verdict_apart():
+    assert lenses.table_word("no verdict (one pretraining run)") == ("no verdict", "one run")
+    assert lenses.table_word("no verdict (too few pretraining seeds): neither crossed in 3 seeds") == ("no verdict", "neither crossed")
+    assert lenses.table_word("no verdict (too few pretraining seeds)") == ("no verdict", "too few seeds")
+    assert lenses.table_word("equivalent within ±0.050") == ("equivalent ±0.050", "")
+    assert lenses.table_word("later") == ("later", "")
 
 
 def test_family_caption_declares_the_family_from_the_plan():
@@ -146,7 +157,8 @@ def test_page_verdicts_declare_every_family_then_tables_then_the_legend():
                          row("finetune-16k", "not run on this evidence", np.nan, np.nan, np.nan, family="fewshot-vs-random",
                              id="fs-gm-vs-random")])
     out = lenses.page_verdicts("fewshot", rows, {"probe-16k": "`tiny`"})
-    assert out[0].startswith("**Family `fewshot-vs-random`**") and out[1] == "**16K probe**, MCC (`tiny`):"
+    assert out[0].startswith("**Family `fewshot-vs-random`**")
+    assert out[1] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`):"
     assert out[2].data.loc["fs-gm-vs-random", "verdict"] == "equivalent ±0.050" and out[-1] == lenses.verdict_legend()
     empty = lenses.page_verdicts("transition", pd.DataFrame(), {})
     families = load_plan().page_families("transition")

@@ -213,7 +213,7 @@ def test_planned_pages_print_only_the_plans_verdicts(page, monkeypatch):
     if page in ("transition", "fewshot"):  # one metric a family: its own
         own = table.groupby("family", sort=False)["metric"].first()
         table = table[table["metric"] == table["family"].map(own)]
-    assert shown_words and sorted(shown_words) == sorted(lenses.short_word(w) for w in table["word"])
+    assert shown_words and sorted(shown_words) == sorted(lenses.table_word(w)[0] for w in table["word"])
 
 
 def test_plan_stages_are_the_evidence_stages_and_their_pretraining_runs():

@@ -157,6 +157,18 @@ def no_verdict(word: str) -> bool:
     return str(word).startswith("no verdict") or word in (ONE_RUN, TOO_FEW, NOT_RUN)
 
 
+def table_word(word: str) -> tuple[str, str]:
+    """A verdict word as a narrow table prints it, with its reason apart: (verdict, reason). A
+    no-verdict word becomes ``no verdict`` and its reason (``one run``, ``too few seeds``, ``neither
+    crossed``) goes where the effect would be; every other word is :func:`short_word`'s, reason ''."""
+    word = str(word)
+    if word == ONE_RUN:
+        return "no verdict", "one run"
+    if word.startswith(TOO_FEW):
+        return "no verdict", "neither crossed" if "neither crossed" in word else "too few seeds"
+    return short_word(word), ""
+
+
 def short_word(word: str) -> str:
     """A verdict word short enough for a narrow column: ``equivalent ±0.028``, ``no verdict: one run``."""
     word = str(word)
@@ -164,8 +176,8 @@ def short_word(word: str) -> str:
         return word.replace("equivalent within", "equivalent")
     if word == ONE_RUN:
         return "no verdict: one run"
-    if word.startswith(TOO_FEW):  # a stated reason stays, short (its seeds go to the seeds column: :func:`contrast_table`)
-        return "no verdict: neither crossed" if "neither crossed" in word else "no verdict: too few seeds"
+    if word.startswith(TOO_FEW):
+        return "no verdict: too few seeds"
     return word
 
 
@@ -192,6 +204,9 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
                  "seeds": seeds_text(r._asdict()).replace(" seed pairs", " pairs"),
                  "verdict": short_word(r.word)}
         if beside == "margin":
+            entry["verdict"], reason = table_word(r.word)
+            if reason:  # no effect to show: the reason stands in its place
+                entry["a − b"] = reason
             if r.metric == "transition_step":  # lower bounds: the plan has the row say how many runs are censored
                 censored = [getattr(r, c, np.nan) for c in ("censored_a", "censored_b")]
                 entry["censored"] = f"{int(np.nansum(censored))}" if fine and not np.isnan(censored).all() else ""
@@ -223,11 +238,13 @@ def contrast_tables(table: pd.DataFrame, scales: dict[str, str], first_metric_on
         names = [n for n in scales if lens_name(n) == lens]
         scale = "; ".join(dict.fromkeys(scales[n] for n in names))
         part = whole.xs(lens, level="evidence")
+        lens_caption = f"**{lens}**"
         if beside == "margin" and part["metric"].nunique() == 1:  # one metric: in the caption, the table narrower
-            lens_caption = f"**{lens}**, {METRIC_NAMES.get(part['metric'].iloc[0], part['metric'].iloc[0])}"
+            lens_caption += f", {METRIC_NAMES.get(part['metric'].iloc[0], part['metric'].iloc[0])}"
             part = part.drop(columns="metric")
-        else:
-            lens_caption = f"**{lens}**"
+        if beside == "margin" and part["± margin"].nunique() == 1:  # one margin: likewise
+            lens_caption += f", equivalence margin ±{part['± margin'].iloc[0]}"
+            part = part.drop(columns="± margin")
         table = styled(part, wrap_headers=True)
         if beside == "margin":  # a contrast's id on one line: the row reads at a glance
             table = table.set_table_styles([{"selector": "th.row_heading", "props": "white-space: nowrap"}], overwrite=False)
@@ -244,10 +261,11 @@ def verdict_legend(alpha: float = 0.05, power: float = 0.80) -> str:
     return (f"*a − b*: mean difference over pretraining seeds (each seed's mean over its downstream seeds and strata) ± half "
             f"its {100 * (1 - alpha):g} % t interval; *p*: paired t over pretraining seeds (Welch where the sides share too few "
             f"seeds); *Holm p*: adjusted across the family's contrasts within each evidence; *MDE*: the smallest true "
-            f"difference these seeds detect with {100 * power:g} % power; *± margin*: the equivalence margin (TOST). Verdicts: "
+            f"difference these seeds detect with {100 * power:g} % power; *± margin*: the equivalence margin of the TOST (in the "
+            f"caption where one margin serves a whole table). Verdicts: "
             f"*better* / *worse* (later / earlier for a transition step) where Holm p < {alpha:g}, *equivalent ±m* where "
             f"the TOST's p < {alpha:g}, else *inconclusive*; *no verdict* where a side has one pretraining run or the "
-            "seeds are too few.")
+            "seeds are too few (the reason stands where the effect would be).")
 
 
 def family_caption(family, rows: pd.DataFrame | None = None) -> str:
