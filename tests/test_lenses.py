@@ -131,7 +131,7 @@ def test_table_word_sets_the_reason_of_no_verdict_apart():
     assert lenses.table_word("no verdict (one pretraining run)") == ("no verdict", "one run")
     assert lenses.table_word("no verdict (too few pretraining seeds): neither crossed in 3 seeds") == ("no verdict", "neither crossed")
     assert lenses.table_word("no verdict (too few pretraining seeds)") == ("no verdict", "too few seeds")
-    assert lenses.table_word("equivalent within ±0.050") == ("equivalent ±0.050", "")
+    assert lenses.table_word("equivalent within ±0.050") == ("equivalent", "")  # its margin stands beside
     assert lenses.table_word("later") == ("later", "")
 
 
@@ -159,7 +159,7 @@ def test_page_verdicts_declare_every_family_then_tables_then_the_legend():
     out = lenses.page_verdicts("fewshot", rows, {"probe-16k": "`tiny`"})
     assert out[0].startswith("**Family `fewshot-vs-random`**")
     assert out[1] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`):"
-    assert out[2].data.loc["fs-gm-vs-random", "verdict"] == "equivalent ±0.050" and out[-1] == lenses.verdict_legend()
+    assert out[2].data.loc["fs-gm-vs-random", "verdict"] == "equivalent" and out[-1] == lenses.verdict_legend()
     empty = lenses.page_verdicts("transition", pd.DataFrame(), {})
     families = load_plan().page_families("transition")
     assert [t for t in empty if t.startswith("**Family")] == [lenses.family_caption(f, pd.DataFrame()) for f in families]

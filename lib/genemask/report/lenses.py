@@ -160,8 +160,12 @@ def no_verdict(word: str) -> bool:
 def table_word(word: str) -> tuple[str, str]:
     """A verdict word as a narrow table prints it, with its reason apart: (verdict, reason). A
     no-verdict word becomes ``no verdict`` and its reason (``one run``, ``too few seeds``, ``neither
-    crossed``) goes where the effect would be; every other word is :func:`short_word`'s, reason ''."""
+    crossed``) goes where the effect would be; ``equivalent within ±m`` becomes ``equivalent`` (its
+    margin stands beside it, in a column or the table's caption); every other word is
+    :func:`short_word`'s, reason ''."""
     word = str(word)
+    if word.startswith("equivalent within"):
+        return "equivalent", ""
     if word == ONE_RUN:
         return "no verdict", "one run"
     if word.startswith(TOO_FEW):
@@ -263,8 +267,8 @@ def verdict_legend(alpha: float = 0.05, power: float = 0.80) -> str:
             f"seeds); *Holm p*: adjusted across the family's contrasts within each evidence; *MDE*: the smallest true "
             f"difference these seeds detect with {100 * power:g} % power; *± margin*: the equivalence margin of the TOST (in the "
             f"caption where one margin serves a whole table). Verdicts: "
-            f"*better* / *worse* (later / earlier for a transition step) where Holm p < {alpha:g}, *equivalent ±m* where "
-            f"the TOST's p < {alpha:g}, else *inconclusive*; *no verdict* where a side has one pretraining run or the "
+            f"*better* / *worse* (later / earlier for a transition step) where Holm p < {alpha:g}, *equivalent* (within ± the "
+            f"margin) where the TOST's p < {alpha:g}, else *inconclusive*; *no verdict* where a side has one pretraining run or the "
             "seeds are too few (the reason stands where the effect would be).")
 
 
