@@ -107,10 +107,10 @@ def test_contrast_table_with_margins_shows_no_old_rule_and_counts_censored_runs(
     table = lenses.contrast_table(steps, beside="margin")
     assert "old rule" not in table.columns and table["± margin"].tolist() == ["500", "500"]
     first = table.iloc[0]
-    assert first["a − b"] == "+4,083 ±717" and first["seeds"] == "4 pairs" and first["verdict"] == "later"
+    assert first["a − b"] == "+4,083 ±717" and first["seed pairs"] == "4" and first["verdict"] == "later"
     assert table["censored"].tolist() == ["3", ""]
     second = table.iloc[1]  # the reason stays, where the effect would be
-    assert second["verdict"] == "no verdict" and second["a − b"] == "neither crossed" and second["seeds"] == "3 seeds"
+    assert second["verdict"] == "no verdict" and second["a − b"] == "neither crossed" and second["seed pairs"] == "3"
     assert "censored" not in lenses.contrast_table(TABLE, beside="margin").columns  # downstream scores: no lower bounds
     with pytest.raises(ValueError):
         lenses.contrast_table(steps, beside="both")

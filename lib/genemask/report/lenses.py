@@ -202,10 +202,13 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
     for r in rows.itertuples():
         digits = 0 if r.metric == "transition_step" else 3
         fine = tested(r._asdict())
+        # margin mode (narrow tables): "seed pairs" holds a bare count; unpaired rows keep "3 / 4 runs"
+        seeds_column = "seed pairs" if beside == "margin" else "seeds"
+        seeds_value = seeds_text(r._asdict()).replace(" seed pairs", "" if beside == "margin" else " pairs")
         entry = {"contrast": r.id, "evidence": lens_name(r.evidence), "metric": {"transition_step": "steps"}.get(r.metric, r.metric),
                  "a − b": compact(r.effect, r.ci_low, r.ci_high, digits), "p": f"{r.p:.2g}" if fine else "",
                  "Holm p": f"{r.p_holm:.2g}" if fine else "", "MDE": f"{r.mde:,.{digits}f}" if fine else "",
-                 "seeds": seeds_text(r._asdict()).replace(" seed pairs", " pairs"),
+                 seeds_column: seeds_value,
                  "verdict": short_word(r.word)}
         if beside == "margin":
             entry["verdict"], reason = table_word(r.word)
@@ -215,7 +218,7 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
                 censored = [getattr(r, c, np.nan) for c in ("censored_a", "censored_b")]
                 entry["censored"] = f"{int(np.nansum(censored))}" if fine and not np.isnan(censored).all() else ""
             if not fine and (seeds := re.search(r"in (\d+) seeds?\b", str(r.word))):  # "neither crossed in 3 seeds"
-                entry["seeds"] = f"{seeds.group(1)} seeds"
+                entry[seeds_column] = seeds.group(1)
             entry["± margin"] = f"{r.margin:,.{digits}f}"
         else:
             entry["old rule"] = (OLD_WORDS.get(getattr(r, "old_verdict", ""), getattr(r, "old_verdict", ""))
@@ -264,7 +267,8 @@ def verdict_legend(alpha: float = 0.05, power: float = 0.80) -> str:
     """What the columns of :func:`contrast_table` (``beside="margin"``) mean, and the verdict words."""
     return (f"*a − b*: mean difference over pretraining seeds (each seed's mean over its downstream seeds and strata) ± half "
             f"its {100 * (1 - alpha):g} % t interval; *p*: paired t over pretraining seeds (Welch where the sides share too few "
-            f"seeds); *Holm p*: adjusted across the family's contrasts within each evidence; *MDE*: the smallest true "
+            f"seeds); *seed pairs*: the pretraining seeds both sides ran (*a / b runs* where unpaired); *Holm p*: "
+            f"adjusted across the family's contrasts within each evidence; *MDE*: the smallest true "
             f"difference these seeds detect with {100 * power:g} % power; *± margin*: the equivalence margin of the TOST (in the "
             f"caption where one margin serves a whole table). Verdicts: "
             f"*better* / *worse* (later / earlier for a transition step) where Holm p < {alpha:g}, *equivalent* (within ± the "
