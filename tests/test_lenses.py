@@ -122,9 +122,13 @@ def test_contrast_tables_with_margins_name_one_metric_in_the_caption():
     assert out[2] == "**LOGO 1K probe**, MCC, equivalence margin ±0.050:"
     assert {"metric", "± margin"}.isdisjoint(out[1].data.columns)
     both = pd.concat([TABLE, TABLE.assign(metric="accuracy", margin=0.025)])
-    mixed = lenses.contrast_tables(both, {}, first_metric_only=False, beside="margin")
-    assert mixed[0] == "**16K probe**:" and list(mixed[1].data["metric"]) == ["mcc", "accuracy"]
-    assert list(mixed[1].data["± margin"]) == ["0.050", "0.025"]
+    mixed = lenses.contrast_tables(both, {"probe-16k": "`tiny`"}, first_metric_only=False, beside="margin")
+    # a table per metric, the scale once an evidence
+    assert mixed[0] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`):"
+    assert mixed[2] == "**16K probe**, accuracy, equivalence margin ±0.025:"
+    both = pd.concat([TABLE, TABLE.assign(id="r", margin=0.025)])
+    margins = lenses.contrast_tables(both, {}, beside="margin")
+    assert margins[0] == "**16K probe**, MCC:" and list(margins[1].data["± margin"]) == ["0.050", "0.025"]
 
 
 def test_table_word_sets_the_reason_of_no_verdict_apart():

@@ -234,7 +234,9 @@ OLD_WORDS = {"no difference detected": "no difference", "one pretraining run: no
 def contrast_tables(table: pd.DataFrame, scales: dict[str, str], first_metric_only: bool = True,
                     beside: str = "old rule") -> list:
     """:func:`contrast_table` split by evidence, best first, each under its scale: a caption and a
-    compact table per evidence (narrow enough for the content column)."""
+    compact table per evidence (narrow enough for the content column). With the margin beside
+    (``beside="margin"``) each evidence's metrics get a table each, and a column that holds one value
+    (the metric, a margin shared by every row) goes into the caption instead."""
     from .papers import compact as styled
 
     whole = contrast_table(table, first_metric_only=first_metric_only, beside=beside)
@@ -245,17 +247,19 @@ def contrast_tables(table: pd.DataFrame, scales: dict[str, str], first_metric_on
         names = [n for n in scales if lens_name(n) == lens]
         scale = "; ".join(dict.fromkeys(scales[n] for n in names))
         part = whole.xs(lens, level="evidence")
-        lens_caption = f"**{lens}**"
-        if beside == "margin" and part["metric"].nunique() == 1:  # one metric: in the caption, the table narrower
-            lens_caption += f", {METRIC_NAMES.get(part['metric'].iloc[0], part['metric'].iloc[0])}"
-            part = part.drop(columns="metric")
-        if beside == "margin" and part["± margin"].nunique() == 1:  # one margin: likewise
-            lens_caption += f", equivalence margin ±{part['± margin'].iloc[0]}"
-            part = part.drop(columns="± margin")
-        table = styled(part, wrap_headers=True)
-        if beside == "margin":  # a contrast's id on one line: the row reads at a glance
-            table = table.set_table_styles([{"selector": "th.row_heading", "props": "white-space: nowrap"}], overwrite=False)
-        out += [lens_caption + (f" ({scale})" if scale else "") + ":", table]
+        if beside != "margin":
+            out += [f"**{lens}**" + (f" ({scale})" if scale else "") + ":", styled(part, wrap_headers=True)]
+            continue
+        for i, (metric, rows) in enumerate(part.groupby("metric", sort=False)):
+            caption = f"**{lens}**, {METRIC_NAMES.get(metric, metric)}"
+            rows = rows.drop(columns="metric")
+            if rows["± margin"].nunique() == 1:
+                caption += f", equivalence margin ±{rows['± margin'].iloc[0]}"
+                rows = rows.drop(columns="± margin")
+            # a contrast's id on one line: the row reads at a glance
+            shown = styled(rows, wrap_headers=True).set_table_styles(
+                [{"selector": "th.row_heading", "props": "white-space: nowrap"}], overwrite=False)
+            out += [caption + (f" ({scale})" if scale and i == 0 else "") + ":", shown]  # the scale once an evidence
     return out
 
 
