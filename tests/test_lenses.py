@@ -97,3 +97,79 @@ def test_reconcile_names_the_plateau_answer_in_words_when_it_differs():
     best = pd.Series(row("finetune-16k", "inconclusive"))
     line = lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "equivalent within ±0.050")))])
     assert "(equivalent" in line and "another answer, from runs that never left the plateau" in line
+
+
+def test_contrast_table_with_margins_shows_no_old_rule_and_counts_censored_runs():
+    steps = pd.DataFrame([row("curves-10k", "later", 4083, 3366, 4800, metric="transition_step", margin=500.0,
+                              censored_a=3, censored_b=0, old_verdict="later"),
+                          row("curves-10k", "no verdict (too few pretraining seeds): neither crossed in 3 seeds", np.nan,
+                              np.nan, np.nan, id="r", metric="transition_step", margin=500.0)])
+    table = lenses.contrast_table(steps, beside="margin")
+    assert "old rule" not in table.columns and table["± margin"].tolist() == ["500", "500"]
+    first = table.iloc[0]
+    assert first["a − b"] == "+4,083 ±717" and first["seed pairs"] == "4" and first["verdict"] == "later"
+    assert table["censored"].tolist() == ["3", ""]
+    second = table.iloc[1]  # the reason stays, where the effect would be
+    assert second["verdict"] == "no verdict" and second["a − b"] == "neither crossed" and second["seed pairs"] == "3"
+    assert "censored" not in lenses.contrast_table(TABLE, beside="margin").columns  # downstream scores: no lower bounds
+    with pytest.raises(ValueError):
+        lenses.contrast_table(steps, beside="both")
+
+
+def test_contrast_tables_with_margins_name_one_metric_in_the_caption():
+    out = lenses.contrast_tables(TABLE, {"probe-16k": "`tiny`, 16,000 steps"}, beside="margin")
+    assert out[0] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`, 16,000 steps):"
+    assert out[2] == "**LOGO 1K probe**, MCC, equivalence margin ±0.050:"
+    assert {"metric", "± margin"}.isdisjoint(out[1].data.columns)
+    both = pd.concat([TABLE, TABLE.assign(metric="accuracy", margin=0.025)])
+    mixed = lenses.contrast_tables(both, {"probe-16k": "`tiny`"}, first_metric_only=False, beside="margin")
+    # a table per metric, the scale once an evidence
+    assert mixed[0] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`):"
+    assert mixed[2] == "**16K probe**, accuracy, equivalence margin ±0.025:"
+    both = pd.concat([TABLE, TABLE.assign(id="r", margin=0.025)])
+    margins = lenses.contrast_tables(both, {}, beside="margin")
+    assert margins[0] == "**16K probe**, MCC:" and list(margins[1].data["± margin"]) == ["0.050", "0.025"]
+
+
+def test_table_word_sets_the_reason_of_no_verdict_apart():
+    assert lenses.table_word("no verdict (one pretraining run)") == ("no verdict", "one run")
+    assert lenses.table_word("no verdict (too few pretraining seeds): neither crossed in 3 seeds") == ("no verdict", "neither crossed")
+    assert lenses.table_word("no verdict (too few pretraining seeds)") == ("no verdict", "too few seeds")
+    assert lenses.table_word("equivalent within ±0.050") == ("equivalent", "")  # its margin stands beside
+    assert lenses.table_word("later") == ("later", "")
+
+
+def test_family_caption_declares_the_family_from_the_plan():
+    from genemask.report.plan import load_plan
+
+    (family,) = load_plan().page_families("fewshot")
+    text = lenses.family_caption(family, pd.DataFrame({"evidence": ["probe-16k", "logo-1k-probe"]}))
+    assert text.startswith("**Family `fewshot-vs-random`** — each strategy against random masking")
+    assert "4 contrasts in MCC, Holm-adjusted across the family within each evidence" in text
+    assert "equivalence margin ±0.050 MCC" in text and text.endswith("evidence, best first: 16K probe, LOGO 1K probe.")
+    (paper,) = load_plan().page_families("paper_cmgems")
+    assert "(MCC beside, adjusted on its own)" in lenses.family_caption(paper)
+    assert "each contrast's own equivalence margin" in lenses.family_caption(paper)
+    steps = load_plan().families["transition-steps"]
+    assert "equivalence margin ±500 steps" in lenses.family_caption(steps, pd.DataFrame({"evidence": []}))
+
+
+def test_page_verdicts_declare_every_family_then_tables_then_the_legend():
+    from genemask.report.plan import load_plan
+
+    rows = pd.DataFrame([row("probe-16k", "equivalent within ±0.050", family="fewshot-vs-random", id="fs-gm-vs-random"),
+                         row("finetune-16k", "not run on this evidence", np.nan, np.nan, np.nan, family="fewshot-vs-random",
+                             id="fs-gm-vs-random")])
+    out = lenses.page_verdicts("fewshot", rows, {"probe-16k": "`tiny`"})
+    assert out[0].startswith("**Family `fewshot-vs-random`**")
+    assert out[1] == "**16K probe**, MCC, equivalence margin ±0.050 (`tiny`):"
+    assert out[2].data.loc["fs-gm-vs-random", "verdict"] == "equivalent" and out[-1] == lenses.verdict_legend()
+    empty = lenses.page_verdicts("transition", pd.DataFrame(), {})
+    families = load_plan().page_families("transition")
+    assert [t for t in empty if t.startswith("**Family")] == [lenses.family_caption(f, pd.DataFrame()) for f in families]
+    assert empty.count("No evidence of this family holds both methods of any contrast yet.") == 2
+
+
+def test_verdict_legend_names_the_words_and_the_test():
+    text = lenses.verdict_legend()
+    assert "95 % t interval" in text and "80 % power" in text and "Holm p < 0.05" in text and "▲" not in text

@@ -3,6 +3,8 @@ written into a temporary profile: the numbers a sentence prints are the frames' 
 without results says so instead of failing."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -136,3 +138,91 @@ def test_pretrain_chapter_compares_the_longest_runs(results):
     assert {line.get_label() for line in figure.axes[0].lines} == set(chapter.compared_runs())
     figure.clf()
     assert len(chapter.table()) == 3
+
+
+# --- the pages whose verdicts come from the frozen plan alone (issue 24)
+
+#: The verdict vocabulary: the plan's words, the old rules' words and the marks that stood for them.
+VERDICT_WORDS = re.compile(r"▲|▼|\b(better|worse|later|earlier|supported|equivalent|inconclusive)\b|no difference|no verdict",
+                           re.IGNORECASE)
+PLANNED_PAGES = ("transition", "fewshot", "paper_genemask", "paper_cmgems")
+
+
+def shown_texts(obj) -> list[tuple[str | None, str]]:
+    """Every piece of text a section returns, as (the table column it sits in, or None; the text):
+    strings, and a frame's (or styled frame's) headers, index and cells; figures carry none."""
+    if obj is None:
+        return []
+    if isinstance(obj, str):
+        return [(None, obj)]
+    if hasattr(obj, "data") and hasattr(obj, "to_html"):  # a pandas Styler
+        obj = obj.data
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame()
+    if isinstance(obj, pd.DataFrame):
+        out = [(None, " | ".join(map(str, obj.columns))), (None, " | ".join(map(str, obj.index)))]
+        return out + [(str(column), str(v)) for column in obj.columns for v in obj[column]]
+    if isinstance(obj, (list, tuple)):
+        return [t for o in obj for t in shown_texts(o)]
+    return []
+
+
+def test_shown_texts_walks_strings_frames_and_styled_frames():
+    frame = pd.DataFrame({"verdict": ["better"], "x": [1]}, index=["q"])
+    assert shown_texts(["a", frame.style, None]) == [(None, "a"), (None, "verdict | x"), (None, "q"), ("verdict", "better"),
+                                                     ("x", "1")]
+
+
+def page_sections(page: str) -> list[str]:
+    """The chapter methods a book page calls (``chapter.<name>(``), in the page's order."""
+    from genemask import paths
+
+    return list(dict.fromkeys(re.findall(r"chapter\.(\w+)\(", (paths.BOOK / f"{page}.md").read_text())))
+
+
+@pytest.mark.parametrize("page", PLANNED_PAGES)
+def test_planned_pages_print_only_the_plans_verdicts(page, monkeypatch):
+    """Every section a page shows, on the committed cpu results: a verdict word appears only in the
+    *verdict* column of the plan's tables (the ``verdicts`` section), each is a word ``apply_plan``
+    gave that page (as :func:`lenses.short_word` prints it), and no other text of the page — a
+    bootstrap interval, a count of seeds, a caption — carries a verdict word or a ▲/▼ mark."""
+    import importlib
+
+    from genemask import paths
+    from genemask.report import lenses, verdict
+
+    if not (paths.results_dir("cpu") / "transition-16k").exists():
+        pytest.skip("no committed cpu results")
+    tables = {}
+    apply_plan = verdict.apply_plan
+    # the chapter and this test read the same table: computed once (the plan's tests take seconds a page)
+    monkeypatch.setattr(verdict, "apply_plan", lambda p, profile=None: tables.setdefault((p, profile), apply_plan(p, profile)))
+    sections = page_sections(page)
+    assert "verdicts" in sections, f"book/{page}.md does not show the plan's verdicts"
+    chapter = importlib.import_module(f"genemask.report.chapters.{page}").Chapter("cpu")
+    legend = lenses.verdict_legend()
+    shown_words = []
+    for name in sections:
+        for column, text in shown_texts(getattr(chapter, name)()):
+            if name == "verdicts" and column == "verdict":
+                shown_words.append(text)
+            elif text != legend and not text.startswith("**Family `"):
+                assert not VERDICT_WORDS.search(text), f"{page}.{name}: {text[:200]!r}"
+    table = verdict.apply_plan(page, "cpu")
+    table = table[table["word"] != verdict.ABSENT]
+    if page in ("transition", "fewshot"):  # one metric a family: its own
+        own = table.groupby("family", sort=False)["metric"].first()
+        table = table[table["metric"] == table["family"].map(own)]
+    assert shown_words and sorted(shown_words) == sorted(lenses.table_word(w)[0] for w in table["word"])
+
+
+def test_plan_stages_are_the_evidence_stages_and_their_pretraining_runs():
+    from genemask.report.chapters import page_stages, plan_stages
+
+    fewshot = plan_stages("fewshot")
+    assert {"finetune-transition-16k", "fewshot-transition-16k", "fewshot", "fewshot-seeds", "transition-16k",
+            "pretrain"} <= set(fewshot)
+    assert "gue" not in fewshot and len(fewshot) == len(set(fewshot))
+    stages = page_stages()
+    for page in PLANNED_PAGES:  # a page's freshness line counts the stages its verdicts read, each once
+        assert set(plan_stages(page)) <= set(stages[page]) and len(stages[page]) == len(set(stages[page]))

@@ -11,6 +11,7 @@ each lens's scale from the results (model, steps, batch, tokens, protocol, downs
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -156,6 +157,22 @@ def no_verdict(word: str) -> bool:
     return str(word).startswith("no verdict") or word in (ONE_RUN, TOO_FEW, NOT_RUN)
 
 
+def table_word(word: str) -> tuple[str, str]:
+    """A verdict word as a narrow table prints it, with its reason apart: (verdict, reason). A
+    no-verdict word becomes ``no verdict`` and its reason (``one run``, ``too few seeds``, ``neither
+    crossed``) goes where the effect would be; ``equivalent within ±m`` becomes ``equivalent`` (its
+    margin stands beside it, in a column or the table's caption); every other word is
+    :func:`short_word`'s, reason ''."""
+    word = str(word)
+    if word.startswith("equivalent within"):
+        return "equivalent", ""
+    if word == ONE_RUN:
+        return "no verdict", "one run"
+    if word.startswith(TOO_FEW):
+        return "no verdict", "neither crossed" if "neither crossed" in word else "too few seeds"
+    return short_word(word), ""
+
+
 def short_word(word: str) -> str:
     """A verdict word short enough for a narrow column: ``equivalent ±0.028``, ``no verdict: one run``."""
     word = str(word)
@@ -169,10 +186,14 @@ def short_word(word: str) -> str:
 
 
 def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "transition_step"),
-                   first_metric_only: bool = True) -> pd.DataFrame:
-    """A page's contrasts on every evidence that holds both methods, old rule beside new: effect ±
-    half-interval, p, Holm p, MDE, margin, the new word and the old bootstrap's, one line each. Only
-    each family's own metric (its first in ``table``) unless ``first_metric_only`` is False."""
+                   first_metric_only: bool = True, beside: str = "old rule") -> pd.DataFrame:
+    """A page's contrasts on every evidence that holds both methods: effect ± half-interval, p, Holm p,
+    MDE, seeds and the new word, one line each, and ``beside`` it either the old bootstrap's word
+    (``"old rule"``: the Claims and Bugs pages, which set the two rules side by side) or the contrast's
+    equivalence margin (``"margin"``: pages that show the verdict alone). Only each family's own metric
+    (its first in ``table``) unless ``first_metric_only`` is False (then a row per metric)."""
+    if beside not in ("old rule", "margin"):
+        raise ValueError(f"beside={beside!r}: expected 'old rule' or 'margin'")
     rows = table[table["word"] != ABSENT]
     if first_metric_only:
         own = table.groupby("family", sort=False)["metric"].first()
@@ -181,13 +202,28 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
     for r in rows.itertuples():
         digits = 0 if r.metric == "transition_step" else 3
         fine = tested(r._asdict())
-        out.append({"contrast": r.id, "evidence": lens_name(r.evidence), "metric": {"transition_step": "steps"}.get(r.metric, r.metric),
-                    "a − b": compact(r.effect, r.ci_low, r.ci_high, digits), "p": f"{r.p:.2g}" if fine else "",
-                    "Holm p": f"{r.p_holm:.2g}" if fine else "", "MDE": f"{r.mde:,.{digits}f}" if fine else "",
-                    "seeds": seeds_text(r._asdict()).replace(" seed pairs", " pairs"),
-                    "verdict": short_word(r.word),
-                    "old rule": OLD_WORDS.get(getattr(r, "old_verdict", ""), getattr(r, "old_verdict", ""))
-                    if isinstance(getattr(r, "old_verdict", ""), str) else ""})
+        # margin mode (narrow tables): "seed pairs" holds a bare count; unpaired rows keep "3 / 4 runs"
+        seeds_column = "seed pairs" if beside == "margin" else "seeds"
+        seeds_value = seeds_text(r._asdict()).replace(" seed pairs", "" if beside == "margin" else " pairs")
+        entry = {"contrast": r.id, "evidence": lens_name(r.evidence), "metric": {"transition_step": "steps"}.get(r.metric, r.metric),
+                 "a − b": compact(r.effect, r.ci_low, r.ci_high, digits), "p": f"{r.p:.2g}" if fine else "",
+                 "Holm p": f"{r.p_holm:.2g}" if fine else "", "MDE": f"{r.mde:,.{digits}f}" if fine else "",
+                 seeds_column: seeds_value,
+                 "verdict": short_word(r.word)}
+        if beside == "margin":
+            entry["verdict"], reason = table_word(r.word)
+            if reason:  # no effect to show: the reason stands in its place
+                entry["a − b"] = reason
+            if r.metric == "transition_step":  # lower bounds: the plan has the row say how many runs are censored
+                censored = [getattr(r, c, np.nan) for c in ("censored_a", "censored_b")]
+                entry["censored"] = f"{int(np.nansum(censored))}" if fine and not np.isnan(censored).all() else ""
+            if not fine and (seeds := re.search(r"in (\d+) seeds?\b", str(r.word))):  # "neither crossed in 3 seeds"
+                entry[seeds_column] = seeds.group(1)
+            entry["± margin"] = f"{r.margin:,.{digits}f}"
+        else:
+            entry["old rule"] = (OLD_WORDS.get(getattr(r, "old_verdict", ""), getattr(r, "old_verdict", ""))
+                                 if isinstance(getattr(r, "old_verdict", ""), str) else "")
+        out.append(entry)
     return pd.DataFrame(out).set_index(["contrast", "evidence"]) if out else pd.DataFrame()
 
 
@@ -195,12 +231,15 @@ def contrast_table(table: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", 
 OLD_WORDS = {"no difference detected": "no difference", "one pretraining run: no verdict": "one run"}
 
 
-def contrast_tables(table: pd.DataFrame, scales: dict[str, str]) -> list:
+def contrast_tables(table: pd.DataFrame, scales: dict[str, str], first_metric_only: bool = True,
+                    beside: str = "old rule") -> list:
     """:func:`contrast_table` split by evidence, best first, each under its scale: a caption and a
-    compact table per evidence (narrow enough for the content column), then the legend."""
+    compact table per evidence (narrow enough for the content column). With the margin beside
+    (``beside="margin"``) each evidence's metrics get a table each, and a column that holds one value
+    (the metric, a margin shared by every row) goes into the caption instead."""
     from .papers import compact as styled
 
-    whole = contrast_table(table)
+    whole = contrast_table(table, first_metric_only=first_metric_only, beside=beside)
     if whole.empty:
         return []
     out = []
@@ -208,8 +247,73 @@ def contrast_tables(table: pd.DataFrame, scales: dict[str, str]) -> list:
         names = [n for n in scales if lens_name(n) == lens]
         scale = "; ".join(dict.fromkeys(scales[n] for n in names))
         part = whole.xs(lens, level="evidence")
-        out += [f"**{lens}**" + (f" ({scale})" if scale else "") + ":", styled(part, wrap_headers=True)]
+        if beside != "margin":
+            out += [f"**{lens}**" + (f" ({scale})" if scale else "") + ":", styled(part, wrap_headers=True)]
+            continue
+        for i, (metric, rows) in enumerate(part.groupby("metric", sort=False)):
+            caption = f"**{lens}**, {METRIC_NAMES.get(metric, metric)}"
+            rows = rows.drop(columns="metric")
+            if rows["± margin"].nunique() == 1:
+                caption += f", equivalence margin ±{rows['± margin'].iloc[0]}"
+                rows = rows.drop(columns="± margin")
+            # a contrast's id on one line: the row reads at a glance
+            shown = styled(rows, wrap_headers=True).set_table_styles(
+                [{"selector": "th.row_heading", "props": "white-space: nowrap"}], overwrite=False)
+            out += [caption + (f" ({scale})" if scale and i == 0 else "") + ":", shown]  # the scale once an evidence
     return out
+
+
+#: Metric names as captions print them (the tables' metric column keeps the short names).
+METRIC_NAMES = {"mcc": "MCC", "transition_step": "transition steps", "steps": "transition steps"}
+
+
+def verdict_legend(alpha: float = 0.05, power: float = 0.80) -> str:
+    """What the columns of :func:`contrast_table` (``beside="margin"``) mean, and the verdict words."""
+    return (f"*a − b*: mean difference over pretraining seeds (each seed's mean over its downstream seeds and strata) ± half "
+            f"its {100 * (1 - alpha):g} % t interval; *p*: paired t over pretraining seeds (Welch where the sides share too few "
+            f"seeds); *seed pairs*: the pretraining seeds both sides ran (*a / b runs* where unpaired); *Holm p*: "
+            f"adjusted across the family's contrasts within each evidence; *MDE*: the smallest true "
+            f"difference these seeds detect with {100 * power:g} % power; *± margin*: the equivalence margin of the TOST (in the "
+            f"caption where one margin serves a whole table). Verdicts: "
+            f"*better* / *worse* (later / earlier for a transition step) where Holm p < {alpha:g}, *equivalent* (within ± the "
+            f"margin) where the TOST's p < {alpha:g}, else *inconclusive*; *no verdict* where a side has one pretraining run or the "
+            "seeds are too few (the reason stands where the effect would be).")
+
+
+def family_caption(family, rows: pd.DataFrame | None = None) -> str:
+    """One line declaring a plan family before its tables: its id, what it tests, how many contrasts
+    are adjusted together, on which evidence, and the margins (stated once when they are all the
+    plan's default)."""
+    n = len(family.contrasts)
+    metric = METRIC_NAMES.get(family.metric, family.metric)
+    also = f" ({METRIC_NAMES.get(family.also, family.also)} beside, adjusted on its own)" if family.also else ""
+    sources = {c.margin.source for c in family.contrasts}
+    values = {c.margin.value for c in family.contrasts}
+    if len(values) == 1 and len(sources) == 1:
+        value = next(iter(values))
+        margin = (f"equivalence margin ±{value:,.0f} steps" if family.metric == "transition_step" else
+                  f"equivalence margin ±{value:,.3f} {metric}")
+    else:
+        margin = "each contrast's own equivalence margin (column *± margin*; a paper's gap where it claims one)"
+    held = [lens_name(e) for e in family.evidence if rows is None or e in set(rows.get("evidence", ()))]
+    return (f"**Family `{family.id}`** — {family.what}. {n} contrast{'s' if n != 1 else ''} in {metric}{also}, "
+            f"Holm-adjusted across the family within each evidence; {margin}; evidence, best first: "
+            + (", ".join(held) if held else "none with results yet") + ".")
+
+
+def page_verdicts(page: str, table: pd.DataFrame, scales: dict[str, str], every_metric: bool = False) -> list:
+    """A page's verdicts, up front: each family the frozen plan declares for ``page`` with its
+    caption (:func:`family_caption`), then one table per evidence under its scale
+    (:func:`contrast_tables`, margins beside), then the legend. ``table``: :func:`verdict.apply_plan`
+    of ``page``; ``every_metric``: a row per metric (an accuracy family's MCC beside it)."""
+    plan = load_plan()
+    out = []
+    for family in plan.page_families(page):
+        rows = table[table["family"] == family.id] if len(table) else pd.DataFrame()
+        out.append(family_caption(family, rows))
+        tables = contrast_tables(rows, scales, first_metric_only=not every_metric, beside="margin") if len(rows) else []
+        out += tables or ["No evidence of this family holds both methods of any contrast yet."]
+    return out + [verdict_legend(plan.alpha, plan.power)]
 
 
 # --- Findings' first screen: one line per question

@@ -242,60 +242,32 @@ def contrasts_by_step(results: pd.DataFrame, pairs: list[tuple[str, str]], metri
                                        "pretrain_seeds", "verdict"])
 
 
-def verdicts_by_step(results: pd.DataFrame, questions: dict[tuple[str, str], str] = QUESTIONS,
-                     metric: str = "mcc", n_boot: int = findings.N_BOOT) -> pd.DataFrame:
+def contrasts_by_step_table(results: pd.DataFrame, questions: dict[tuple[str, str], str] = QUESTIONS,
+                            metric: str = "mcc", n_boot: int = findings.N_BOOT) -> pd.DataFrame:
     """One row per question (an ``(a, b)`` strategy contrast of :data:`QUESTIONS`): the fewer
-    pretraining runs of the two sides, ``a − b`` with its interval and verdict at each checkpoint
-    step (columns ``"<step> steps"``, as text), and how the verdict moves across the steps."""
+    pretraining runs of the two sides and ``a − b`` ± half its two-level bootstrap interval at each
+    checkpoint step (columns ``"<step> steps"``, as text). **Descriptive**: no verdict word or mark
+    (issue 24: the checkpoints kept on the way are shown by step, never a verdict's evidence; the
+    verdicts are :func:`genemask.report.verdict.apply_plan`'s)."""
+    from .intervals import compact
+
     by_step = contrasts_by_step(results, list(questions), metric, n_boot)
     step_column = {step: f"{step:,} steps" for step in sorted(by_step["step"].unique())}
     rows = []
     for (a, b), part in by_step.groupby(["a", "b"], sort=False):
-        part = part.sort_values("step")
         row = {"question": questions[(a, b)], "runs": int(part["pretrain_seeds"].min())}
         for r in part.itertuples():
-            row[step_column[r.step]] = interval_cell(r.diff_mean, r.diff_ci95_low, r.diff_ci95_high, r.verdict)
-        row["across the transition"] = movement(part["verdict"].tolist())
+            row[step_column[r.step]] = compact(r.diff_mean, r.diff_ci95_low, r.diff_ci95_high)
         rows.append(row)
     order = [q for q in questions.values() if q in {r["question"] for r in rows}]
-    table = pd.DataFrame(rows, columns=["question", "runs", *step_column.values(), "across the transition"])
+    table = pd.DataFrame(rows, columns=["question", "runs", *step_column.values()])
     return table.set_index("question").reindex(order).fillna("")
 
 
-#: Marks of a descriptive (two-level bootstrap) interval, one character so that a cell stays on one line.
-INTERVAL_MARKS = {findings.VERDICTS[0]: "▲", findings.VERDICTS[1]: "▼"}
-INTERVAL_LEGEND = ("cells: mean difference ± half the width of its 95 % two-level bootstrap interval (descriptive, not a "
-                   "verdict); ▲ interval above zero, ▼ below, · includes zero, ○ one pretraining run on a side")
-
-
-def interval_cell(mean: float, low: float, high: float, word: str, digits: int = 3) -> str:
-    """``+0.047 ±0.070 ·``: a step contrast on one line (issue 23), its bootstrap word as a mark
-    (:data:`INTERVAL_LEGEND`)."""
-    from .intervals import compact
-
-    mark = INTERVAL_MARKS.get(word, "○" if str(word).startswith("one pretraining run") else "·")
-    return f"{compact(mean, low, high, digits)} {mark}"
-
-
-def movement(verdicts: list[str]) -> str:
-    """How a contrast's verdict moves step by step: each change is ``flips`` (one sign becomes the
-    other), ``opens`` (no difference becomes one) or ``closes`` (a difference becomes none), joined
-    by ", then " when there are several (a gap that opens mid-run and closes by its end is not the
-    same as one that never opened); ``stays`` when the verdict never changes."""
-    if len(verdicts) < 2:
-        return "not measured at two steps"
-    signed = (findings.VERDICTS[0], findings.VERDICTS[1])
-    changes = []
-    for before, after in zip(verdicts, verdicts[1:]):
-        if before == after:
-            continue
-        if before in signed and after in signed:
-            changes.append("flips")
-        elif after in signed:
-            changes.append("opens")
-        elif before in signed:
-            changes.append("closes")
-    return ", then ".join(changes) if changes else "stays"
+#: What a descriptive cell of the two-level bootstrap means; no mark or word is derived from it.
+INTERVAL_LEGEND = ("cells: mean difference ± half the width of its 95 % two-level bootstrap interval (pretraining and "
+                   "downstream seeds), descriptive, not a verdict (the verdicts, a t test over pretraining seeds, open "
+                   "the page)")
 
 
 def end_points(frame: pd.DataFrame | None, stage: str = FINETUNE_STAGE) -> pd.DataFrame | None:
@@ -370,12 +342,6 @@ def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: 
     return scores, contrasts.assign(a_strategy=contrasts["a"].map(strategy_of), b_strategy=contrasts["b"].map(strategy_of))
 
 
-def gap_change(by_step: pd.DataFrame, strategy: str) -> str:
-    """:func:`movement` of ``strategy``'s contrast against the reference of :func:`downstream_by_step`."""
-    part = by_step[(by_step["strategy"] == strategy) & by_step["verdict"].notna()].sort_values("step")
-    return movement(part["verdict"].tolist())
-
-
 def interval(mean: float, low: float, high: float, digits: int = 0, signed: bool = False) -> str:
     """``mean [low, high]`` with thousands separators (steps) or ``digits`` decimals (scores)."""
     sign = "+" if signed else ""
@@ -416,47 +382,50 @@ def crossing_by_schedule(steps_by_schedule: dict[str, pd.DataFrame]) -> pd.DataF
 
 
 def step_contrast_table(steps: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame | None:
-    """:func:`step_contrast` of each pair both of whose strategies ran, as the page shows it; None
-    when none did."""
+    """:func:`step_contrast` of each pair both of whose strategies ran, as the page shows it beside the
+    verdicts: descriptive only (how many seeds have ``a`` later or earlier, how many crossed, the mean
+    difference where both crossed with its bootstrap interval), without the old rule's word (issue 24:
+    "every seed agrees" is no test); None when none did."""
     rows = [step_contrast(steps, a, b) for a, b in pairs if {a, b} <= set(steps["strategy"])]
     if not rows:
         return None
     c = pd.DataFrame(rows)
     return pd.DataFrame({
         "a − b": [f"{a} − {b}" for a, b in zip(c["a"], c["b"])],
-        "a later / earlier": [f"{l} / {e} of {m} {'seeds' if p else 'run pairs'}" for l, e, m, p in
-                              zip(c["later_in"], c["earlier_in"], c["seeds"], c["paired"])],
+        "a after b / before b": [f"{l} / {e} of {m} {'seeds' if p else 'run pairs'}" for l, e, m, p in
+                                 zip(c["later_in"], c["earlier_in"], c["seeds"], c["paired"])],
         "both crossed": [f"{n} of {m}" for n, m in zip(c["both_crossed"], c["seeds"])],
-        "steps [95 %]": [interval(m, lo, hi, signed=True) if pd.notna(m) else "" for m, lo, hi in
-                         zip(c["mean_difference"], c["ci95_low"], c["ci95_high"])],
-        "verdict": c["verdict"],
+        "steps, both crossed [95 %], descriptive": [
+            interval(m, lo, hi, signed=True) if pd.notna(m) else "" for m, lo, hi in
+            zip(c["mean_difference"], c["ci95_low"], c["ci95_high"])],
     }).set_index("a − b")
 
 
 def by_step_tables(by_step: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """:func:`downstream_by_step` as two tables, strategies by steps: the scores with their
-    intervals, and the contrasts against the reference with their verdicts and how each moves
-    across the steps (None when there is no contrast)."""
+    intervals, and the contrasts against the reference, each ``a − b`` ± half its two-level bootstrap
+    interval (:func:`intervals.compact`; descriptive: no verdict word; None when there is no contrast)."""
+    from .intervals import compact
+
     label = {s: f"{s:,} steps" for s in by_step["step"].unique()}
     scores = (by_step.assign(score=[interval(m, lo, hi, 3) for m, lo, hi in
                                     zip(by_step["mean"], by_step["ci95_low"], by_step["ci95_high"])])
               .pivot(index="strategy", columns="step", values="score").rename(columns=label))
-    diffs = by_step[by_step["verdict"].notna()]
+    diffs = by_step[by_step["diff_mean"].notna()]
     if diffs.empty:
         return scores, None
-    shown = diffs.assign(diff=[f"{interval(m, lo, hi, 3, signed=True)} {v}" for m, lo, hi, v in
-                               zip(diffs["diff_mean"], diffs["diff_ci95_low"], diffs["diff_ci95_high"], diffs["verdict"])])
-    table = shown.pivot(index="strategy", columns="step", values="diff").rename(columns=label)
-    table["across the transition"] = [gap_change(by_step, s) for s in table.index]
-    return scores, table
+    shown = diffs.assign(diff=[compact(m, lo, hi) for m, lo, hi in
+                               zip(diffs["diff_mean"], diffs["diff_ci95_low"], diffs["diff_ci95_high"])])
+    return scores, shown.pivot(index="strategy", columns="step", values="diff").rename(columns=label)
 
 
 def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
                     questions: dict[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """:func:`end_point_protocols` as two tables, protocols as columns, one-line cells (issue 23): each
-    method's score ± half its interval and its number of pretraining runs, and each contrast as an
-    :func:`interval_cell` (the bootstrap's side as a mark, :data:`INTERVAL_LEGEND`), its rows named
-    ``a − b`` or, given ``questions`` (keyed by strategy pairs), by question in their order."""
+    method's score ± half its interval and its number of pretraining runs, and each contrast as
+    ``a − b`` ± half its two-level bootstrap interval (descriptive, :data:`INTERVAL_LEGEND`: no verdict
+    word or mark), its rows named ``a − b`` or, given ``questions`` (keyed by strategy pairs), by
+    question in their order."""
     from .intervals import compact
 
     score_table = (scores.assign(score=[f"{compact(m, lo, hi).lstrip('+')} ({p} run{'s' if p != 1 else ''})" for m, lo, hi, p in
@@ -468,9 +437,8 @@ def protocol_tables(scores: pd.DataFrame, contrasts: pd.DataFrame,
         names = contrasts["a"] + " − " + contrasts["b"]
     else:
         names = [questions[(a, b)] for a, b in zip(contrasts["a_strategy"], contrasts["b_strategy"])]
-    shown = contrasts.assign(row=names, diff=[interval_cell(m, lo, hi, v) for m, lo, hi, v in
-                                              zip(contrasts["mean_difference"], contrasts["ci95_low"],
-                                                  contrasts["ci95_high"], contrasts["verdict"])])
+    shown = contrasts.assign(row=names, diff=[compact(m, lo, hi) for m, lo, hi in
+                                              zip(contrasts["mean_difference"], contrasts["ci95_low"], contrasts["ci95_high"])])
     table = shown.pivot(index="row", columns="protocol", values="diff")
     if questions is not None:
         table = table.reindex([q for q in questions.values() if q in table.index])

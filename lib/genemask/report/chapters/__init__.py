@@ -58,6 +58,37 @@ def profile_note(profile: str | None = None) -> str:
             "scale of the runs behind its numbers.")
 
 
+def plan_stages(page: str) -> tuple[str, ...]:
+    """The results stages a page's planned verdicts (:func:`plan_verdicts`) read: every stage of the
+    evidence its families name in the frozen plan, and the pretraining stages whose runs they name
+    (each evidence's scale reads its runs' summaries and logs)."""
+    from ..plan import load_plan
+
+    plan = load_plan()
+    names = dict.fromkeys(e for family in plan.page_families(page) for e in family.evidence)
+    downstream = [s for name in names for s in plan.evidence[name].stages]
+    pretraining = [s for e in plan.evidence.values() if e.name.startswith("curves") for s in e.stages]
+    return tuple(dict.fromkeys([*downstream, *pretraining, "pretrain", "pretrain-seeds"]))
+
+
+def plan_verdicts(page: str, profile: str | None = None, every_metric: bool = False, lead: str = "") -> list:
+    """A page's verdicts, from the frozen plan alone (:func:`genemask.report.verdict.apply_plan` of
+    ``page``): each declared family, Holm across it, one compact table per evidence under its scale
+    (:func:`genemask.report.lenses.page_verdicts`). ``lead``: a line shown first. Generated demo data
+    and a profile without results say so instead."""
+    from .. import book_profile, lenses, verdict
+
+    profile = profile or book_profile()
+    if synthetic(profile):
+        return [f"Profile `{profile}` is generated demo data: the plan's contrasts get no verdict from it (the `cpu` book "
+                "gives them)."]
+    table = verdict.apply_plan(page, profile)
+    if table.empty:
+        return [f"Profile `{profile}` has no results the verdict plan can test for this page yet."]
+    scales = {name: lenses.evidence_scale(name, profile) for name in table["evidence"].unique()}
+    return [*([lead] if lead else []), *lenses.page_verdicts(page, table, scales, every_metric)]
+
+
 def page_stages() -> dict[str, tuple[str, ...]]:
     """The results stages each results page's numbers come from (its freshness line counts their
     cells): the stages whose result files it reads and the upstream stages whose runs it names. The
@@ -67,23 +98,24 @@ def page_stages() -> dict[str, tuple[str, ...]]:
     long = (transition.LONG_STAGE, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE)
     short = (transition.STAGE, transition.PROBE_STAGE, *transition.FINETUNE_STAGES)
     logo = ("pretrain", "pretrain-seeds", *FEWSHOT_STAGES)
-    return {
+    stages = {
         "pmi": ("pmi",),
         "masking": ("pmi", "masking"),
         "motifs": ("pmi", "motifs"),
         "pretrain": ("pretrain",),
         "gue": ("pretrain", "gue"),
-        "fewshot": (*logo,),
+        "fewshot": (*logo, *plan_stages("fewshot")),
         "rate": ("pretrain", "fewshot", "fewshot-rate"),
         "transition": (*transition.PRETRAIN_STAGES, transition.PROBE_STAGE, transition.PILOT_STAGE,
                        *transition.FINETUNE_STAGES, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE,
-                       *logo, "fewshot-rate", "gue"),
+                       *logo, "fewshot-rate", "gue", *plan_stages("transition")),
         "findings": ("pmi", "masking", *long, *short, *logo, "fewshot-rate", "gue"),
         "claims": ("pmi", "motifs", *long, *short, transition.PILOT_STAGE, *logo, "fewshot-rate", "gue"),
         "bugs": ("pmi", "masking", *long, transition.FINETUNE_STAGE, transition.PROBE_STAGE, *logo),
-        "paper_genemask": ("pmi", "motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue"),
-        "paper_cmgems": ("motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue"),
+        "paper_genemask": ("pmi", "motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue", *plan_stages("paper_genemask")),
+        "paper_cmgems": ("motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue", *plan_stages("paper_cmgems")),
     }
+    return {page: tuple(dict.fromkeys(names)) for page, names in stages.items()}  # each stage once
 
 
 #: Set to a folder (by the book tests), each page's kernel writes there which results stages it read

@@ -67,6 +67,13 @@ class Chapter:
             out.append(note)
         return out
 
+    def verdicts(self) -> list:
+        """The frozen plan's family for this page (each strategy against random masking), on every evidence
+        it names, Holm across it (:func:`plan_verdicts`); the tables below describe, this decides."""
+        from . import plan_verdicts
+
+        return plan_verdicts("fewshot", self.profile)
+
     def mcc_tables(self) -> list:
         """One table per shot count: models × datasets, ``mean ± sd`` over every run (pretraining × downstream seeds)."""
         if self.results is None:

@@ -12,6 +12,7 @@ from .. import results
 from ..results import book_profile, stage_results
 from . import FEWSHOT_STAGES
 from .. import findings, papers, runs, transition
+from ..intervals import compact
 from .. import pretrain as pretrain_report
 from ... import store
 
@@ -184,7 +185,7 @@ class Chapter:
                 continue
             c = findings.contrast(self.pool, a, b)
             rows.append({"question": question, "a − b": f"{a} − {b}",
-                         "MCC a − b": transition.interval_cell(c["mean_difference"], c["ci95_low"], c["ci95_high"], c["verdict"]),
+                         "MCC a − b": compact(c["mean_difference"], c["ci95_low"], c["ci95_high"]),
                          "runs": f"{c['pretrain_seeds_a']} / {c['pretrain_seeds_b']}"})
         verdicts = pd.DataFrame(rows).set_index("question")
         out = []
@@ -212,12 +213,12 @@ class Chapter:
             return [f"Profile `{self.profile}` has no transition grid results yet: the answers above hold on the plateau only."]
         out = []
         crossing = transition.transition_summary(transition.transition_steps(curves)).set_index("strategy")
-        table = transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")
+        table = transition.contrasts_by_step_table(probe, transition.QUESTIONS, "mcc")
         if len(table):
             out += ["**Linear probe** (checkpoints kept on the plateau, during and after the transition; "
                     + transition.INTERVAL_LEGEND + "):", table]
         if tuned_steps is not None:
-            tuned_table = transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc")
+            tuned_table = transition.contrasts_by_step_table(tuned_steps, transition.QUESTIONS, "mcc")
             if len(tuned_table):
                 out += ["**Fine-tuning** (the papers' regime, at the learning rate the pilot chose):", tuned_table]
         left = [f"{s} {crossing.loc[s, 'step_mean']:,.0f} ({crossing.loc[s, 'crossed']} of {crossing.loc[s, 'runs']} runs)"
@@ -266,7 +267,7 @@ class Chapter:
                            else f"{s} not by {r.last_step:,} (0 of {r.runs} runs)" for s, r in crossing.iterrows()) + "."]
         if probe is not None:
             out += [f"**Linear probe** at the checkpoints of the 16K schedule ({transition.INTERVAL_LEGEND}):",
-                    transition.verdicts_by_step(probe, transition.QUESTIONS, "mcc")]
+                    transition.contrasts_by_step_table(probe, transition.QUESTIONS, "mcc")]
         if tuned is not None:
             scores, contrasts = transition.end_point_protocols(tuned, probe, list(transition.QUESTIONS), "mcc")
             score_table, question_table = transition.protocol_tables(scores, contrasts, transition.QUESTIONS)

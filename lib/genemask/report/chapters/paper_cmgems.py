@@ -47,6 +47,14 @@ class Chapter:
                 + ". A run that never switched is GeneMask throughout, so the curriculum is represented by the one that did.")
         return out
 
+    def verdicts(self) -> list:
+        """The frozen plan's family for this page: the paper's comparisons at our scale, in its metric with
+        MCC beside, on every evidence the plan names, Holm across it (:func:`plan_verdicts`). The tables
+        that follow set numbers side by side; they describe, this decides."""
+        from . import plan_verdicts
+
+        return plan_verdicts("paper_cmgems", self.profile, every_metric=True)
+
     def table2(self) -> list:
         t2 = published.values("CM-GEMS", "T2")
         printed = t2[t2.dataset.str.startswith("mean")]
@@ -219,7 +227,7 @@ class Chapter:
             for r in effect.itertuples():
                 rows.append({"shots": n, "steps": r.steps, "default": r.default_mean, "doubled": r.doubled_mean,
                              "% change (paper's formula)": (r.doubled_mean / r.default_mean - 1) * 100,
-                             "difference [95 % interval]": f"{r.mean_difference:+.3f} [{r.ci95_low:+.3f}, {r.ci95_high:+.3f}]"})
+                             "difference [95 % interval, descriptive]": f"{r.mean_difference:+.3f} [{r.ci95_low:+.3f}, {r.ci95_high:+.3f}]"})
         ours4 = pd.DataFrame(rows).set_index(["shots", "steps"])
         return out + ["**Ours**: GeneMask at its default and doubled centre probability, 5-dataset mean accuracy, mean over seeds:",
                       papers.compact(ours4, formats={"% change (paper's formula)": "{:+.2f}"}),

@@ -29,6 +29,14 @@ class Chapter:
         scale = papers.scale(self.data.pretrain_cells, self.data.fewshot_runs, set(self.data.fewshot.model))
         return f"**Scale (profile `{self.profile}`).** {scale.caption()}"
 
+    def verdicts(self) -> list:
+        """The frozen plan's family for this page: the paper's comparisons at our scale, in its metric with
+        MCC beside, on every evidence the plan names, Holm across it (:func:`plan_verdicts`). The tables
+        that follow set numbers side by side; they describe, this decides."""
+        from . import plan_verdicts
+
+        return plan_verdicts("paper_genemask", self.profile, every_metric=True)
+
     def table1(self) -> list:
         t1, out = self.t1, []
         for metric in ("accuracy", "auc"):
@@ -80,7 +88,7 @@ class Chapter:
         })
         if self.have_fewshot and {"random", "genemask"} <= set(runs):
             ours = papers.our_improvement(self.data.fewshot, runs["genemask"], runs["random"]).set_index("shots")
-            table2["ours (LOGO size)"] = [papers.cell(ours.pct.get(n, np.nan), digits=2)
+            table2["ours (LOGO size; 95 % interval, descriptive)"] = [papers.cell(ours.pct.get(n, np.nan), digits=2)
                                           + (f" [{ours.ci95_low[n]:+.2f}, {ours.ci95_high[n]:+.2f}]" if n in ours.index else "")
                                           for n in table2.index]
         table2.index.name = "shots per class"

@@ -14,7 +14,8 @@ def _contrasts_and_degenerate(contrast_table: pd.DataFrame | None, tuned_runs: p
     """The end points' contrasts under both protocols (when there are any), then the degenerate
     fine-tuning runs per checkpoint, counted, not dropped."""
     counts = downstream.constant_predictions(tuned_runs)
-    out = [] if contrast_table is None else ["The contrasts, `a − b`, under both protocols:", contrast_table]
+    out = [] if contrast_table is None else [
+        f"The contrasts, `a − b`, under both protocols ({transition.INTERVAL_LEGEND}):", contrast_table]
     return out + [f"Degenerate fine-tuning runs ({what}), counted, not dropped: "
                   + "; ".join(f"`{r.method}` {r.constant} of {r.runs}" for r in counts.itertuples()) + "."]
 
@@ -99,6 +100,29 @@ class Chapter:
             out.append("CM-GEMS never switched to Global masking in these runs: it masked as GeneMask throughout.")
         return out
 
+    def verdicts(self) -> list:
+        """The frozen plan's two families for this page (transition steps on the absolute threshold, the
+        end points' downstream contrasts), Holm across each, one table per evidence under its scale;
+        the order each rule gives on the longest schedule beside it, descriptive."""
+        from ..plan import load_plan
+        from . import plan_verdicts
+
+        if self.curves.empty and self.long_curves.empty:
+            return []
+        plan = load_plan()
+        lead = (f"A run has left the plateau at its first evaluation at or under **{plan.absolute_threshold:.3f} nats** of "
+                f"yardstick loss: the context-free loss {plan.transition['context_free_loss']:.3f} (the best predictor that reads "
+                f"no neighbour) less {plan.transition['margin']} nats, fixed in the plan before the curves were read. A run "
+                "that never gets there enters at its last step, a lower bound (*censored*); a seed where neither run of a "
+                "pair crossed is left out of that contrast.")
+        curves = self.long_curves if not self.long_curves.empty else self.curves
+        by_rule = transition.steps_by_rule(curves, plan.absolute_threshold, self.rule)
+        orders = transition.ordering(by_rule)
+        return [*plan_verdicts("transition", self.profile, lead=lead),
+                f"Order of leaving the plateau on the {int(curves.run_steps.max()):,}-step schedule, by mean step (descriptive; "
+                f"`(≥)`: a mean with censored runs): absolute threshold {orders.get('absolute', '')}; each run's own plateau "
+                f"{orders.get('own plateau', '')}."]
+
     def step_contrasts(self) -> list:
         if self.curves.empty:
             return []
@@ -120,7 +144,7 @@ class Chapter:
         scores, diffs = transition.by_step_tables(by_step)
         out.append(scores)
         if diffs is not None:
-            out += ["Minus random masking at the same step:", diffs]
+            out += [f"Minus random masking at the same step ({transition.INTERVAL_LEGEND}):", diffs]
         out.append(_by_step_figure(by_step, int(self.grid_runs.pretrain_steps.max())))
         return out
 
@@ -153,15 +177,17 @@ class Chapter:
                f"{tuned_runs.seed.nunique()} downstream seeds, {', '.join(f'{s:,}' for s in sorted(tuned_runs.steps.unique()))} "
                f"steps a run, at most {int(tuned_runs.n_test.max()):,} test rows (a fixed subset of larger test sets), sequences "
                f"cut at {int(tuned_runs.max_length.max())} tokens.",
-               "Few-shot MCC of each end point with its two-level 95 % interval, under both protocols (the probe's runs: "
-               "5 downstream seeds, at most 500 test rows; see above):", score_table]
+               "Few-shot MCC of each end point with its two-level 95 % interval, under both protocols"
+               + (f" (the probe's runs: {self.probe_runs.seed.nunique()} downstream seeds, at most {int(self.probe_runs.n_test.max()):,} "
+                  "test rows; see above):" if self.probe_runs is not None else ":"), score_table]
         return out + _contrasts_and_degenerate(contrast_table, tuned_runs, "one class predicted for every test row: MCC 0")
 
     def fine_tuning_by_step(self) -> list:
         tuned_steps = self.tuned_steps
         if tuned_steps is not None and tuned_steps.pretrain_steps.nunique() > 1:
             return [transition.by_step_tables(transition.downstream_by_step(tuned_steps, "random", "mcc"))[0],
-                    transition.verdicts_by_step(tuned_steps, transition.QUESTIONS, "mcc"), transition.INTERVAL_LEGEND.capitalize() + "."]
+                    transition.contrasts_by_step_table(tuned_steps, transition.QUESTIONS, "mcc"),
+                    transition.INTERVAL_LEGEND.capitalize() + "."]
         return ["Fine-tuning ran on the end points only."] if self.tuned is not None else []
 
     def long_schedule(self) -> list:
@@ -176,7 +202,7 @@ class Chapter:
                transition.seed_table(long_steps)]
         table = transition.step_contrast_table(long_steps, transition.STEP_PAIRS)
         if table is not None:
-            out += ["Paired by pretraining seed, as above, within this schedule:", table]
+            out += ["Paired by pretraining seed, as above, within this schedule (descriptive):", table]
         if not self.curves.empty:
             out += ["Each strategy under both schedules (mean transition step [95 %], runs crossed):",
                     transition.crossing_by_schedule({f"{int(self.curves.run_steps.max()):,}-step schedule": self.steps,
@@ -192,9 +218,11 @@ class Chapter:
         scores, diffs = transition.by_step_tables(by_step)
         out = [scores]
         if diffs is not None:
-            out += ["Minus random masking at the same step:", diffs]
+            out += [f"Minus random masking at the same step ({transition.INTERVAL_LEGEND}):", diffs]
         return out + [_by_step_figure(by_step, int(self.long_curves.run_steps.max())),
-                      transition.verdicts_by_step(long_probe, transition.QUESTIONS, "mcc"), transition.INTERVAL_LEGEND.capitalize() + "."]
+                      "The same questions as the end points' verdicts, at each checkpoint (descriptive):",
+                      transition.contrasts_by_step_table(long_probe, transition.QUESTIONS, "mcc"),
+                      transition.INTERVAL_LEGEND.capitalize() + "."]
 
     def long_fine_tuning(self) -> list:
         long_tuned = transition.schedule_results(transition.LONG_FINETUNE_STAGE, transition.FINETUNE_STAGE, profile=self.profile)
