@@ -76,7 +76,8 @@ def plan_verdicts(page: str, profile: str | None = None, every_metric: bool = Fa
     ``page``): each declared family, Holm across it, one compact table per evidence under its scale
     (:func:`genemask.report.lenses.page_verdicts`). ``lead``: a line shown first. Generated demo data
     and a profile without results say so instead."""
-    from .. import book_profile, lenses, verdict
+    from .. import lenses, verdict
+    from ..results import book_profile
 
     profile = profile or book_profile()
     if synthetic(profile):
