@@ -374,8 +374,3 @@ def rekey_text(text: str, keys: Mapping[tuple[str, str], str], prefix: str = "")
     Nothing else changes: other hex digits (code hashes, run ids, commits) are never a stage's."""
     pattern = re.escape(prefix) + _CELL_NAMED if prefix else r"(?<![\w.-])" + _CELL_NAMED
     return re.sub(pattern, lambda m: f"{prefix}{m['stage']}/{keys.get((m['stage'], m['key']), m['key'])}", text)
-
-
-def is_reference(text: Any) -> bool:
-    """Whether a value is a reference of either form (``@...``): a params file's or a stored one."""
-    return isinstance(text, str) and text.startswith("@")
