@@ -195,3 +195,22 @@ def test_an_upstream_verified_in_the_same_run_leaves_its_downstream_verified(wor
     assert {o.cell.id: o.equal for o in outcomes} == {make.id: True, use.id: True}, lines
     states = _states(plan)
     assert (states[make.id].state, states[use.id].state) == (VERIFIED, VERIFIED), states[use.id].reason
+
+
+def test_a_sample_takes_the_cells_made_on_this_cpu_first(workspace):
+    """Only a cell whose record names this CPU can be compared bit for bit: a sample of one reruns it
+    even where another CPU's cell of the stage was cheaper; without a sample, the cheapest go first."""
+    spec = workspace / "p.yaml"
+    spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
+        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2]}}]}))
+    plan = plan_grid(spec)
+    here = provenance.cpu_description()
+    elsewhere = {**here, "flags_hash": "not-this-one"}
+    cpu_of = {0: elsewhere, 1: here, 2: {}}
+    seconds_of = {0: 10.0, 1: 30.0, 2: 20.0}
+    _commit(plan, "train", lambda c: {"summary.json": "{}"},
+            lambda c: {"cpu": cpu_of[c.params["seed"]], "cpu_seconds": seconds_of[c.params["seed"]]})
+    gs = grid_state(plan, use_runs=False)
+    assert [c.params["seed"] for c in choose(plan, gs, None, 1)] == [1]
+    assert [c.params["seed"] for c in choose(plan, gs, None, 2)] == [1, 0]
+    assert [c.params["seed"] for c in choose(plan, gs, None, None)] == [0, 2, 1]

@@ -268,20 +268,28 @@ def _upstream_stale(reason: str) -> bool:
 
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
-    or the ``sample`` cheapest of each stage. A cell stale only through stale upstream cells is left
-    out: its own code is the code of now, and a rerun cannot make its upstream fresh. One whose
-    upstream is done but was remade since it ran is rerun: on the upstream of now it can be verified."""
+    or the ``sample`` cheapest of each stage. A sample takes the cells made on this machine's CPU
+    first: only those can be compared bit for bit, the strongest verification a training cell can
+    get (on another CPU it drifts and is judged in distribution). A cell stale only through stale
+    upstream cells is left out: its own code is the code of now, and a rerun cannot make its upstream
+    fresh. One whose upstream is done but was remade since it ran is rerun: on the upstream of now it
+    can be verified."""
+    here = provenance.cpu_description()
+
     def cost(cell: Cell) -> float:
         record = gs.of(cell).record or {}
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
         return float(seconds) if seconds else math.inf
+
+    def sample_rank(cell: Cell) -> tuple[bool, float]:
+        return not same_cpu(gs.of(cell).record or {}, here), cost(cell)
 
     chosen = []
     for stage in plan.spec.stages:
         if stages and stage.name not in stages:
             continue
         stale = sorted((c for c in plan.stage_cells(stage.name) if gs.of(c).state == STALE and gs.of(c).where == "results"
-                        and not all(_upstream_stale(r) for r in gs.of(c).reason.split("; "))), key=cost)
+                        and not all(_upstream_stale(r) for r in gs.of(c).reason.split("; "))), key=sample_rank if sample else cost)
         chosen += stale[:sample] if sample else stale
     return sorted(chosen, key=cost) if not sample else chosen
 
