@@ -213,3 +213,21 @@ def test_scale_text_reads_the_runs_recorded_parameters(tmp_path):
 
 def test_interval_legend_says_the_cells_are_descriptive():
     assert "descriptive" in transition.INTERVAL_LEGEND and "▲" not in transition.INTERVAL_LEGEND
+
+
+def test_a_run_far_from_its_seeds_is_named_and_kept():
+    """Random seed 3 drops a second time (final perplexity e^4.0 against e^5.8): named with its ratio to
+    the other seeds' median; a spread of 1.4x is not; a method with two runs has no "others" to judge by."""
+    frames = [curve("random@10000:tiny", "random", s, 3000) for s in range(4)]
+    frames[3] = frames[3].assign(yardstick_loss=np.where(frames[3].step >= 8000, 4.0, frames[3].yardstick_loss))
+    frames[1] = frames[1].assign(yardstick_loss=frames[1].yardstick_loss + np.log(1.4))
+    frames += [curve("global@10000:tiny", "global", s, None) for s in range(2)]
+    frames[-1] = frames[-1].assign(yardstick_loss=frames[-1].yardstick_loss + 2.0)
+    unusual = transition.unusual_runs(pd.concat(frames, ignore_index=True))
+    assert unusual[["method", "pretrain_seed", "step"]].values.tolist() == [["random@10000:tiny", 3, 10_000]]
+    final = float(frames[0].yardstick_loss.iloc[-1])
+    assert unusual.ratio.iloc[0] == pytest.approx(np.exp(4.0) / np.exp(final))
+    text = transition.unusual_text(unusual)
+    assert "`random@10000:tiny` seed 3" in text and "kept in every statistic" in text
+    assert transition.unusual_text(transition.unusual_runs(pd.concat(frames[:3], ignore_index=True))) is None
+    assert transition.unusual_runs(pd.DataFrame()).empty

@@ -103,6 +103,45 @@ def curves(profile: str | None = None, stage: str = STAGE) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
+#: A run whose final yardstick perplexity lies this many times above or below the median of its
+#: method's other runs is shown as unusual: e.g. 16K random seed 4 left a second plateau near step
+#: 11K and ended at 27 against its other seeds' ~155. Shown, never dropped: the frozen plan excludes
+#: no run for its pretraining loss.
+UNUSUAL_FACTOR = 2.0
+
+
+def unusual_runs(curves_frame: pd.DataFrame, factor: float = UNUSUAL_FACTOR) -> pd.DataFrame:
+    """The runs whose final yardstick perplexity is more than ``factor`` times from the median of
+    their method's other runs (either way; methods with at least three runs): ``method``,
+    ``pretrain_seed``, ``step``, ``perplexity``, ``others_median``, ``ratio``. A reader of a spread
+    over seeds should know when one run carries it."""
+    columns = ["method", "pretrain_seed", "step", "perplexity", "others_median", "ratio"]
+    if curves_frame.empty:
+        return pd.DataFrame(columns=columns)
+    last = curves_frame.sort_values("step").groupby(["method", "pretrain_seed"], sort=True).tail(1)
+    rows = []
+    for method, part in last.groupby("method", sort=True):
+        if len(part) < 3:
+            continue
+        perplexity = np.exp(part["yardstick_loss"].to_numpy(dtype=float))
+        for i, run in enumerate(part.itertuples()):
+            others = float(np.median(np.delete(perplexity, i)))
+            ratio = perplexity[i] / others
+            if ratio > factor or ratio < 1 / factor:
+                rows.append((method, int(run.pretrain_seed), int(run.step), float(perplexity[i]), others, float(ratio)))
+    return pd.DataFrame(rows, columns=columns).sort_values(["method", "pretrain_seed"], ignore_index=True)
+
+
+def unusual_text(unusual: pd.DataFrame, factor: float = UNUSUAL_FACTOR) -> str | None:
+    """One sentence naming the unusual runs (:func:`unusual_runs`), or None when there are none."""
+    if unusual.empty:
+        return None
+    runs_text = "; ".join(f"`{r.method}` seed {r.pretrain_seed}: {r.perplexity:,.1f} at step {r.step:,} against its other "
+                          f"seeds' median {r.others_median:,.1f} ({r.ratio:.2f}×)" for r in unusual.itertuples())
+    return (f"Runs far from their method's other seeds (final yardstick perplexity more than {factor:g}× above or below "
+            f"their median), kept in every statistic (the frozen plan excludes no run for its loss): {runs_text}.")
+
+
 def transition_steps(curves_frame: pd.DataFrame, rule: TransitionRule = TransitionRule()) -> pd.DataFrame:
     """Per run (method, pretraining seed): its plateau loss, transition step (NaN when censored),
     whether it crossed, and its last evaluation's step and yardstick loss."""

@@ -92,6 +92,7 @@ class Chapter:
         out = [f"Rule: plateau from step {rule.plateau_from:,} to {rule.plateau_to:,}; margin {rule.margin} nats.",
                transition.crossing_table(steps), "Each run's transition step (by pretraining seed; blank: not crossed):",
                transition.seed_table(steps)]
+        out += [line for line in [transition.unusual_text(transition.unusual_runs(self.curves))] if line]
         switches = steps[steps.strategy == "cmgems"].switch_step.dropna()
         if len(switches):
             out.append(f"CM-GEMS switched to Global masking at step {', '.join(f'{int(s):,}' for s in sorted(switches))} "
@@ -200,6 +201,7 @@ class Chapter:
                               "(linear decay to zero at the end)")[0],
                transition.crossing_table(long_steps), "Each run's transition step (by pretraining seed; blank: not crossed):",
                transition.seed_table(long_steps)]
+        out += [line for line in [transition.unusual_text(transition.unusual_runs(long_curves))] if line]
         table = transition.step_contrast_table(long_steps, transition.STEP_PAIRS)
         if table is not None:
             out += ["Paired by pretraining seed, as above, within this schedule (descriptive):", table]
