@@ -214,3 +214,8 @@ def test_a_sample_takes_the_cells_made_on_this_cpu_first(workspace):
     assert [c.params["seed"] for c in choose(plan, gs, None, 1)] == [1]
     assert [c.params["seed"] for c in choose(plan, gs, None, 2)] == [1, 0]
     assert [c.params["seed"] for c in choose(plan, gs, None, None)] == [0, 2, 1]
+    # a dry run lists the sample with its cost and CPU, and reruns nothing
+    lines = []
+    assert verify(spec, sample=1, echo=lines.append, dry_run=True) == []
+    assert lines[0].endswith("1 stale cell(s) would rerun") and "0.5 CPU min recorded; made on this CPU" in lines[1]
+    assert {s.state for s in _states(plan).values()} == {STALE} and not (paths.cache_dir() / "verify").exists()

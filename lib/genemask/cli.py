@@ -44,7 +44,7 @@ def _grid(args: argparse.Namespace) -> int:
         if args.verify:
             from .grid.verify import verify
 
-            return 0 if all(o.equal for o in verify(args.params, stages=args.stage, sample=args.sample)) else 1
+            return 0 if all(o.equal for o in verify(args.params, stages=args.stage, sample=args.sample, dry_run=args.dry_run)) else 1
         cells = run_grid(args.params, jobs=args.jobs, dry_run=args.dry_run, status=args.status,
                          stages=args.stage or None, rerun_stale=args.rerun_stale, snakemake_args=args.snakemake)
     except (GridError, StoreError) as err:

@@ -295,9 +295,10 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
 
 
 def verify(params_file: str | Path, stages: list[str] | None = None, sample: int | None = None,
-           echo: Callable[[str], Any] = print) -> list[Outcome]:
+           echo: Callable[[str], Any] = print, dry_run: bool = False) -> list[Outcome]:
     """Rerun the chosen stale cells in scratch folders, compare, and record each reproduction in
-    the committed cell's provenance; return every cell's outcome."""
+    the committed cell's provenance; return every cell's outcome. ``dry_run``: list the cells it
+    would rerun, with their recorded cost and CPU, and run nothing (a rerun can take core-hours)."""
     params_file = Path(params_file)
     plan = plan_grid(params_file)
     names = [s.name for s in plan.spec.stages]
@@ -309,6 +310,15 @@ def verify(params_file: str | Path, stages: list[str] | None = None, sample: int
     gs = grid_state(plan, use_runs=False)
     cells = choose(plan, gs, stages, sample)
     here = provenance.cpu_description()
+    if dry_run:
+        echo(f"verify {profile} (dry run): {len(cells)} stale cell(s) would rerun")
+        for cell in cells:
+            record = gs.of(cell).record or {}
+            seconds = record.get("cpu_seconds") or record.get("wall_seconds")
+            cost = f"{float(seconds) / 60:,.1f} CPU min recorded" if seconds else "no cost recorded"
+            where = "this CPU" if same_cpu(record, here) else "another CPU" if record.get("cpu") else "CPU not recorded"
+            echo(f"  {cell.id}  ({cost}; made on {where})")
+        return []
     library = Library.now()
     by_id = plan.by_id()
     root = paths.cache_dir() / "verify"
