@@ -226,3 +226,18 @@ def test_plan_stages_are_the_evidence_stages_and_their_pretraining_runs():
     stages = page_stages()
     for page in PLANNED_PAGES:  # a page's freshness line counts the stages its verdicts read, each once
         assert set(plan_stages(page)) <= set(stages[page]) and len(stages[page]) == len(set(stages[page]))
+
+
+def test_genemask_table_1_mcc_has_the_untrained_model_beside_both_runs():
+    """How much either pretraining gives at all: the untrained LOGO-size model, fine-tuned the same way,
+    sits in the MCC table beside ORI 10K and GeneMask 10K (the committed cpu results)."""
+    from genemask import paths
+    from genemask.report.chapters import paper_genemask
+
+    if not (paths.results_dir("cpu") / "fewshot").exists():
+        pytest.skip("no committed cpu results")
+    out = paper_genemask.Chapter("cpu").table1_ours()
+    at = next(i for i, o in enumerate(out) if isinstance(o, str) and o.startswith("**MCC beside it**"))
+    assert "`random-init:logo` is the untrained model" in out[at]
+    table = out[at + 1].data if hasattr(out[at + 1], "data") else out[at + 1]
+    assert {"random-init:logo", "random@1000:logo", "genemask@1000:logo"} <= set(table.index.get_level_values("model"))

@@ -64,10 +64,14 @@ class Chapter:
                     papers.compact(papers.fewshot_side_by_side(logo, stats, rows, metric)),
                     f"Largest gap in {name}: {gap['model']} on {published.DATASET_LABELS[gap['dataset']]} at {gap['shots']} shots, "
                     f"ours {gap['ours']:.3f} vs the paper's {gap['paper']:.3f} ({gap['gap']:+.3f})."]
-        mcc = stats[(stats.metric == "mcc") & stats.model.isin(rows.values()) & stats.dataset.isin(papers.FOUR)].copy()
+        # the untrained model of the same size beside them: how much either pretraining gives at all
+        size = papers.identity(runs["random"])["size"]
+        untrained = [m for m in stats.model.unique() if (papers.identity(m)["strategy"], papers.identity(m)["size"]) == ("none", size)]
+        mcc = stats[(stats.metric == "mcc") & stats.model.isin([*rows.values(), *untrained]) & stats.dataset.isin(papers.FOUR)].copy()
         mcc["cell"] = [papers.cell(m, s) for m, s in zip(mcc["mean"], mcc["sd"])]
         mcc["dataset"] = mcc.dataset.map(published.DATASET_LABELS)
-        out += ["**MCC beside it** (ours only; the paper does not report MCC):",
+        out += ["**MCC beside it** (ours only; the paper does not report MCC"
+                + (f"; `{untrained[0]}` is the untrained model, fine-tuned the same way" if untrained else "") + "):",
                 papers.compact(mcc.pivot_table(index=["shot", "model"], columns="dataset", values="cell", aggfunc="first")[FOUR_LABELS])]
         notes = papers.sampling_notes(data.fewshot_runs)
         if len(notes):
