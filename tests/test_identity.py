@@ -76,6 +76,13 @@ def test_downstream_rows_join_their_pretraining_cells(tmp_path, monkeypatch):
     assert got.loc["00000000000000f2"].tolist() == ["random-init:logo", 0, "none"]
     assert got.loc["00000000000000f3"].tolist() == ["random@1000:logo", 1, "random"]
     assert got.loc["00000000000000f4"].tolist() == ["genemask@1000:logo", 1, "genemask"]  # the stored name was wrong: the join decides
+    # The join is kept for the process (a page asks many times), never past a change to what it read,
+    # and a caller's edits do not reach the next caller.
+    frame["value"] = -1.0
+    result = root / "fewshot" / "00000000000000f1" / "fewshot_results.csv"
+    result.write_text(result.read_text().replace("0.1", "0.25"))
+    again = runs.downstream(["fewshot", "fewshot-seeds"], "fewshot_results.csv", "cpu").set_index("cell")["value"]
+    assert again["00000000000000f1"] == 0.25 and again["00000000000000f2"] == 0.1
     # A checkpoint kept mid-run is the run at that step, on the run's longer learning-rate schedule.
     _write_cells(root, "fewshot-seeds", [{"key": "00000000000000f3", "checkpoint": "@pretrain-seeds/bbbbbbbbbbbbbbbb/checkpoints/step-00000400"}])
     kept = runs.downstream(["fewshot-seeds"], "fewshot_results.csv", "cpu").iloc[0]
