@@ -131,13 +131,13 @@ def _downstream(stages: list[str], file: str, profile: str) -> pd.DataFrame | No
                 continue
             identity = resolve_checkpoint(cell["checkpoint"], runs)
             frames.append(frame.drop(columns=[c for c in COLUMNS if c in frame]))
-            identities.append(pd.DataFrame({**identity.columns(), "method": identity.label(), "model": identity.label(),
-                                            "stage": stage, "cell": cell["key"]}, index=[0]))
+            identities.append({**identity.columns(), "method": identity.label(), "model": identity.label(),
+                               "stage": stage, "cell": cell["key"]})
     if not frames:
         return None
     out = pd.concat(frames, ignore_index=True)
     # one row per file, typed as the per-file columns would be once joined, then one row per result
-    per_file = pd.concat(identities, ignore_index=True)
+    per_file = _typed_as_joined(identities)
     per_row = per_file.take(np.repeat(np.arange(len(frames)), [len(f) for f in frames]))
     for column in per_row.columns:  # an existing column (``model``) is replaced where it stands
         out[column] = per_row[column].to_numpy()
@@ -149,6 +149,16 @@ def _downstream(stages: list[str], file: str, profile: str) -> pd.DataFrame | No
     out = out[list(order)]
     check_methods(out)
     return out
+
+
+def _typed_as_joined(records: list[dict]) -> pd.DataFrame:
+    """One row per record, each column typed as a join of one-row frames would type it: a column
+    mixing None with values stays ``object`` with its None (inference would make ints floats)."""
+    columns = {}
+    for name in records[0]:
+        values = [record[name] for record in records]
+        columns[name] = pd.Series(values, dtype=object) if any(v is None for v in values) else pd.Series(values)
+    return pd.DataFrame(columns)
 
 
 def method_of(results: pd.DataFrame, strategy: str, ranking: str | None = None, options: str = "{}",
