@@ -340,6 +340,13 @@ def test_relative_data_dir_is_made_absolute(tmp_path, monkeypatch):
 def test_portable_text_rewrites_paths_of_any_machine():
     text = '{"a": "/work/main/runs/cpu/pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
     assert provenance.portable_text(text, "cpu") == '{"a": "@pretrain/ed46bdd615309479/checkpoint", "b": "runs/x"}'
+    # relative to where it ran (a checkout's runs/, a verify scratch folder), in JSON and in CSV
+    for made in ("runs/cpu", ".cache/verify/cpu-x1/runs/cpu", "/work/campaign/runs/cpu"):
+        assert (provenance.portable_text(f'{{"c": "{made}/pretrain/ed46bdd615309479/checkpoint"}}', "cpu")
+                == '{"c": "@pretrain/ed46bdd615309479/checkpoint"}'), made
+    assert provenance.portable_text("x,runs/cpu/fewshot/00000000000000f1/a.csv\n", "cpu") == "x,@fewshot/00000000000000f1/a.csv\n"
+    assert provenance.portable_text("reruns/cpu/fewshot/00000000000000f1 and myruns/cpu/a/00000000000000f1", "cpu") == (
+        "reruns/cpu/fewshot/00000000000000f1 and myruns/cpu/a/00000000000000f1")
     assert provenance.machine_paths('{"p": "/work/shared/data/x.fa", "q": "${GENEMASK_DATA}/x"}') == ["/work/shared/data/x.fa"]
 
 

@@ -197,12 +197,13 @@ def test_an_upstream_verified_in_the_same_run_leaves_its_downstream_verified(wor
     assert (states[make.id].state, states[use.id].state) == (VERIFIED, VERIFIED), states[use.id].reason
 
 
-def test_a_sample_takes_the_cells_made_on_this_cpu_first(workspace):
+def test_a_sample_takes_the_cells_downstream_of_its_reruns_then_those_made_on_this_cpu(workspace):
     """Only a cell whose record names this CPU can be compared bit for bit: a sample of one reruns it
     even where another CPU's cell of the stage was cheaper; without a sample, the cheapest go first."""
     spec = workspace / "p.yaml"
     spec.write_text(yaml.safe_dump({"profile": "t", "stages": [
-        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2]}}]}))
+        {"name": "train", "notebook": str(workspace / "train.ipynb"), "grid": {"seed": [0, 1, 2]}},
+        {"name": "use", "notebook": str(workspace / "use.ipynb"), "grid": {"source": ["@train/summary.json"]}}]}))
     plan = plan_grid(spec)
     here = provenance.cpu_description()
     elsewhere = {**here, "flags_hash": "not-this-one"}
@@ -210,12 +211,36 @@ def test_a_sample_takes_the_cells_made_on_this_cpu_first(workspace):
     seconds_of = {0: 10.0, 1: 30.0, 2: 20.0}
     _commit(plan, "train", lambda c: {"summary.json": "{}"},
             lambda c: {"cpu": cpu_of[c.params["seed"]], "cpu_seconds": seconds_of[c.params["seed"]]})
+    seed_of = {c.key: c.params["seed"] for c in plan.stage_cells("train")}
+    # the downstream cell of seed 0 is the cheapest, but a sample takes the one whose upstream it reruns
+    _commit(plan, "use", lambda c: {"got.csv": "X\n"}, lambda c: {"cpu_seconds": 1.0 + seed_of[c.deps[0][1]]})
     gs = grid_state(plan, use_runs=False)
-    assert [c.params["seed"] for c in choose(plan, gs, None, 1)] == [1]
-    assert [c.params["seed"] for c in choose(plan, gs, None, 2)] == [1, 0]
-    assert [c.params["seed"] for c in choose(plan, gs, None, None)] == [0, 2, 1]
+
+    def seeds(cells):
+        return [(c.stage, seed_of[c.key] if c.stage == "train" else seed_of[c.deps[0][1]]) for c in cells]
+
+    assert seeds(choose(plan, gs, ["train"], 1)) == [("train", 1)]
+    assert seeds(choose(plan, gs, None, 1)) == [("train", 1), ("use", 1)]
+    assert seeds(choose(plan, gs, ["train"], 2)) == [("train", 1), ("train", 0)]
+    assert seeds(choose(plan, gs, ["train"], None)) == [("train", 0), ("train", 2), ("train", 1)]
     # a dry run lists the sample with its cost and CPU, and reruns nothing
     lines = []
-    assert verify(spec, sample=1, echo=lines.append, dry_run=True) == []
+    assert verify(spec, stages=["train"], sample=1, echo=lines.append, dry_run=True) == []
     assert lines[0].endswith("1 stale cell(s) would rerun") and "0.5 CPU min recorded; made on this CPU" in lines[1]
     assert {s.state for s in _states(plan).values()} == {STALE} and not (paths.cache_dir() / "verify").exists()
+
+
+def test_a_committed_path_in_an_older_form_names_the_same_run(tmp_path):
+    """A run collected from a checkout's relative ``runs/`` kept ``runs/<profile>/<stage>/<key>/checkpoint``
+    in its summary; its rerun in a scratch folder stores ``@<stage>/<key>/checkpoint``: the same run
+    (this alone made a bit-for-bit rerun of transition-16k random seed 5 read "different")."""
+    from genemask.grid.verify import compare_files
+
+    key = "aeb552028c53a204"
+    (tmp_path / "summary.json").write_text(json.dumps({"checkpoint": f"runs/t/train/{key}/checkpoint", "loss": 1.5}))
+    rerun = {"summary.json": json.dumps({"checkpoint": f"@train/{key}/checkpoint", "loss": 1.5})}
+    assert compare_files(tmp_path, rerun, 0.0, profile="t") == []
+    (diff,) = compare_files(tmp_path, rerun, 0.0)
+    assert diff.column == "checkpoint"
+    rerun = {"summary.json": json.dumps({"checkpoint": f"@train/{key}/checkpoint", "loss": 1.5000001})}
+    assert [d.column for d in compare_files(tmp_path, rerun, 0.0, profile="t")] == ["loss"]

@@ -300,9 +300,11 @@ def portable_value(value: Any) -> Any:
 
 def portable_text(text: str, profile: str) -> str:
     """``text`` (a result file) with machine paths rewritten portably: any ``.../runs/<profile>/<stage>/<key>...``
-    (made on whichever machine) → ``@<stage>/<key>...``, the data folder → ``${GENEMASK_DATA}``,
-    the repository → relative."""
-    text = re.sub(rf"/{_PATH_CHARS}*?/runs/{re.escape(profile)}/([\w.-]+/[0-9a-f]{{16}}{_PATH_CHARS}*)", r"@\1", text)
+    (made on whichever machine, absolute or relative to where it ran: ``runs/cpu/...``, a scratch
+    ``.cache/verify/.../runs/cpu/...``) → ``@<stage>/<key>...``, the data folder →
+    ``${GENEMASK_DATA}``, the repository → relative."""
+    text = re.sub(rf"(?<![^\s\"'\[(,:=])(?:{_PATH_CHARS}*?/)?runs/{re.escape(profile)}/([\w.-]+/[0-9a-f]{{16}}{_PATH_CHARS}*)",
+                  r"@\1", text)
     runs = str(paths.runs_root() / profile) + "/"
     text = re.sub(rf"{re.escape(runs)}([\w.-]+/[0-9a-f]{{16}}{_PATH_CHARS}*)", r"@\1", text)
     for prefix, repl in ((str(paths.data_dir()) + "/", "${GENEMASK_DATA}/"), (str(paths.ROOT) + "/", "")):

@@ -140,10 +140,14 @@ def compare_csv(name: str, old_text: str, new_text: str, rel_tol: float) -> list
     return out
 
 
-def compare_files(committed: Path, rerun: dict[str, str], rel_tol: float, left_out: list[str] = ()) -> list[Difference]:
-    """Differences between a committed result folder and a rerun's files as results/ stores them."""
-    have = {p.name: p.read_text() for p in sorted(committed.iterdir())
-            if is_result_file(p)}
+def compare_files(committed: Path, rerun: dict[str, str], rel_tol: float, left_out: list[str] = (),
+                  profile: str | None = None) -> list[Difference]:
+    """Differences between a committed result folder and a rerun's files as results/ stores them.
+    With ``profile``, the committed text's paths are read as results/ would store them now (a file
+    collected before a path form became portable, e.g. ``runs/cpu/<stage>/<key>/checkpoint``, names
+    the same run as the rerun's ``@<stage>/<key>/checkpoint``)."""
+    have = {p.name: p.read_text() if profile is None else store.portable_text(p.read_text(), profile)
+            for p in sorted(committed.iterdir()) if is_result_file(p)}
     out = []
     for name in sorted(set(have) | set(rerun)):
         if name in left_out:
@@ -268,9 +272,10 @@ def _upstream_stale(reason: str) -> bool:
 
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
-    or the ``sample`` cheapest of each stage. A sample takes the cells made on this machine's CPU
-    first: only those can be compared bit for bit, the strongest verification a training cell can
-    get (on another CPU it drifts and is judged in distribution). A cell stale only through stale
+    or the ``sample`` cheapest of each stage. A sample takes first the cells whose upstream it
+    reruns (their inputs, e.g. a checkpoint results/ does not keep, are at hand), then the cells made
+    on this machine's CPU: only those can be compared bit for bit, the strongest verification a
+    training cell can get (on another CPU it drifts and is judged in distribution). A cell stale only through stale
     upstream cells is left out: its own code is the code of now, and a rerun cannot make its upstream
     fresh. One whose upstream is done but was remade since it ran is rerun: on the upstream of now it
     can be verified."""
@@ -281,10 +286,11 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
         return float(seconds) if seconds else math.inf
 
-    def sample_rank(cell: Cell) -> tuple[bool, float]:
-        return not same_cpu(gs.of(cell).record or {}, here), cost(cell)
+    def sample_rank(cell: Cell) -> tuple[bool, bool, float]:
+        rerun_upstream = any((c.stage, c.key) in cell.deps for c in chosen)
+        return not rerun_upstream, not same_cpu(gs.of(cell).record or {}, here), cost(cell)
 
-    chosen = []
+    chosen: list[Cell] = []
     for stage in plan.spec.stages:
         if stages and stage.name not in stages:
             continue
@@ -365,13 +371,13 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
     training = any(f in library.code_files(notebook_code(cell.notebook)) for f in TRAINING_FILES)
     if not training:
         outcome.kind = "equal (deterministic; floats to a relative 1e-9)"
-        outcome.differences = compare_files(committed, files, REL_TOL, left_out)
+        outcome.differences = compare_files(committed, files, REL_TOL, left_out, profile)
         outcome.equal = not outcome.differences
     elif same_cpu(st.record or {}, here):
         outcome.kind = "bit for bit on the same CPU"
-        outcome.differences = compare_files(committed, files, 0.0, left_out)
+        outcome.differences = compare_files(committed, files, 0.0, left_out, profile)
         outcome.equal = not outcome.differences
-    elif not compare_files(committed, files, 0.0, left_out):
+    elif not compare_files(committed, files, 0.0, left_out, profile):
         # another CPU, or one the record does not name (made before CPUs were recorded), yet the same
         # digits: the strongest verification there is, so it is said as such
         outcome.kind = "bit for bit (the record names " + ("another CPU)" if (st.record or {}).get("cpu") else "no CPU)")
