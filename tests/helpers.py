@@ -61,6 +61,16 @@ window.addEventListener("load", () => {
       wide.push(`image ${Math.round(image.getBoundingClientRect().width)}px past the column (${image.src.split("/").pop()})`);
     }
   }
+  // issue 23: an interval cell ("0.235 ±0.042", "5,750 [5,333, 6,292]") reads on one line
+  const interval = /^[−\-+]?[\d.,]+(?: \(\d+ runs?\))? ?(?:±|\[)/;
+  for (const cell of column.querySelectorAll("td")) {
+    const text = cell.textContent.trim();
+    if (text.length > 40 || !interval.test(text)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    if (lines.size > 1) wide.push(`interval on ${lines.size} lines: ${text}`);
+  }
   const out = document.createElement("pre");
   out.id = "genemask-widths";
   out.textContent = JSON.stringify(wide);
@@ -79,8 +89,8 @@ def chromium() -> str:
 
 def overflowing(book: Path, window: str = "1280,1600") -> list[str]:
     """Tables and images of the built book wider than their page's content column in a ``window``-px
-    headless chromium (a table pandas renders wider than the column is cut at its edge), as
-    ``page: what``. Each page is measured in a copy with a script that reports the widths."""
+    headless chromium (a table pandas renders wider than the column is cut at its edge), and interval
+    cells wrapped onto more than one line, as ``page: what``. Each page is measured in a copy with a script that reports the widths."""
     browser = chromium()
     html = book / "_build" / "html"
     found = []

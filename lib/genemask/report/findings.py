@@ -142,8 +142,11 @@ def contrast_table(results: pd.DataFrame, a: str, b: str, metric: str = "mcc", b
 
 def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "dataset",
                    digits: int = 3, n_boot: int = N_BOOT) -> pd.DataFrame:
-    """Methods × (each ``column`` value, then ``all``) of ``mean [low, high]`` (two-level 95 %
-    bootstrap), best first, with the pretraining seeds behind each method."""
+    """Methods × (each ``column`` value, then ``all``) of ``mean ±half`` (half the width of its
+    two-level 95 % bootstrap interval, one line a cell), best first, with the pretraining seeds behind
+    each method."""
+    from .intervals import compact
+
     methods = results.loc[results["metric"] == metric, "method"].unique()
     if not len(methods):
         raise ValueError(f"metric {metric!r}: no such rows; metrics are {sorted(results['metric'].unique())}")
@@ -153,7 +156,7 @@ def headline_table(results: pd.DataFrame, metric: str = "mcc", column: str = "da
         for value, group in [*part.groupby(column, sort=False), ("all", part)]:
             strata = tuple(s for s in STRATA if s != column) if value != "all" else STRATA
             stats = method_score(group, method, metric, n_boot, strata=strata)
-            cells[(method, value)] = f"{stats['mean']:.{digits}f} [{stats['ci95_low']:.{digits}f}, {stats['ci95_high']:.{digits}f}]"
+            cells[(method, value)] = compact(stats["mean"], stats["ci95_low"], stats["ci95_high"], digits).removeprefix("+")
             if value == "all":
                 overall[method], seeds[method] = stats["mean"], stats["pretrain_seeds"]
     order = sorted(methods, key=lambda m: -overall[m])

@@ -382,9 +382,17 @@ def end_point_protocols(tuned: pd.DataFrame, probe: pd.DataFrame | None, pairs: 
 
 
 def interval(mean: float, low: float, high: float, digits: int = 0, signed: bool = False) -> str:
-    """``mean [low, high]`` with thousands separators (steps) or ``digits`` decimals (scores)."""
-    sign = "+" if signed else ""
-    return f"{mean:{sign},.{digits}f} [{low:{sign},.{digits}f}, {high:{sign},.{digits}f}]"
+    """``mean ±half`` on one line (issue 23: ``5,750 [5,333, 6,292]`` wrapped in a table cell): the
+    mean and half the width of its 95 % interval, with thousands separators (steps) or ``digits``
+    decimals (scores); ``signed`` for differences."""
+    from .intervals import compact
+
+    text = compact(mean, low, high, digits)
+    return text if signed else text.removeprefix("+")
+
+
+#: The crossing table's interval column (:func:`crossing_table`, :func:`crossing_by_schedule`).
+STEP_COLUMN = "transition step ± half 95 %"
 
 
 def crossing_table(steps: pd.DataFrame) -> pd.DataFrame:
@@ -394,7 +402,7 @@ def crossing_table(steps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "strategy": summary["strategy"],
         "runs crossed": [f"{c} of {r}" for c, r in zip(summary["crossed"], summary["runs"])],
-        "transition step [95 %]": [interval(m, lo, hi) if pd.notna(m) else f"none by {last:,}" for m, lo, hi, last in
+        STEP_COLUMN: [interval(m, lo, hi) if pd.notna(m) else f"none by {last:,}" for m, lo, hi, last in
                                    zip(summary["step_mean"], summary["step_ci95_low"], summary["step_ci95_high"],
                                        summary["last_step"])],
         "range": [f"{a:,.0f}–{b:,.0f}" if pd.notna(a) else "" for a, b in zip(summary["step_min"], summary["step_max"])],
@@ -415,7 +423,7 @@ def seed_table(steps: pd.DataFrame) -> pd.DataFrame:
 def crossing_by_schedule(steps_by_schedule: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Each strategy's runs crossed and mean transition step (:func:`crossing_table`) under each
     schedule, strategies by schedules ("" where a strategy did not run on a schedule)."""
-    columns = {name: crossing_table(steps).apply(lambda r: f"{r['transition step [95 %]']} ({r['runs crossed']})", axis=1)
+    columns = {name: crossing_table(steps).apply(lambda r: f"{r[STEP_COLUMN]} ({r['runs crossed']})", axis=1)
                for name, steps in steps_by_schedule.items() if len(steps)}
     return pd.DataFrame(columns).rename_axis(index="strategy").fillna("")
 
@@ -434,7 +442,7 @@ def step_contrast_table(steps: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd
         "a after b / before b": [f"{l} / {e} of {m} {'seeds' if p else 'run pairs'}" for l, e, m, p in
                                  zip(c["later_in"], c["earlier_in"], c["seeds"], c["paired"])],
         "both crossed": [f"{n} of {m}" for n, m in zip(c["both_crossed"], c["seeds"])],
-        "steps, both crossed [95 %], descriptive": [
+        "steps, both crossed ± half 95 %, descriptive": [
             interval(m, lo, hi, signed=True) if pd.notna(m) else "" for m, lo, hi in
             zip(c["mean_difference"], c["ci95_low"], c["ci95_high"])],
     }).set_index("a − b")

@@ -121,13 +121,13 @@ class Chapter:
             return [f"**Profile `{self.profile}` has no few-shot results yet.** Run its grid (`make grid PROFILE={self.profile}`) "
                     "and rebuild the book."]
         out = []
-        headline = findings.headline_table(results, "mcc")
+        headline = findings.headline_table(results, "mcc", digits=2)  # two decimals: eight interval columns fit the page
         sizes, steps = set(results.pretrain_model), set(results.pretrain_steps) - {0}
         if len(sizes) == 1 and len(steps) == 1:  # one budget: say it once, keep the rows short
             size, step = sizes.pop(), steps.pop()
             out.append(f"All `{size}` size; every pretrained model ran {step:,} steps.")
             headline = headline.rename(index=lambda m: m.replace(f"@{step}:{size}", "").replace(f":{size}", ""))
-        out.append(headline)
+        out.append(papers.compact(headline, font="76%", wrap_headers=True))
         fixed = sorted(fewshot_runs[fewshot_runs.train_sampling.str.startswith("the released set")].dataset.unique())
         if fixed and (fewshot_runs.protocol == "probe").all():
             out.append(f"An interval of zero width for a method with one pretraining run ({', '.join(fixed)}) means every seed "

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from .. import findings, papers, runs
+from ..intervals import compact
 from ..results import book_profile, stage_results
 from .. import pretrain as pretrain_report
 from ... import store
@@ -13,8 +14,10 @@ from ... import store
 DOUBLED = json.dumps({"centre_probability": 0.05})
 
 
-def _interval(mean: float, low: float, high: float) -> str:
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+def _interval(mean: float, low: float, high: float, signed: bool = False) -> str:
+    """``mean ±half`` (half its 95 % interval), one line a cell."""
+    text = compact(mean, low, high)
+    return text if signed else text.removeprefix("+")
 
 
 def _listed(steps) -> str:
@@ -76,7 +79,7 @@ class Chapter:
             "steps": table.steps,
             "default rate": [_interval(*r) for r in zip(table.default_mean, table.default_ci95_low, table.default_ci95_high)],
             "doubled rate": [_interval(*r) for r in zip(table.doubled_mean, table.doubled_ci95_low, table.doubled_ci95_high)],
-            "doubled − default": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(table.mean_difference, table.ci95_low, table.ci95_high)],
+            "doubled − default": [_interval(m, lo, hi, signed=True) for m, lo, hi in zip(table.mean_difference, table.ci95_low, table.ci95_high)],
             "won / lost": [f"{w} / {l}" for w, l in zip(table.wins, table.losses)],
             "pretraining runs": table.pretrain_seeds_a,
             "verdict": table.verdict,

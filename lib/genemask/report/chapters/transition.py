@@ -206,7 +206,7 @@ class Chapter:
         if table is not None:
             out += ["Paired by pretraining seed, as above, within this schedule (descriptive):", table]
         if not self.curves.empty:
-            out += ["Each strategy under both schedules (mean transition step [95 %], runs crossed):",
+            out += ["Each strategy under both schedules (mean transition step ± half its 95 % interval, runs crossed):",
                     transition.crossing_by_schedule({f"{int(self.curves.run_steps.max()):,}-step schedule": self.steps,
                                                      f"{int(long_curves.run_steps.max()):,}-step schedule": long_steps})]
         return out
