@@ -124,6 +124,11 @@ def test_comparisons_are_exact_except_float_noise_and_timings():
     (diff,) = compare_csv("f.csv", old, "a,b,seconds\nx,0.1,1\nz,2.0,5\n", 1e-9)
     assert (diff.column, diff.old, diff.new, diff.row) == ("a", "y", "z", "row 2")
     assert compare_csv("f.csv", old, "a,b,seconds\nx,0.1000001,1\ny,2.0,5\n", 0.0)[0].column == "b"
+    # an empty text cell on both sides is equal (it read "nan -> nan" as a difference: a few-shot run's
+    # test_substitute, empty where no substitute was needed)
+    runs = "model,test_substitute,seconds\nm,,1\nm,prom-300 dev,2\n"
+    assert compare_csv("r.csv", runs, runs.replace(",1\n", ",9\n"), 0.0) == []
+    assert [d.column for d in compare_csv("r.csv", runs, runs.replace("m,,1", "m,x,1"), 0.0)] == ["test_substitute"]
     seeds = [{"summary.json": json.dumps({"final_val_perplexity": v})} for v in (170.0, 182.0)]
     assert not judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 191.0})}, seeds)[0]
     assert judge_in_distribution({"summary.json": json.dumps({"final_val_perplexity": 177.6})}, seeds)[0]

@@ -133,8 +133,8 @@ def compare_csv(name: str, old_text: str, new_text: str, rel_tol: float) -> list
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             x, y = a.to_numpy(float), b.to_numpy(float)
             same = np.isclose(x, y, rtol=rel_tol, atol=0.0) | (np.isnan(x) & np.isnan(y))
-        else:
-            same = (a.astype(str) == b.astype(str)).to_numpy()
+        else:  # a missing text stays missing through astype(str) in pandas 3, and NaN != NaN
+            same = ((a.astype(str) == b.astype(str)) | (a.isna() & b.isna())).to_numpy()
         for row in np.flatnonzero(~same)[:SHOWN_DIFFERENCES]:
             out.append(Difference(name, column, a.iloc[row], b.iloc[row], row=f"row {row + 1}"))
     return out
