@@ -272,13 +272,13 @@ def _upstream_stale(reason: str) -> bool:
 
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
-    or the ``sample`` cheapest of each stage. A sample takes first the cells whose upstream it
-    reruns (their inputs, e.g. a checkpoint results/ does not keep, are at hand), then the cells made
-    on this machine's CPU: only those can be compared bit for bit, the strongest verification a
-    training cell can get (on another CPU it drifts and is judged in distribution). A cell stale only through stale
-    upstream cells is left out: its own code is the code of now, and a rerun cannot make its upstream
-    fresh. One whose upstream is done but was remade since it ran is rerun: on the upstream of now it
-    can be verified."""
+    or the ``sample`` cheapest of each stage. A sample takes first the cells whose upstream outputs
+    are at hand (rerun by this verify, or in this machine's runs/: a checkpoint results/ does not
+    keep), then the cells made on this machine's CPU: only those can be compared bit for bit, the
+    strongest verification a training cell can get (on another CPU it drifts and is judged in
+    distribution). A cell stale only through stale upstream cells is left out: its own code is the
+    code of now, and a rerun cannot make its upstream fresh. One whose upstream is done but was
+    remade since it ran is rerun: on the upstream of now it can be verified."""
     here = provenance.cpu_description()
 
     def cost(cell: Cell) -> float:
@@ -286,9 +286,14 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
         return float(seconds) if seconds else math.inf
 
+    def at_hand(stage: str, key: str) -> bool:
+        """An upstream this verify reruns, or whose run (its checkpoints) is in this machine's runs/."""
+        return (any((c.stage, c.key) == (stage, key) for c in chosen)
+                or ((paths.runs_dir(plan.spec.profile, stage) / key).is_dir() and bool(store.read_record(plan.cell(stage, key).marker))))
+
     def sample_rank(cell: Cell) -> tuple[bool, bool, float]:
-        rerun_upstream = any((c.stage, c.key) in cell.deps for c in chosen)
-        return not rerun_upstream, not same_cpu(gs.of(cell).record or {}, here), cost(cell)
+        inputs_at_hand = bool(cell.deps) and all(at_hand(stage, key) for stage, key in cell.deps)
+        return not inputs_at_hand, not same_cpu(gs.of(cell).record or {}, here), cost(cell)
 
     chosen: list[Cell] = []
     for stage in plan.spec.stages:
