@@ -396,8 +396,10 @@ def _step_tests(family: Family, evidence: Evidence, profile: str | None, plan: P
             result = replace(result, censored=sum(censored))
         elif len(neither):
             result = f"{TOO_FEW}: neither crossed in {len(neither)} seed{'s' if len(neither) > 1 else ''}"
-        old = transition.step_contrast(own, runs_a["strategy"].iloc[0] if len(runs_a) else c.a.strategy,
-                                       runs_b["strategy"].iloc[0] if len(runs_b) else c.b.strategy)
+        # the old rule on the same two methods, named by method: two methods may share a strategy
+        # (GeneMask with the authors' ranking and with ours), and a strategy may have several runs a seed
+        pair = own[own["method"].isin([a, b])].assign(strategy=lambda f: f["method"])
+        old = transition.step_contrast(pair, a, b)
         out.append((spec, a, b, result, {**old, "censored": censored, "neither_crossed": len(neither)}))
     return out
 
