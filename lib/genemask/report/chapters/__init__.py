@@ -110,9 +110,10 @@ def page_stages() -> dict[str, tuple[str, ...]]:
         "transition": (*transition.PRETRAIN_STAGES, transition.PROBE_STAGE, transition.PILOT_STAGE,
                        *transition.FINETUNE_STAGES, transition.LONG_PROBE_STAGE, transition.LONG_FINETUNE_STAGE,
                        *logo, "fewshot-rate", "gue", *plan_stages("transition")),
-        "findings": ("pmi", "masking", *long, *short, *logo, "fewshot-rate", "gue"),
-        "claims": ("pmi", "motifs", *long, *short, transition.PILOT_STAGE, *logo, "fewshot-rate", "gue"),
-        "bugs": ("pmi", "masking", *long, transition.FINETUNE_STAGE, transition.PROBE_STAGE, *logo),
+        "findings": ("pmi", "masking", *long, *short, *logo, "fewshot-rate", "gue", *plan_stages("findings")),
+        "claims": ("pmi", "motifs", *long, *short, transition.PILOT_STAGE, *logo, "fewshot-rate", "gue",
+                   *plan_stages("claims")),
+        "bugs": ("pmi", "masking", *long, transition.FINETUNE_STAGE, transition.PROBE_STAGE, *logo, *plan_stages("bugs")),
         "paper_genemask": ("pmi", "motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue", *plan_stages("paper_genemask")),
         "paper_cmgems": ("motifs", "pretrain", *FEWSHOT_STAGES, "fewshot-rate", "gue", *plan_stages("paper_cmgems")),
     }
