@@ -5,8 +5,7 @@ import json
 
 import pandas as pd
 
-from .. import findings, papers, runs
-from ..intervals import compact
+from .. import findings, papers, runs, transition
 from ..results import book_profile, stage_results
 from .. import pretrain as pretrain_report
 from ... import store
@@ -15,9 +14,8 @@ DOUBLED = json.dumps({"centre_probability": 0.05})
 
 
 def _interval(mean: float, low: float, high: float, signed: bool = False) -> str:
-    """``mean ±half`` (half its 95 % interval), one line a cell."""
-    text = compact(mean, low, high)
-    return text if signed else text.removeprefix("+")
+    """``mean ±half`` (half its 95 % interval) to 3 decimals, one line a cell."""
+    return transition.interval(mean, low, high, 3, signed)
 
 
 def _listed(steps) -> str:
