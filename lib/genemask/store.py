@@ -271,6 +271,42 @@ def stored_text(name: str, text: str, profile: str) -> str:
     return compact_log_text(text) if name == METRICS else text
 
 
+# Content of inputs ---------------------------------------------------------------------------------
+
+def content_digest(path: Path, profile: str) -> str:
+    """``sha256:<hex>`` of what a downstream cell read from ``path``, whichever run wrote it: a result
+    file as results/ stores it (machine paths made portable, so a run's file and its collected copy
+    agree), anything else byte for byte."""
+    if is_result_file(path):
+        return "sha256:" + hashlib.sha256(stored_text(path.name, path.read_text(), profile).encode()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def input_references(params: Mapping[str, Any]) -> list[Reference]:
+    """The upstream files and folders a cell's parameters name (``@stage/key[/file]``, or the path
+    of a run in runs/ that :func:`key_portable` writes so), in parameter order."""
+    values = [v for value in params.values() for v in (value if isinstance(value, list) else [value])]
+    return [ref for v in values for ref in [parse_reference(key_portable(v))] if ref is not None]
+
+
+def input_file_digests(params: Mapping[str, Any], profile: str, runs: Path | None = None) -> dict[str, str]:
+    """``{"@stage/key/file": digest}`` of every upstream *file* a cell reads, as its run finds them in
+    ``runs`` (default this machine's runs/): recorded with the run, so a later run of the upstream
+    whose file has the same bytes is known to give the same input (content, not run id, decides).
+    A folder (a checkpoint) is left out: results/ keeps none to compare with."""
+    root = (runs or paths.runs_root()) / profile
+    out = {}
+    for ref in input_references(params):
+        path = root / ref.stage / ref.key / ref.file
+        if ref.file and path.is_file():
+            out[str(ref)] = content_digest(path, profile)
+    return out
+
+
 # Portable paths -----------------------------------------------------------------------------------
 
 _PATH_CHARS = r"[^\s\"',\]\)}]"

@@ -211,6 +211,7 @@ def _execute(cell: Cell, profile: str) -> int:
             write_text(errors, f"upstream cell {stage}/{key} has no run record\n")
             return 1
         inputs[f"{stage}/{key}"] = record.get("run_id")
+    input_files = store.input_file_digests(cell.params, profile)  # hashed before the run reads them
     chosen = cell.out_dir == paths.runs_dir(profile, cell.stage) / cell.key  # the grid's path: never expanded
     expanded = expand_env({k: v for k, v in cell.params.items() if k != "out_dir" or not chosen}, f"stage {cell.stage!r}")
     if chosen:
@@ -275,7 +276,7 @@ def _execute(cell: Cell, profile: str) -> int:
         "notebook_hash": notebook,
         "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
         "versions": provenance.package_versions(), "cpu": provenance.cpu_description(), "notebook": _portable_notebook(cell.notebook),
-        "params": portable_params(cell.params), "inputs": inputs,
+        "params": portable_params(cell.params), "inputs": inputs, "input_files": input_files or None,
         "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
     }
     record = {k: v for k, v in record.items() if v is not None or k in ("commit", "dirty")}

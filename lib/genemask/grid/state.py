@@ -5,7 +5,8 @@ its ``out_dir`` exists), else its collected record ``results/<profile>/<stage>/<
 listed in that stage's ``cells.csv``: ``runs/`` is git-ignored, so on a fresh clone the committed
 results are the record of what was done. A record is fresh when the code its cell runs (its
 notebook's code cells, ``notebook_hash``, and the library modules they import, ``code_hash``) is
-the code now, and every upstream cell it read is fresh (or verified) and unchanged since. A
+the code now, and every upstream cell it read is fresh (or verified) and unchanged since: the same
+run (its run id) or, for upstream files, the same bytes (``input_files``, hashed when it ran). A
 record made by other code is verified when a rerun by the code of now reproduced its results
 (``genemask grid --verify``, :mod:`.verify`); otherwise it is stale, and a stale cell is never
 reported as done. A record made before code hashes were recorded is judged by the code of its
@@ -126,6 +127,31 @@ def _consumed(record: dict, dep: tuple[str, str], record_key: str) -> str | None
     return inputs.get(f"{dep[0]}/{record_key}", inputs.get(f"{dep[0]}/{dep[1]}"))
 
 
+def same_input_files(cell: Cell, dep: tuple[str, str], entry: dict, dep_state: CellState, profile: str,
+                     digests: dict[Path, str]) -> bool:
+    """Whether upstream ``dep``'s files that ``cell`` reads have now the bytes a run of it read (a
+    record's or a reproduction's ``input_files``): content decides, as Snakemake's checksum rerun
+    trigger does, so a rerun upstream that gave the same files (a deterministic cell rerun on another
+    machine or checkout) leaves its downstream fresh. Only where every input from ``dep`` is a file
+    (a checkpoint folder is not kept by results/ and has only its run id)."""
+    refs = [ref for ref in store.input_references(cell.params) if (ref.stage, ref.key) == dep]
+    if not refs or not all(ref.file for ref in refs):
+        return False
+    for ref in refs:
+        if dep_state.where == "runs":
+            path = paths.runs_dir(profile, ref.stage) / ref.key / ref.file
+        else:
+            path = replace(ref, key=dep_state.record_key).path(profile)
+        if not path.is_file():
+            return False
+        if path not in digests:
+            digests[path] = store.content_digest(path, profile)
+        read = [(entry.get("input_files") or {}).get(name) for name in (str(ref), str(replace(ref, key=dep_state.record_key)))]
+        if digests[path] not in read:
+            return False
+    return True
+
+
 def reproduced_now(record: dict, key: str, code_now: str, notebook_now: str | None = None) -> dict | None:
     """The record's rerun by the code of now under this key (``--verify`` adds them), if any:
     library code ``code_now`` and, where the entry names it, notebook code ``notebook_now``."""
@@ -161,6 +187,7 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
     for stage in {c.stage for c in plan.cells}:
         recorded[stage] = {row["key"]: results_record(profile, stage, row["key"]) for row in results_rows(profile, stage)}
     by_signature: dict[str, dict[str, str]] = {}
+    digests: dict[Path, str] = {}  # content of upstream files now, hashed once per call
     for stage, records in recorded.items():
         for key, record in records.items():
             if isinstance(record.get("params"), dict):
@@ -204,8 +231,11 @@ def grid_state(plan: Plan, use_runs: bool = True, library_root: Path | None = No
                 now = (dep_state.record or {}).get("run_id")
                 if _consumed(record, dep, dep_state.record_key) == now:
                     continue
+                if same_input_files(cell, dep, record, dep_state, profile, digests):
+                    continue  # another run of the upstream, but the files this cell read have the same bytes
                 # A reproduction by the code of now ran on the upstream of its day: its inputs count.
-                if reproduced is not None and _consumed(reproduced, dep, dep_state.record_key) == now:
+                if reproduced is not None and (_consumed(reproduced, dep, dep_state.record_key) == now
+                                               or same_input_files(cell, dep, reproduced, dep_state, profile, digests)):
                     rerun_inputs = True
                 else:
                     reasons.append(f"upstream {dep_id} {REMADE}")

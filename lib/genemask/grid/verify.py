@@ -11,9 +11,9 @@ committed ones:
   digit), timings (columns and keys named ``*seconds*``) left out;
 * a training cell (its code runs ``pretrain.py`` or ``finetune.py``) drifts chaotically across
   CPUs: it is compared bit for bit only when its record names this machine's CPU (model and
-  flag set); otherwise its final metric must lie within its method's spread over pretraining seeds
-  (the committed cells of the same notebook whose parameters differ only in ``seed``).
-
+  flag set); otherwise its final metric must lie within the 95 % prediction interval of its
+  method's committed seeds (the cells of the same notebook whose parameters differ only in
+  ``seed``; at least three), Bonferroni across the metrics judged.
 An equal cell's provenance gains a ``reproduced`` entry (code hash, commit, CPU, which kind of
 comparison) and reads verified (:mod:`.state`); a different one stays stale and its differences
 are printed (file, column, old, new). A sample verifies the cells it reran, never more.
@@ -26,10 +26,11 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,7 @@ from ..io import write_json
 from . import provenance
 from .code import Library
 from ..store import is_result_file, stored_text
-from .plan import Cell, Plan, notebook_code, plan_grid
+from .plan import Cell, Plan, key_portable, notebook_code, plan_grid
 from .spec import GridError
 from .state import REMADE, STALE, GridState, grid_state
 
@@ -53,6 +54,10 @@ FINAL_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "gue_scores.csv": (("task",), "score"),
 }
 SHOWN_DIFFERENCES = 10
+#: A rerun on another CPU is judged against this prediction interval of its method's seeds, and
+#: needs at least MIN_SEEDS of them (:func:`judge_in_distribution`).
+IN_DISTRIBUTION_LEVEL = 0.95
+MIN_SEEDS = 3
 
 
 @dataclass
@@ -199,27 +204,45 @@ def _final_metrics(files: dict[str, str]) -> dict[tuple[str, str], float]:
     return out
 
 
-def judge_in_distribution(rerun: dict[str, str], seeds: list[dict[str, str]]) -> tuple[bool, list[Difference], str]:
-    """Is each final metric of the rerun within the committed seeds' range (``seeds``: their files)?"""
+def judge_in_distribution(rerun: dict[str, str], seeds: list[dict[str, str]],
+                          level: float = IN_DISTRIBUTION_LEVEL) -> tuple[bool, list[Difference], str]:
+    """Is each final metric of the rerun inside the prediction interval of its method's committed
+    seeds (``seeds``: their files)? A new seed's metric falls inside ``mean ± t·sd·√(1 + 1/n)`` with
+    probability ``level`` where seeds are normal, whereas the seeds' min-max range holds it only
+    (n - 1)/(n + 1) of the time: half at 3 seeds, so a faithful rerun would read "different" every
+    other time. Bonferroni over the k metrics judged keeps the chance of calling a faithful rerun
+    different at most 1 - ``level``. Fewer than MIN_SEEDS seeds give no interval worth the name (at
+    2 it is ±15 sd wide)."""
+    from scipy import stats
+
     mine = _final_metrics(rerun)
     spread = [_final_metrics(files) for files in seeds]
     if not mine:
         return False, [], f"no final metric ({', '.join(FINAL_METRICS)}) in the rerun"
-    if len(seeds) < 2:
-        return False, [], f"{len(seeds)} committed seed(s) of its method: no spread to judge a rerun on another CPU against"
+    if len(seeds) < MIN_SEEDS:
+        return False, [], (f"{len(seeds)} committed seed(s) of its method: too few for a prediction interval "
+                           f"(at least {MIN_SEEDS}) to judge a rerun on another CPU against")
+    per_metric = 1 - (1 - level) / len(mine)  # Bonferroni over the metrics judged
     out, notes = [], []
     for (file, row), value in sorted(mine.items()):
         column = FINAL_METRICS[file][1]
         values = [s[file, row] for s in spread if (file, row) in s]
-        if len(values) < 2:
+        if len(values) < MIN_SEEDS:
             out.append(Difference(file, column, f"{len(values)} seed(s)", value, row))
             continue
-        low, high = min(values), max(values)
+        n = len(values)
+        mean, sd = statistics.fmean(values), statistics.stdev(values)
+        half = float(stats.t.ppf(1 - (1 - per_metric) / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
+        low, high = mean - half, mean + half
+        label = f"{n} seeds' {level:.0%} prediction interval {low:.4g}-{high:.4g}"
         if low <= value <= high:
-            notes.append(f"{column}{f' [{row}]' if row else ''} {value:.4g} within {len(values)} seeds' {low:.4g}-{high:.4g}")
+            notes.append(f"{column}{f' [{row}]' if row else ''} {value:.4g} within {label}")
         else:
-            out.append(Difference(file, column, f"{len(values)} seeds' {low:.4g}-{high:.4g}", value, row))
-    return not out, out, "; ".join(notes[:3]) + (f"; and {len(notes) - 3} more" if len(notes) > 3 else "")
+            out.append(Difference(file, column, label, value, row))
+    note = "; ".join(notes[:3]) + (f"; and {len(notes) - 3} more" if len(notes) > 3 else "")
+    if len(mine) > 1:
+        note += f" (Bonferroni over {len(mine)} metrics)"
+    return not out, out, note
 
 
 def same_cpu(record: dict, here: dict) -> bool:
@@ -273,35 +296,75 @@ def _upstream_stale(reason: str) -> bool:
 def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | None) -> list[Cell]:
     """The stale collected cells to rerun: the cheapest first by recorded CPU (else wall) seconds,
     or the ``sample`` cheapest of each stage. A sample takes first the cells whose upstream outputs
-    are at hand (rerun by this verify, or in this machine's runs/: a checkpoint results/ does not
-    keep), then the cells made on this machine's CPU: only those can be compared bit for bit, the
-    strongest verification a training cell can get (on another CPU it drifts and is judged in
-    distribution). A cell stale only through stale upstream cells is left out: its own code is the
-    code of now, and a rerun cannot make its upstream fresh. One whose upstream is done but was
-    remade since it ran is rerun: on the upstream of now it can be verified."""
+    are at hand (rerun by this verify, kept by ``results/``, or in this machine's runs/: a checkpoint
+    results/ does not keep), then the cells made on this machine's CPU: only those can be compared
+    bit for bit, the strongest verification a training cell can get (on another CPU it drifts and is
+    judged in distribution). Where no cell of a sampled stage has its inputs at hand, the one whose
+    missing upstream cells cost least is taken with them, rerun first: a downstream stage is never
+    "sampled" by a rerun that cannot start, nor by a training cell no rerun here could judge (made on
+    another CPU, its method with fewer than MIN_SEEDS committed seeds). A cell stale only through stale upstream cells is left
+    out of a full verify: its own code is the code of now, and a rerun cannot make its upstream fresh.
+    One whose upstream is done but was remade since it ran is rerun: on the upstream of now it can
+    be verified."""
     here = provenance.cpu_description()
+    profile = plan.spec.profile
 
     def cost(cell: Cell) -> float:
         record = gs.of(cell).record or {}
         seconds = record.get("cpu_seconds") or record.get("wall_seconds")
         return float(seconds) if seconds else math.inf
 
-    def at_hand(stage: str, key: str) -> bool:
-        """An upstream this verify reruns, or whose run (its checkpoints) is in this machine's runs/."""
-        return (any((c.stage, c.key) == (stage, key) for c in chosen)
-                or ((paths.runs_dir(plan.spec.profile, stage) / key).is_dir() and bool(store.read_record(plan.cell(stage, key).marker))))
+    def at_hand(cell: Cell, stage: str, key: str) -> bool:
+        """Whether the outputs of upstream ``stage/key`` that ``cell`` reads are here: rerun by this
+        verify, in this machine's runs/, or files results/ keeps (a ranking; never a checkpoint)."""
+        if any((c.stage, c.key) == (stage, key) for c in chosen):
+            return True
+        dep = plan.cell(stage, key)
+        if (paths.runs_dir(profile, stage) / key).is_dir() and bool(store.read_record(dep.marker)):
+            return True
+        record_key = gs.of(dep).record_key
+        refs = [ref for value in cell.params.values() for ref in [store.parse_reference(key_portable(value))]
+                if ref is not None and (ref.stage, ref.key) == (stage, key)]
+        return bool(record_key and refs) and all(ref.file and replace(ref, key=record_key).path(profile).exists() for ref in refs)
+
+    def missing(cell: Cell) -> list[Cell]:
+        return [plan.cell(s, k) for s, k in cell.deps if not at_hand(cell, s, k)]
+
+    def rerunnable(cell: Cell) -> bool:
+        return gs.of(cell).state == STALE and gs.of(cell).where == "results"
 
     def sample_rank(cell: Cell) -> tuple[bool, bool, float]:
-        inputs_at_hand = bool(cell.deps) and all(at_hand(stage, key) for stage, key in cell.deps)
-        return not inputs_at_hand, not same_cpu(gs.of(cell).record or {}, here), cost(cell)
+        lacking = missing(cell)
+        return bool(lacking), not same_cpu(gs.of(cell).record or {}, here), cost(cell) + sum(cost(c) for c in lacking)
+
+    by_id = plan.by_id()
+    library = Library.now()
+    training = {s.name: any(f in library.code_files(notebook_code(s.notebook)) for f in TRAINING_FILES) for s in plan.spec.stages}
+    seeds_of: dict[str, int] = {}
+    for c in plan.cells:
+        if gs.of(c).where == "results":
+            seeds_of[_signature(c, by_id)] = seeds_of.get(_signature(c, by_id), 0) + 1
+
+    def judgeable(cell: Cell) -> bool:
+        """Whether a rerun here can verify it: deterministic, made on this CPU (bit for bit), or of a
+        method with enough committed seeds for a prediction interval (in distribution)."""
+        return (not training[cell.stage] or same_cpu(gs.of(cell).record or {}, here)
+                or seeds_of.get(_signature(cell, by_id), 0) >= MIN_SEEDS)
 
     chosen: list[Cell] = []
     for stage in plan.spec.stages:
         if stages and stage.name not in stages:
             continue
-        stale = sorted((c for c in plan.stage_cells(stage.name) if gs.of(c).state == STALE and gs.of(c).where == "results"
-                        and not all(_upstream_stale(r) for r in gs.of(c).reason.split("; "))), key=sample_rank if sample else cost)
-        chosen += stale[:sample] if sample else stale
+        stale = [c for c in plan.stage_cells(stage.name) if rerunnable(c)
+                 and not all(_upstream_stale(r) for r in gs.of(c).reason.split("; "))]
+        if not sample:
+            chosen += sorted(stale, key=cost)
+            continue
+        # a sampled cell's missing upstream must be rerunnable itself (stale, collected), else it cannot start
+        startable = [c for c in stale if judgeable(c) and all(rerunnable(d) and not missing(d) for d in missing(c))]
+        for cell in sorted(startable, key=sample_rank)[:sample]:
+            chosen += [d for d in missing(cell) if d not in chosen]
+            chosen.append(cell)
     return sorted(chosen, key=cost) if not sample else chosen
 
 
@@ -321,6 +384,11 @@ def verify(params_file: str | Path, stages: list[str] | None = None, sample: int
     gs = grid_state(plan, use_runs=False)
     cells = choose(plan, gs, stages, sample)
     here = provenance.cpu_description()
+    for stage in names:
+        stale = [c for c in plan.stage_cells(stage) if gs.of(c).state == STALE and gs.of(c).where == "results"]
+        if sample and stale and (not stages or stage in stages) and not any(c.stage == stage for c in cells):
+            echo(f"[{stage}] none of its {len(stale)} stale cell(s) can be verified by a rerun here: training cells made "
+                 f"on another CPU, of methods with fewer than {MIN_SEEDS} committed seeds (or only stale through their upstream)")
     if dry_run:
         echo(f"verify {profile} (dry run): {len(cells)} stale cell(s) would rerun")
         for cell in cells:
@@ -340,6 +408,11 @@ def verify(params_file: str | Path, stages: list[str] | None = None, sample: int
     outcomes = []
     try:
         for cell in cells:
+            failed = [o.cell.id for o in outcomes if not o.equal and (o.cell.stage, o.cell.key) in cell.deps]
+            if failed:  # its inputs would be another run than the committed one: nothing to compare
+                outcomes.append(Outcome(cell, note=f"upstream {failed[0]} did not reproduce in this verify"))
+                echo(f"  not rerun {cell.id}: {outcomes[-1].note}")
+                continue
             outcomes.append(_verify_one(cell, gs, params_file, scratch, work, here, library, by_id, echo))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -388,7 +461,7 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
         outcome.kind = "bit for bit (the record names " + ("another CPU)" if (st.record or {}).get("cpu") else "no CPU)")
         outcome.equal = True
     else:
-        outcome.kind = "in distribution (another CPU: final metric within its method's seeds)"
+        outcome.kind = "in distribution (another CPU: final metric within its method's seeds' 95 % prediction interval)"
         mine = _signature(cell, by_id)
         seeds = [_committed_files(store.cell_dir(profile, c.stage, gs.of(c).record_key))
                  for c in gs.plan.cells if gs.of(c).where == "results" and _signature(c, by_id) == mine]
@@ -413,7 +486,8 @@ def _record_reproduction(committed: Path, cell: Cell, rerun_record: dict, here: 
     path = committed / store.RECORD
     record = store.read_record(path) or {}
     entry = {"code_hash": rerun_record.get("code_hash"), "notebook_hash": rerun_record.get("notebook_hash"), "key": cell.key, "commit": rerun_record.get("commit"),
-             "dirty": rerun_record.get("dirty"), "inputs": rerun_record.get("inputs") or None, "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
+             "dirty": rerun_record.get("dirty"), "inputs": rerun_record.get("inputs") or None,
+             "input_files": rerun_record.get("input_files") or None, "cpu_model": here.get("model"), "cpu_flags_hash": here.get("flags_hash"),
              "kind": outcome.kind, "note": outcome.note or None, "equal": True, "cpu_seconds": outcome.cpu_seconds,
              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     record["reproduced"] = [*(record.get("reproduced") or []), {k: v for k, v in entry.items() if v is not None}]
