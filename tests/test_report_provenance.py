@@ -6,7 +6,8 @@ import yaml
 
 from genemask.grid import code, plan_grid, provenance
 from genemask.grid.plan import notebook_code
-from genemask.report.provenance import provenance_note, provenance_summary, provenance_table, short_reason, stale_reasons
+from genemask.report.provenance import (provenance_note, provenance_summary, provenance_table, short_reason, stale_reasons,
+                                        verifications)
 
 
 def _results(tmp_path, monkeypatch):
@@ -51,6 +52,21 @@ def test_table_flags_stale_and_orphaned_cells(tmp_path, monkeypatch):
     assert summary.loc["gone", "wall h"] == "not recorded"  # no record with times: said, not NaN
     note = provenance_note(table.reset_index(), "t")
     assert "**1 are stale**" in note and "**1 are orphaned**" in note and f"library `{provenance.library_hash()}`" in note
+    assert verifications(table.reset_index()).empty
+
+
+def test_a_verified_cell_says_how_its_rerun_compared(tmp_path, monkeypatch):
+    """Bit for bit on the same CPU and within the seeds on another are not the same evidence."""
+    params, one, two = _results(tmp_path, monkeypatch)
+    record_file = tmp_path / "results" / "t" / "make" / two.key / "provenance.json"
+    now = code.Library.now().code_hash(notebook_code(tmp_path / "make.ipynb"))
+    record = json.loads(record_file.read_text())
+    record["reproduced"] = [{"code_hash": now, "key": two.key, "equal": True, "commit": "1234567890abcdef",
+                             "cpu_model": "AMD EPYC", "kind": "bit for bit on the same CPU"}]
+    record_file.write_text(json.dumps(record))
+    table = provenance_table("t", params)
+    assert verifications(table).to_dict()["how the rerun compared"] == {
+        ("make", two.key): "bit for bit on the same CPU; rerun at commit 1234567890 on AMD EPYC"}
 
 
 def test_all_fresh_says_so(tmp_path, monkeypatch):

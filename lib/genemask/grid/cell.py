@@ -219,6 +219,7 @@ def _execute(cell: Cell, profile: str) -> int:
     write_text(cell.output.with_name(f"{cell.key}.params.yaml"), yaml.safe_dump(expanded, sort_keys=True))
     os.environ.update(QUIET_ENV)
     library = provenance.library_hash()  # what the kernel will import
+    git = provenance.git_state()  # the commit it ran from: read now, a commit during a long run is not it
     code = Library.now().code_hash(notebook_code(cell.notebook))  # the part of it the notebook runs
     notebook = notebook_hash(notebook_code(cell.notebook))  # and the notebook's own code
     timed_out = threading.Event()
@@ -272,7 +273,7 @@ def _execute(cell: Cell, profile: str) -> int:
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record = {
         "stage": cell.stage, "key": cell.key, "run_id": provenance.run_id(cell.stage, cell.key, finished),
-        "finished": finished, **provenance.git_state(), "library_hash": library, "code_hash": code,
+        "finished": finished, **git, "library_hash": library, "code_hash": code,
         "notebook_hash": notebook,
         "library_changed_during_run": provenance.source_hash(provenance.library_files()) != library or None,
         "versions": provenance.package_versions(), "cpu": provenance.cpu_description(), "notebook": _portable_notebook(cell.notebook),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import paths
 
-COLUMNS = ["stage", "key", "state", "commit", "library", "migrated", "wall_min", "cpu_min", "why"]
+COLUMNS = ["stage", "key", "state", "commit", "library", "migrated", "wall_min", "cpu_min", "why", "verified_by"]
 
 
 def short_reason(reason: str) -> str:
@@ -52,14 +52,14 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
     params_file = Path(params_file) if params_file else paths.PARAMS / f"{profile}.yaml"
     rows = []
 
-    def row(stage: str, key: str, state: str, record: dict, why: str) -> dict:
+    def row(stage: str, key: str, state: str, record: dict, why: str, reproduced: dict | None = None) -> dict:
         wall, cpu = record.get("wall_seconds"), record.get("cpu_seconds")
         commit = record.get("commit")
         return {"stage": stage, "key": key, "state": state,
                 "commit": (str(commit)[:10] + (" (dirty)" if record.get("dirty") else "")) if commit else "unknown",
                 "library": record.get("library_hash") or "unknown", "migrated": bool(record.get("migrated")),
                 "wall_min": round(wall / 60, 1) if wall else None, "cpu_min": round(cpu / 60, 1) if cpu else None,
-                "why": why}
+                "why": why, "verified_by": verification(reproduced) if reproduced else ""}
 
     try:
         gs = grid_state(plan_grid(params_file, check_env=False), use_runs=False) if params_file.exists() else None
@@ -69,7 +69,8 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
         for cell in gs.plan.cells:
             st = gs.of(cell)
             if st.where == "results" and st.record is not None:
-                rows.append(row(cell.stage, st.record_key, st.state, st.record, short_reason(st.reason)))
+                rows.append(row(cell.stage, st.record_key, st.state, st.record, short_reason(st.reason),
+                                st.reproduced if st.state == "verified" else None))
         for stage, keys in gs.orphans.items():
             for key in keys:
                 rows.append(row(stage, key, "orphaned", store.cell_record(profile, stage, key),
@@ -85,6 +86,21 @@ def provenance_table(profile: str | None = None, params_file: str | Path | None 
                 rows.append(row(stage, entry["key"], "fresh" if fresh else "stale", record,
                                 "" if fresh else f"made by library {record.get('library_hash') or 'unknown'}, now {now}"))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def verification(entry: dict) -> str:
+    """How a rerun verified a cell, in words: the comparison (equal for a deterministic cell; bit for
+    bit on the same CPU; in distribution, within its method's seeds, on another) and its commit."""
+    kind = str(entry.get("kind") or "compared")
+    commit = str(entry.get("commit") or "unknown")[:10]
+    return f"{kind}; rerun at commit {commit}" + (f" on {entry['cpu_model']}" if entry.get("cpu_model") else "")
+
+
+def verifications(table: pd.DataFrame) -> pd.DataFrame:
+    """The verified cells, each with how its rerun compared: a reader weighs a training cell matched
+    bit for bit on the same CPU above one found within its method's seeds on another."""
+    verified = table[table["state"] == "verified"]
+    return verified.set_index(["stage", "key"])[["verified_by"]].rename(columns={"verified_by": "how the rerun compared"})
 
 
 def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
