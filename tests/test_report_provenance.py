@@ -124,6 +124,10 @@ def test_freshness_line_counts_the_cells_behind_a_page_and_links_provenance():
     assert "(4 stages)" in freshness_line(["pmi", "masking", "gue", "x"], "cpu", table)
     assert "no collected results of stage `rate`" in freshness_line(["rate"], "cpu", table)
     assert "\n" not in line
+    # the stale masking cell's stage has no verified rerun; pmi's has, so a stale pmi cell is said to be of a sampled stage
+    assert "Of the stale" not in line
+    sampled = freshness_line(["pmi"], "cpu", pd.concat([table, pd.DataFrame({"stage": ["pmi"], "state": ["stale"]})]))
+    assert "1 fresh, 1 verified, 1 stale. Of the stale, 1 is of stages where a rerun of a sample came out equal." in sampled
 
 
 def test_every_page_names_stages_its_profile_runs():

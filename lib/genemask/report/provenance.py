@@ -219,9 +219,15 @@ def freshness_line(stages: list[str] | tuple[str, ...] | None = None, profile: s
     if counts.get("orphaned", 0):
         parts.append(f"{int(counts['orphaned'])} orphaned")
     whose = "this book's numbers come" if stages is None else f"this page's numbers come"
+    # a stale cell of a stage whose sampled rerun came out equal is still stale (a sample verifies the
+    # cells it reran, never more), but the reader can tell it from one whose stage no rerun has tested
+    sampled_stages = set(table.loc[table["state"] == "verified", "stage"])
+    stale = mine[mine["state"] == "stale"]
+    sampled = int(stale["stage"].isin(sampled_stages).sum())
+    sample_note = (f"Of the stale, {sampled} {'is' if sampled == 1 else 'are'} of stages where a rerun of a sample came out equal. " if sampled else "")
     return (f"*Freshness:* {whose} from {len(mine)} result cell{'s' if len(mine) != 1 else ''}"
-            + ("" if stages is None else f" ({_stage_names(stages)})") + f": {', '.join(parts)}. "
-            "[Provenance](provenance.html) says what each word means and why a cell is stale.")  # output Markdown: the HTML page
+            + ("" if stages is None else f" ({_stage_names(stages)})") + f": {', '.join(parts)}. " + sample_note
+            + "[Provenance](provenance.html) says what each word means and why a cell is stale.")  # output Markdown: the HTML page
 
 
 def _stage_names(stages) -> str:
