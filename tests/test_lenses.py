@@ -84,6 +84,9 @@ def test_reconcile_says_when_the_lenses_agree():
     best = pd.Series(row("finetune-16k", "inconclusive"))
     assert "the same answer before the transition" in lenses.reconcile([(best, pd.Series(row("logo-1k-probe", "inconclusive")))])
     assert lenses.reconcile([(best, None)]) == "The LOGO 1K runs did not test it."
+    # a control declared at LOGO 1K but never run there gives no answer to reconcile (the reverse curriculum)
+    never = pd.Series(row("logo-1k-probe", "not yet run", np.nan, np.nan, np.nan))
+    assert lenses.reconcile([(best, never)]) == "The LOGO 1K runs did not test it."
 
 
 def test_contrast_tables_one_per_evidence_under_its_scale():

@@ -350,7 +350,8 @@ def reconcile(pairs: list[tuple[pd.Series, pd.Series | None]]) -> str:
     pairs = [(best, plateau) for best, plateau in pairs if tested(best) or (plateau is not None and tested(plateau))]
     if not pairs:
         return ""
-    shown = [(best, plateau) for best, plateau in pairs if plateau is not None]
+    # a control the plan declares at LOGO 1K but never ran there reads "not yet run": no answer to set beside
+    shown = [(best, plateau) for best, plateau in pairs if plateau is not None and plateau["word"] != NOT_RUN]
     if not shown:
         return "The LOGO 1K runs did not test it."
     several = len(shown) > 1
