@@ -279,11 +279,8 @@ def content_digest(path: Path, profile: str) -> str:
     agree), anything else byte for byte."""
     if is_result_file(path):
         return "sha256:" + hashlib.sha256(stored_text(path.name, path.read_text(), profile).encode()).hexdigest()
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def input_references(params: Mapping[str, Any]) -> list[Reference]:

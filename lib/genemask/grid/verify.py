@@ -39,7 +39,7 @@ from ..io import write_json
 from . import provenance
 from .code import Library
 from ..store import is_result_file, stored_text
-from .plan import Cell, Plan, key_portable, notebook_code, plan_grid
+from .plan import Cell, Plan, notebook_code, plan_grid
 from .spec import GridError
 from .state import REMADE, STALE, GridState, grid_state
 
@@ -249,6 +249,11 @@ def judge_in_distribution(rerun: dict[str, str], seeds: list[dict[str, str]],
     return not out, out, note
 
 
+def trains(library: Library, notebook: Path) -> bool:
+    """Whether a notebook's code trains a model (:data:`TRAINING_FILES`): its reruns drift across CPUs."""
+    return any(f in library.code_files(notebook_code(notebook)) for f in TRAINING_FILES)
+
+
 def same_cpu(record: dict, here: dict) -> bool:
     cpu = record.get("cpu") or {}
     return bool(cpu.get("model")) and cpu.get("model") == here.get("model") and cpu.get("flags_hash") == here.get("flags_hash")
@@ -306,10 +311,10 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
     judged in distribution). Where no cell of a sampled stage has its inputs at hand, the one whose
     missing upstream cells cost least is taken with them, rerun first: a downstream stage is never
     "sampled" by a rerun that cannot start, nor by a training cell no rerun here could judge (made on
-    another CPU, its method with fewer than MIN_SEEDS committed seeds). A cell stale only through stale upstream cells is left
-    out of a full verify: its own code is the code of now, and a rerun cannot make its upstream fresh.
-    One whose upstream is done but was remade since it ran is rerun: on the upstream of now it can
-    be verified."""
+    another CPU, its method with fewer than MIN_SEEDS committed seeds). A cell stale only through
+    stale upstream cells is left out: its own code is the code of now, and a rerun cannot make its
+    upstream fresh. One whose upstream is done but was remade since it ran is rerun: on the upstream
+    of now it can be verified."""
     here = provenance.cpu_description()
     profile = plan.spec.profile
 
@@ -327,8 +332,7 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
         if (paths.runs_dir(profile, stage) / key).is_dir() and bool(store.read_record(dep.marker)):
             return True
         record_key = gs.of(dep).record_key
-        refs = [ref for value in cell.params.values() for ref in [store.parse_reference(key_portable(value))]
-                if ref is not None and (ref.stage, ref.key) == (stage, key)]
+        refs = [ref for ref in store.input_references(cell.params) if (ref.stage, ref.key) == (stage, key)]
         return bool(record_key and refs) and all(ref.file and replace(ref, key=record_key).path(profile).exists() for ref in refs)
 
     def missing(cell: Cell) -> list[Cell]:
@@ -343,7 +347,7 @@ def choose(plan: Plan, gs: GridState, stages: list[str] | None, sample: int | No
 
     by_id = plan.by_id()
     library = Library.now()
-    training = {s.name: any(f in library.code_files(notebook_code(s.notebook)) for f in TRAINING_FILES) for s in plan.spec.stages}
+    training = {s.name: trains(library, s.notebook) for s in plan.spec.stages}
     seeds_of: dict[str, int] = {}
     for c in plan.cells:
         if gs.of(c).where == "results":
@@ -450,7 +454,7 @@ def _verify_one(cell: Cell, gs: GridState, params_file: Path, scratch: Path, wor
              if is_result_file(p)}
     committed = store.cell_dir(profile, cell.stage, st.record_key)
     left_out = list((st.record or {}).get("not_collected") or [])
-    training = any(f in library.code_files(notebook_code(cell.notebook)) for f in TRAINING_FILES)
+    training = trains(library, cell.notebook)
     if not training:
         outcome.kind = "equal (deterministic; floats to a relative 1e-9)"
         outcome.differences = compare_files(committed, files, REL_TOL, left_out, profile)
