@@ -31,9 +31,9 @@ def test_controls_keep_the_16k_schedule_and_pair_by_seed(stages):
     reference = stages["transition-16k"]
     assert all(schedule(c) == schedule(reference[0]) for c in reference)
     reverse, data_a = stages["control-reverse-16k"], stages["control-dataa-16k"]
-    for cells in (reverse, data_a):
-        assert [schedule(c) for c in cells] == [schedule(reference[0])] * 5
-        assert sorted(c.params["seed"] for c in cells) == [0, 1, 2, 3, 4]
+    for cells, seeds in ((reverse, list(range(10))), (data_a, list(range(5)))):  # the issue: >= 5, 10 if time allows
+        assert [schedule(c) for c in cells] == [schedule(reference[0])] * len(seeds)
+        assert sorted(c.params["seed"] for c in cells) == seeds
         assert {c.params["seed"] for c in cells} <= {c.params["seed"] for c in reference}
     assert {(c.params["strategy"], c.params["switch_threshold"]) for c in reverse} == {("cmgems-reverse", 20.0)}
     cmgems = [c for c in reference if c.params["strategy"] == "cmgems"]
@@ -57,4 +57,5 @@ def test_control_downstream_stages_repeat_the_16k_protocol_on_both_controls(stag
     upstream = {stage for c in ours for stage, _ in c.deps}
     assert upstream == {"control-reverse-16k", "control-dataa-16k"}
     assert checkpoints(ours) == checkpoints(theirs)
-    assert len(ours) == 10 * len(checkpoints(theirs))  # every checkpoint of every control run
+    runs = len(stages["control-reverse-16k"]) + len(stages["control-dataa-16k"])
+    assert len(ours) == runs * len(checkpoints(theirs))  # every checkpoint of every control run
