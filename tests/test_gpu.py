@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -202,11 +203,43 @@ def test_staged_data_holds_every_split_the_queue_reads(queue, staged, monkeypatc
 
 
 @needs_data
-def test_the_checkout_and_its_data_fit_what_travels(queue):
-    """What a device run sends: the checkout (tracked and untracked-not-ignored files) and .gpu-data."""
-    assert ".gpu-data/" in (paths.ROOT / ".gitignore").read_text().split()
-    data = sum((paths.data_dir() / f).stat().st_size for f in gpu.needed_files(queue))
-    assert gpu._travelling_bytes() + data < gpu.TRAVEL_LIMIT_BYTES
+def test_the_checkout_and_its_data_fit_what_travels(queue, staged):
+    """What a device run sends: the checkout (tracked and untracked-not-ignored files) and the packed
+    data, the one carried path. The unpacked folder alone no longer fits beside the committed results."""
+    ignored = (paths.ROOT / ".gitignore").read_text().split()
+    assert ".gpu-data/" in ignored and gpu.DATA_ARCHIVE in ignored
+    _, info = staged
+    assert gpu._travelling_bytes() + info["archive_bytes"] < gpu.TRAVEL_LIMIT_BYTES
+    assert info["archive_bytes"] < info["data_bytes"] / 2
+
+
+@needs_data
+def test_the_packed_data_unpacks_to_what_was_staged(staged, tmp_path):
+    target, info = staged
+    folder = tmp_path / ".gpu-data"
+    shutil.copyfile(info["archive"], tmp_path / gpu.DATA_ARCHIVE)
+    assert gpu.unpack_data(folder) and not gpu.unpack_data(folder)  # once: an unpacked folder stays
+    staged_files = sorted(str(f.relative_to(target)) for f in target.rglob("*") if f.is_file())
+    assert sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()) == staged_files
+    assert all((folder / f).read_bytes() == (target / f).read_bytes() for f in staged_files[:5])
+
+
+def test_unpack_data_refuses_a_member_outside_its_folder(tmp_path):
+    outside = tmp_path / "evil.txt"
+    outside.write_text("x")
+    with tarfile.open(tmp_path / gpu.DATA_ARCHIVE, "w:gz") as tar:
+        tar.add(outside, arcname="../evil.txt")
+    outside.unlink()
+    with pytest.raises(ValueError, match=r"member '\.\./evil\.txt' is not a plain file inside the folder"):
+        gpu.unpack_data(tmp_path / ".gpu-data")
+    assert not outside.exists() and not (tmp_path / ".gpu-data").exists()
+
+
+def test_unpack_data_leaves_no_half_folder_from_a_damaged_archive(tmp_path):
+    (tmp_path / gpu.DATA_ARCHIVE).write_bytes(b"not a tar")
+    with pytest.raises(ValueError, match="cannot unpack the staged data"):
+        gpu.unpack_data(tmp_path / ".gpu-data")
+    assert not (tmp_path / ".gpu-data").exists()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ results), and packs tidy result files into one archive for ``$OUT``::
     PYTHONPATH=lib python3 -m genemask.gpu --unit NAME --out DIR
     PYTHONPATH=lib python3 -m genemask.gpu --smoke --out DIR    # the same command at toy scale, on CPU
     python -m genemask.gpu plan                                 # the queue: estimates, held or not
-    python -m genemask.gpu stage-data                           # copy the data units read into .gpu-data/
+    python -m genemask.gpu stage-data                           # the data units read, packed: .gpu-data.tar.gz
     python -m genemask.gpu unpack DIR/NAME.tar.gz               # merge an archive into results/gpu/
 
 Results land as ``results/gpu/<stage>/<key>/`` plus ``<stage>/cells.csv`` (key + parameters), the
@@ -57,8 +57,11 @@ from .store import cell_key  # the one key formula (stage + portable parameters)
 
 PARAMS_FILE = paths.PARAMS / "gpu.yaml"
 PROFILE = "gpu"
-#: The one folder of data a unit reads, inside the checkout (git-ignored; named in ``carry``).
+#: The one folder of data a unit reads, inside the checkout (git-ignored).
 DATA_FOLDER = ".gpu-data"
+#: That folder packed (gzip: DNA text shrinks about 3.5x), the one path named in ``carry``: the
+#: checkout's committed results grow with every campaign, and the plain folder no longer fits beside them.
+DATA_ARCHIVE = DATA_FOLDER + ".tar.gz"
 #: What may travel to the GPU machine: the checkout plus carried paths (device README).
 TRAVEL_LIMIT_BYTES = 64 * 1024 * 1024
 #: A unit's seconds left for packing and returning its archive.
@@ -334,8 +337,9 @@ def _travelling_bytes() -> int:
 
 def stage_data(queue: Queue, target: Path | None = None, source: Path | None = None, echo=print) -> dict:
     """Copy the data the queue reads from ``$GENEMASK_DATA`` into ``target`` (default
-    ``.gpu-data/`` in the checkout, git-ignored) and check that the checkout plus it stay within
-    what travels (64 MiB)."""
+    ``.gpu-data/`` in the checkout, git-ignored), pack it into ``<target>.tar.gz`` (what travels;
+    :func:`unpack_data` opens it on the GPU machine) and check that the checkout plus the archive
+    stay within what travels (64 MiB)."""
     source = Path(source) if source else paths.data_dir()
     target = Path(target) if target else paths.ROOT / DATA_FOLDER
     missing = [f for f in needed_files(queue) if not (source / f).is_file()]
@@ -348,13 +352,46 @@ def stage_data(queue: Queue, target: Path | None = None, source: Path | None = N
         if not dest.exists() or dest.stat().st_size != (source / rel).stat().st_size:
             shutil.copyfile(source / rel, dest)
         size += dest.stat().st_size
+    archive = target.with_name(target.name + ".tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:  # names relative to the folder, in the queue's order
+        for rel in needed_files(queue):
+            tar.add(target / rel, arcname=rel)
+    packed = archive.stat().st_size
     checkout = _travelling_bytes() if target.resolve().is_relative_to(paths.ROOT) else 0
-    total = size + checkout
-    echo(f"staged {len(needed_files(queue))} files ({size / 2**20:.1f} MiB) in {target}; with the checkout "
-         f"({checkout / 2**20:.1f} MiB) {total / 2**20:.1f} MiB travel (limit {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB)")
+    total = packed + checkout
+    echo(f"staged {len(needed_files(queue))} files ({size / 2**20:.1f} MiB) in {target}, packed into {archive.name} "
+         f"({packed / 2**20:.1f} MiB); with the checkout ({checkout / 2**20:.1f} MiB) {total / 2**20:.1f} MiB travel "
+         f"(limit {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB; carry [\"{archive.name}\"])")
     if total > TRAVEL_LIMIT_BYTES:
         raise ValueError(f"{total / 2**20:.1f} MiB would travel, over the {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB limit")
-    return {"files": len(needed_files(queue)), "data_bytes": size, "checkout_bytes": checkout, "total_bytes": total}
+    return {"files": len(needed_files(queue)), "data_bytes": size, "archive": archive, "archive_bytes": packed,
+            "checkout_bytes": checkout, "total_bytes": total}
+
+
+def unpack_data(folder: Path) -> bool:
+    """On the GPU machine: open ``<folder>.tar.gz`` into ``folder`` when the folder is absent (only
+    the archive travels). True when it unpacked. The ``data`` filter refuses members that would
+    land outside the folder (absolute paths, ``..``, links), so the archive cannot write elsewhere."""
+    archive = folder.with_name(folder.name + ".tar.gz")
+    if folder.exists() or not archive.is_file():
+        return False
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            for m in members:  # also on a Python without tarfile's filters (before 3.11.4)
+                if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or ".." in Path(m.name).parts:
+                    raise ValueError(f"{archive}: member {m.name!r} is not a plain file inside the folder")
+            tar.extractall(partial, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    except (tarfile.TarError, OSError) as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ValueError(f"{archive}: cannot unpack the staged data ({err})") from err
+    except ValueError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    os.replace(partial, folder)  # whole or not at all: a killed unpack leaves no half folder
+    return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -909,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", required=True, help="folder for the unit's archive (on the GPU machine: $OUT)")
     run_p.add_argument("--work", default=None, help="working folder (default runs/gpu/<unit>)")
     sub.add_parser("plan", help="the queue with each unit's estimate and whether results/gpu/ holds it")
-    stage_p = sub.add_parser("stage-data", help="copy the data the units read into .gpu-data/")
+    stage_p = sub.add_parser("stage-data", help="copy the data the units read into .gpu-data/ and pack it (.gpu-data.tar.gz travels)")
     stage_p.add_argument("--to", default=None)
     unpack_p = sub.add_parser("unpack", help="merge a unit's archive into results/gpu/")
     unpack_p.add_argument("archive")
@@ -933,6 +970,8 @@ def main(argv: list[str] | None = None) -> int:
                 if unit is None:
                     print(f"every unit of {args.params} is held in results/{PROFILE}/: nothing to run")
                     return 0
+            if unpack_data(paths.data_dir()):
+                print(f"unpacked {paths.data_dir().name}.tar.gz into {paths.data_dir().name}/", flush=True)
             _quiet()
             run_unit(unit, queue, Path(args.out), smoke=args.smoke, work=Path(args.work) if args.work else None)
     except (QueueError, ValueError, FileNotFoundError, RuntimeError) as err:
