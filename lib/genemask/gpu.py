@@ -335,6 +335,11 @@ def _travelling_bytes() -> int:
     return sum((paths.ROOT / f).stat().st_size for f in out.split("\0") if f and (paths.ROOT / f).is_file())
 
 
+def data_archive(folder: Path) -> Path:
+    """The packed form of a staged data folder, ``<folder>.tar.gz``: what travels in ``carry``."""
+    return folder.with_name(folder.name + ".tar.gz")
+
+
 def stage_data(queue: Queue, target: Path | None = None, source: Path | None = None, echo=print) -> dict:
     """Copy the data the queue reads from ``$GENEMASK_DATA`` into ``target`` (default
     ``.gpu-data/`` in the checkout, git-ignored), pack it into ``<target>.tar.gz`` (what travels;
@@ -342,37 +347,38 @@ def stage_data(queue: Queue, target: Path | None = None, source: Path | None = N
     stay within what travels (64 MiB)."""
     source = Path(source) if source else paths.data_dir()
     target = Path(target) if target else paths.ROOT / DATA_FOLDER
-    missing = [f for f in needed_files(queue) if not (source / f).is_file()]
+    files = needed_files(queue)
+    missing = [f for f in files if not (source / f).is_file()]
     if missing:
         raise FileNotFoundError(f"GENEMASK_DATA={source}: {len(missing)} file(s) the GPU units read are missing, e.g. {missing[0]}")
     size = 0
-    for rel in needed_files(queue):
+    for rel in files:
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists() or dest.stat().st_size != (source / rel).stat().st_size:
             shutil.copyfile(source / rel, dest)
         size += dest.stat().st_size
-    archive = target.with_name(target.name + ".tar.gz")
+    archive = data_archive(target)
     with tarfile.open(archive, "w:gz") as tar:  # names relative to the folder, in the queue's order
-        for rel in needed_files(queue):
+        for rel in files:
             tar.add(target / rel, arcname=rel)
     packed = archive.stat().st_size
     checkout = _travelling_bytes() if target.resolve().is_relative_to(paths.ROOT) else 0
     total = packed + checkout
-    echo(f"staged {len(needed_files(queue))} files ({size / 2**20:.1f} MiB) in {target}, packed into {archive.name} "
+    echo(f"staged {len(files)} files ({size / 2**20:.1f} MiB) in {target}, packed into {archive.name} "
          f"({packed / 2**20:.1f} MiB); with the checkout ({checkout / 2**20:.1f} MiB) {total / 2**20:.1f} MiB travel "
          f"(limit {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB; carry [\"{archive.name}\"])")
     if total > TRAVEL_LIMIT_BYTES:
         raise ValueError(f"{total / 2**20:.1f} MiB would travel, over the {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB limit")
-    return {"files": len(needed_files(queue)), "data_bytes": size, "archive": archive, "archive_bytes": packed,
+    return {"files": len(files), "data_bytes": size, "archive": archive, "archive_bytes": packed,
             "checkout_bytes": checkout, "total_bytes": total}
 
 
 def unpack_data(folder: Path) -> bool:
     """On the GPU machine: open ``<folder>.tar.gz`` into ``folder`` when the folder is absent (only
-    the archive travels). True when it unpacked. The ``data`` filter refuses members that would
-    land outside the folder (absolute paths, ``..``, links), so the archive cannot write elsewhere."""
-    archive = folder.with_name(folder.name + ".tar.gz")
+    the archive travels). True when it unpacked. Members that are not plain files or folders inside
+    it (absolute paths, ``..``, links) are refused, so the archive cannot write elsewhere."""
+    archive = data_archive(folder)
     if folder.exists() or not archive.is_file():
         return False
     partial = folder.with_name(folder.name + ".partial")
@@ -380,17 +386,15 @@ def unpack_data(folder: Path) -> bool:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
-            for m in members:  # also on a Python without tarfile's filters (before 3.11.4)
+            for m in members:  # checked here too: Pythons before 3.11.4 lack tarfile's filters
                 if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or ".." in Path(m.name).parts:
                     raise ValueError(f"{archive}: member {m.name!r} is not a plain file inside the folder")
             tar.extractall(partial, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        os.replace(partial, folder)  # whole or not at all: a failed or killed unpack leaves no half folder
     except (tarfile.TarError, OSError) as err:
-        shutil.rmtree(partial, ignore_errors=True)
         raise ValueError(f"{archive}: cannot unpack the staged data ({err})") from err
-    except ValueError:
+    finally:
         shutil.rmtree(partial, ignore_errors=True)
-        raise
-    os.replace(partial, folder)  # whole or not at all: a killed unpack leaves no half folder
     return True
 
 
@@ -971,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"every unit of {args.params} is held in results/{PROFILE}/: nothing to run")
                     return 0
             if unpack_data(paths.data_dir()):
-                print(f"unpacked {paths.data_dir().name}.tar.gz into {paths.data_dir().name}/", flush=True)
+                print(f"unpacked {data_archive(paths.data_dir()).name} into {paths.data_dir().name}/", flush=True)
             _quiet()
             run_unit(unit, queue, Path(args.out), smoke=args.smoke, work=Path(args.work) if args.work else None)
     except (QueueError, ValueError, FileNotFoundError, RuntimeError) as err:
